@@ -1,0 +1,41 @@
+"""Score-CAM (Wang et al. 2020): weigh each channel by the class score of the input masked by it.
+
+Each channel's upsampled, min-max scaled activation map masks the input; the target class's
+softmax probability on the masked input is that channel's weight. Masks run through the model
+in batches. To keep the cost bounded only the `max_channels` channels with the highest mean
+activation are scored (the rest get weight 0), as Faster Score-CAM does.
+"""
+
+from .._tf import tensorflow
+from .base import CamMethod
+
+
+class ScoreCAM(CamMethod):
+    name = "scorecam"
+    uses_gradients = False
+    uses_model = True
+
+    def __init__(self, max_channels: int = 128, mask_batch: int = 32):
+        self.max_channels = max_channels
+        self.mask_batch = mask_batch
+
+    def cam_from_model(self, activations, model_input, probabilities_fn, class_ids):
+        """activations (N,h,w,C), model_input (N,H,W,3) preprocessed, class_ids (N,K) -> maps (N,K,h,w)."""
+        tf = tensorflow()
+        channels = activations.shape[-1]
+        k_top = min(self.max_channels, channels)
+        order = tf.math.top_k(tf.reduce_mean(activations, axis=[1, 2]), k_top).indices  # (N, k_top)
+        chosen = tf.gather(activations, order, axis=3, batch_dims=1)  # (N, h, w, k_top)
+        size = model_input.shape[1:3]
+        masks = tf.image.resize(chosen, size, method="bilinear")
+        low = tf.reduce_min(masks, axis=[1, 2], keepdims=True)
+        high = tf.reduce_max(masks, axis=[1, 2], keepdims=True)
+        masks = tf.math.divide_no_nan(masks - low, high - low)  # (N, H, W, k_top)
+        masks = tf.transpose(masks, [0, 3, 1, 2])[..., None]  # (N, k_top, H, W, 1)
+        masked = tf.reshape(model_input[:, None] * masks, [-1, *model_input.shape[1:]])
+        probs = tf.concat(
+            [probabilities_fn(masked[i : i + self.mask_batch]) for i in range(0, masked.shape[0], self.mask_batch)], 0
+        )
+        probs = tf.reshape(probs, [-1, k_top, probs.shape[-1]])  # (N, k_top, classes)
+        scores = tf.gather(probs, class_ids, axis=2, batch_dims=1)  # (N, k_top, K)
+        return tf.nn.relu(tf.einsum("nhwj,njk->nkhw", chosen, scores))

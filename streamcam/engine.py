@@ -1,0 +1,144 @@
+"""The CAM engine: one compiled TensorFlow call per batch gives probabilities and CAMs.
+
+The gradient model (features + logits) is built once per classifier. The compiled call is
+traced once per batch shape and number of target classes, then reused for every batch; only
+the backward pass through the head (feature map -> logits) is computed for each target class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ._tf import device_scope, tensorflow, uses_gpu
+from .cams import get_method, normalize_maps
+from .errors import UsageError
+from .models import Classifier
+from .models.layers import tapped_forward
+
+FLAT_FRAME_RANGE = 2  # grey levels; frames whose pixels all lie within this range count as flat
+
+
+@dataclass(frozen=True)
+class CamBatch:
+    """Results for N images: probabilities (N, classes), explained class ids (N, K), CAMs (N, K, h, w) in [0, 1]."""
+
+    probabilities: np.ndarray
+    class_ids: np.ndarray
+    cams: np.ndarray
+
+    def top(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-n class ids and probabilities per image, best first: (N, n) each."""
+        ids = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :n]
+        return ids, np.take_along_axis(self.probabilities, ids, axis=1)
+
+
+class CamEngine:
+    """Explains batches of images with one CAM method on one classifier."""
+
+    def __init__(self, classifier: Classifier, method="gradcam", device: str = "auto", jit: bool | None = None):
+        tf = tensorflow()
+        self.classifier = classifier
+        self.method = get_method(method)
+        self.device = device
+        self._device_scope = lambda: device_scope(device)
+        with self._device_scope():
+            pass  # validates the device now, not on the first batch
+        # XLA was slower than plain graphs on CPUs (depthwise convs); on GPUs it is the fast path.
+        self.jit = uses_gpu(device) if jit is None else jit
+        self._forward = tapped_forward(classifier.model, classifier.target_layer)
+        self._explain = tf.function(self._explain_graph, jit_compile=self.jit and not self.method.uses_model)
+        self._guided = None
+
+    # -- public API -------------------------------------------------------------------------
+    def explain(self, images: np.ndarray, top_k: int = 1, class_ids: Sequence[int] = ()) -> CamBatch:
+        """CAMs for the top_k classes of each image, then for each of class_ids.
+
+        images: (N, H, W, 3) uint8 at the model's input size.
+        """
+        tf = tensorflow()
+        images = self._check_images(images)
+        fixed = self._check_classes(class_ids)
+        if top_k < 0 or top_k + len(fixed) == 0:
+            raise UsageError("nothing to explain: ask for top_k >= 1 or name classes")
+        with self._device_scope():
+            probs, targets, cams = self._explain(
+                tf.constant(images), tf.constant(fixed, dtype=tf.int32), int(min(top_k, self.classifier.num_classes))
+            )
+        return CamBatch(probs.numpy(), targets.numpy(), cams.numpy())
+
+    def guided_backprop(self, images: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
+        """Guided backpropagation: d logit / d input with ReLUs passing only positive gradients.
+
+        images (N, H, W, 3) uint8, class_ids (N, K) -> (N, K, H, W, 3) float32 gradients.
+        """
+        tf = tensorflow()
+        if self._guided is None:
+            from .guided import guided_model
+
+            model = guided_model(self.classifier.model)
+            preprocess = self.classifier.preprocess
+
+            def gradients(x, ids):
+                x = tf.cast(x, tf.float32)
+                grads = []
+                for k in range(ids.shape[1]):
+                    with tf.GradientTape() as tape:
+                        tape.watch(x)
+                        logits = model(preprocess(x), training=False)
+                        score = tf.reduce_sum(tf.gather(logits, ids[:, k], batch_dims=1))
+                    grads.append(tape.gradient(score, x))
+                return tf.stack(grads, axis=1)
+
+            self._guided = tf.function(gradients)
+        images = self._check_images(images)
+        with self._device_scope():
+            return self._guided(tf.constant(images), tf.constant(np.asarray(class_ids, dtype=np.int32))).numpy()
+
+    # -- compiled graph -----------------------------------------------------------------------
+    def _explain_graph(self, images, fixed_ids, top_k: int):
+        tf = tensorflow()
+        x = self.classifier.preprocess(tf.cast(images, tf.float32))
+        n = tf.shape(x)[0]
+        k_total = top_k + fixed_ids.shape[0]
+        method = self.method
+        with tf.GradientTape(persistent=True) as tape:
+            features, logits = self._forward(x)
+            logits = tf.cast(logits, tf.float32)
+            top_ids = tf.math.top_k(logits, top_k).indices if top_k else tf.zeros([n, 0], tf.int32)
+            targets = tf.concat([top_ids, tf.tile(fixed_ids[None, :], [n, 1])], axis=1)
+            scores = tf.gather(logits, targets, batch_dims=1)  # (N, K)
+            per_class = [tf.reduce_sum(scores[:, k]) for k in range(k_total)] if method.uses_gradients else []
+        probabilities = tf.nn.softmax(logits, axis=-1)
+        features = tf.cast(features, tf.float32)
+        if method.uses_model:
+            probs_fn = lambda masked: tf.nn.softmax(tf.cast(self._forward(masked)[1], tf.float32), -1)
+            maps = method.cam_from_model(features, x, probs_fn, targets)
+        elif not method.class_specific:
+            one = method.cam(features, None)
+            maps = tf.tile(one[:, None], [1, k_total, 1, 1])
+        else:
+            # Images in a batch are independent, so the gradient of the batch sum is each image's own.
+            maps = tf.stack([method.cam(features, tape.gradient(s, features)) for s in per_class], axis=1)
+        del tape
+        # A frame with no spatial structure (flat grey, black) has nothing to point at: the maps
+        # would only show the network's zero padding at the borders, so they are zeroed.
+        pixel_range = tf.reduce_max(images, axis=[1, 2, 3]) - tf.reduce_min(images, axis=[1, 2, 3])
+        structured = tf.cast(pixel_range > FLAT_FRAME_RANGE, tf.float32)[:, None, None, None]
+        return probabilities, targets, normalize_maps(maps) * structured
+
+    # -- checks -----------------------------------------------------------------------------
+    def _check_images(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        h, w = self.classifier.input_size
+        if images.ndim != 4 or images.shape[1:] != (h, w, 3):
+            raise UsageError(f"expected images of shape (N, {h}, {w}, 3), got {images.shape}")
+        return images
+
+    def _check_classes(self, class_ids: Sequence[int]) -> np.ndarray:
+        fixed = np.asarray(list(class_ids), dtype=np.int32).reshape(-1)
+        if fixed.size and (fixed.min() < 0 or fixed.max() >= self.classifier.num_classes):
+            raise UsageError(f"class ids must be in 0..{self.classifier.num_classes - 1}")
+        return fixed

@@ -1,0 +1,146 @@
+"""Classifiers streamcam can explain: the embedded default, VGG16, or any Keras model file."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import ModelError
+from ..labels import Labels
+from .cache import cache_dir
+from .layers import find_target_layer, resolve_layer
+
+DEFAULT_MODEL = "efficientnet-lite0"
+BUILTIN_MODELS = ("efficientnet-lite0", "vgg16")
+
+
+@dataclass
+class Classifier:
+    """A Keras model that outputs logits, plus what is needed to feed and explain it."""
+
+    name: str
+    model: object  # keras.Model whose output is logits
+    input_size: tuple[int, int]  # (height, width)
+    preprocess: Callable  # float32 RGB 0..255 tensor -> model input tensor
+    target_layer: tuple[str, ...]  # path to the feature map the CAMs are computed on
+    labels: Labels
+
+    @property
+    def num_classes(self) -> int:
+        return self.labels.num_classes
+
+
+def load_classifier(model: str = DEFAULT_MODEL, weights: str | Path | None = None, layer: str | None = None) -> Classifier:
+    """Load a built-in model by name, or a Keras model file (.keras, .h5)."""
+    key = model.lower()
+    if key in ("efficientnet-lite0", "efficientnet_lite0", "default"):
+        classifier = _efficientnet_lite0(weights)
+    elif key == "vgg16":
+        classifier = _vgg16(weights)
+    else:
+        classifier = _keras_file(Path(model))
+    if layer:
+        classifier.target_layer = resolve_layer(classifier.model, layer)
+    return classifier
+
+
+def _scale(mean: float, std: float) -> Callable:
+    return lambda x: (x - mean) / std
+
+
+def _efficientnet_lite0(weights: str | Path | None) -> Classifier:
+    from . import efficientnet_lite as effnet
+
+    model = effnet.build()
+    if weights is not None:
+        _load_keras_weights(model, Path(weights))
+    else:
+        source = effnet.packaged_weights_file()
+        cached = cache_dir() / f"{source.stem}.weights.h5"
+        if not _try_load_cache(model, cached):
+            effnet.load_torch_weights(model, source)
+            _write_cache(model, cached)
+    # The TF reference trains Lite models on (x - 127) / 128, not ImageNet mean/std.
+    return Classifier("efficientnet-lite0", model, (effnet.INPUT_SIZE,) * 2, _scale(127.0, 128.0), (effnet.TARGET_LAYER,), Labels(1000))
+
+
+def _try_load_cache(model, cached: Path) -> bool:
+    if not cached.is_file():
+        return False
+    try:
+        model.load_weights(str(cached))
+        return True
+    except Exception as exc:  # a damaged cache file fails in h5py or keras with varied types
+        warnings.warn(f"rebuilding damaged weights cache {cached} ({type(exc).__name__})", stacklevel=2)
+        cached.unlink(missing_ok=True)
+        return False
+
+
+def _write_cache(model, cached: Path) -> None:
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(cached.name.replace(".weights.h5", ".partial.weights.h5"))
+        model.save_weights(str(partial))
+        partial.replace(cached)
+    except OSError as exc:  # a read-only cache is not fatal: convert again next time
+        warnings.warn(f"cannot write weights cache {cached}: {exc}", stacklevel=2)
+
+
+def _load_keras_weights(model, path: Path) -> None:
+    if not path.is_file():
+        raise ModelError(f"weights file not found: {path}")
+    try:
+        model.load_weights(str(path))
+    except Exception as exc:  # h5py/keras raise many types for a file that does not fit
+        raise ModelError(f"cannot load weights from {path}: {exc}") from exc
+
+
+def _vgg16(weights: str | Path | None) -> Classifier:
+    from . import vgg16
+
+    model = vgg16.build()
+    vgg16.load_weights(model, Path(weights) if weights else None)
+    mean_bgr = vgg16.CAFFE_MEAN_BGR
+
+    def caffe(x):  # RGB 0..255 -> BGR minus the ImageNet channel means
+        return x[..., ::-1] - mean_bgr
+
+    return Classifier("vgg16", model, (vgg16.INPUT_SIZE,) * 2, caffe, find_target_layer(model), Labels(1000))
+
+
+def _keras_file(path: Path) -> Classifier:
+    if path.suffix not in (".keras", ".h5"):
+        raise ModelError(f"unknown model {str(path)!r}: use {', '.join(BUILTIN_MODELS)} or a Keras .keras/.h5 file")
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    from .._tf import tensorflow
+
+    tensorflow()
+    import keras
+
+    try:
+        model = keras.models.load_model(str(path), compile=False)
+    except Exception as exc:  # keras/h5py raise many types for unreadable files
+        raise ModelError(f"cannot load Keras model {path}: {exc}") from exc
+    _softmax_to_logits(model)
+    shape = model.inputs[0].shape
+    if len(shape) != 4 or shape[1] is None or shape[2] is None:
+        raise ModelError(f"model {path} must take fixed-size images (batch, height, width, 3); it takes {shape}")
+    num_classes = int(model.outputs[0].shape[-1])
+    # Model files are assumed to carry their own preprocessing and take RGB pixels in 0..255.
+    return Classifier(path.stem, model, (int(shape[1]), int(shape[2])), lambda x: x, find_target_layer(model), Labels(num_classes))
+
+
+def _softmax_to_logits(model) -> None:
+    """Explain logits, not probabilities: switch a final softmax activation to linear."""
+    import keras
+
+    last = model.layers[-1]
+    if getattr(last, "activation", None) is keras.activations.softmax:
+        last.activation = keras.activations.linear
+    elif type(last).__name__ == "Softmax" or (
+        type(last).__name__ == "Activation" and getattr(last, "activation", None) is keras.activations.softmax
+    ):
+        raise ModelError("the model ends in a separate Softmax layer; save it without that layer to explain logits")

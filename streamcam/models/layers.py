@@ -1,0 +1,137 @@
+"""Find the layer to explain, and run a model so that layer's output comes back with the logits.
+
+Works on nested models (a Functional or Sequential backbone inside an outer model), the usual
+shape of a fine-tuned classifier, where `keras.Model(inputs, inner_layer.output)` cannot be built.
+"""
+
+from __future__ import annotations
+
+from ..errors import ModelError
+
+_POOLING_HINTS = ("Pooling", "Flatten", "Dense")
+
+
+def _is_container(layer) -> bool:
+    return hasattr(layer, "layers") and hasattr(layer, "get_layer")
+
+
+def _output_rank(layer) -> int | None:
+    try:
+        return len(layer.output.shape)
+    except (AttributeError, ValueError):
+        return None
+
+
+def _is_conv(layer) -> bool:
+    return "Conv" in type(layer).__name__ and _output_rank(layer) == 4
+
+
+def find_target_layer(model) -> tuple[str, ...]:
+    """Path of names to the last 4-D feature map at or after the last convolution.
+
+    Walks backwards, descending into nested models, skipping pooling and flatten layers, so
+    VGG16 gives block5_conv3 and EfficientNet the activation after its head convolution.
+    """
+    path = _search(model)
+    if path is None:
+        raise ModelError(f"model {model.name!r} has no convolutional layer to explain; pass --layer NAME")
+    return path
+
+
+def _search(model) -> tuple[str, ...] | None:
+    candidate: tuple[str, ...] | None = None  # nearest-to-output 4-D layer of the current spatial stage
+    for layer in reversed(model.layers):
+        kind = type(layer).__name__
+        if _is_container(layer):
+            inner = _search(layer)
+            if inner is not None:
+                return candidate or (layer.name, *inner)
+        elif kind == "InputLayer":
+            continue
+        elif any(hint in kind for hint in _POOLING_HINTS):
+            candidate = None  # what lies before a pooling layer is another stage
+        elif _output_rank(layer) == 4:
+            candidate = candidate or (layer.name,)
+            if _is_conv(layer):
+                return candidate
+    return None
+
+
+def resolve_layer(model, name: str) -> tuple[str, ...]:
+    """Path to a layer given by name ('block5_conv3', or 'backbone/top_activation' for nested)."""
+    path = tuple(p for p in name.split("/") if p)
+    found = _find_path(model, path[-1]) if len(path) == 1 else path
+    if found is None:
+        raise ModelError(f"layer {name!r} is not in model {model.name!r}")
+    layer = get_layer(model, found)
+    if _output_rank(layer) != 4:
+        raise ModelError(f"layer {name!r} has no 4-D (batch, height, width, channels) output to explain")
+    return found
+
+
+def _find_path(model, name: str) -> tuple[str, ...] | None:
+    for layer in model.layers:
+        if layer.name == name:
+            return (name,)
+        if _is_container(layer):
+            inner = _find_path(layer, name)
+            if inner is not None:
+                return (layer.name, *inner)
+    return None
+
+
+def get_layer(model, path: tuple[str, ...]):
+    layer = model
+    for name in path:
+        try:
+            layer = layer.get_layer(name)
+        except ValueError as exc:
+            raise ModelError(f"layer {'/'.join(path)!r} is not in model {model.name!r}") from exc
+    return layer
+
+
+def tapped_forward(model, path: tuple[str, ...]):
+    """A function x -> (feature map at `path`, model output), for use inside tf.function/GradientTape."""
+    if len(path) == 1:
+        import keras
+
+        both = keras.Model(model.inputs, [model.get_layer(path[0]).output, model.outputs[0]])
+        return lambda x: tuple(both(x, training=False))
+
+    def forward(x):
+        taps: dict[str, object] = {}
+        out = _run_tapped(model, path, x, taps)
+        return taps["feature"], out
+
+    return forward
+
+
+def _run_tapped(model, path, x, taps):
+    """Run `model` on x, recording the output of the layer at `path` (which may be nested)."""
+    target = get_layer(model, path[:1])
+
+    def wrap(op):
+        if op is target:
+            if len(path) == 1:
+                def record(*args, **kwargs):
+                    out = op(*args, **kwargs)
+                    taps["feature"] = out
+                    return out
+                return record
+            return lambda inner_x, **kwargs: _run_tapped(op, path[1:], inner_x, taps)
+        return lambda *args, **kwargs: op(*args, **{**kwargs, **({"training": False} if _accepts_training(op) else {})})
+
+    if type(model).__name__ == "Sequential":
+        for layer in model.layers:
+            x = wrap(layer)(x)
+        return x
+    return model._run_through_graph(x, operation_fn=wrap)  # Keras 3 Functional graph walk
+
+
+def _accepts_training(op) -> bool:
+    import inspect
+
+    try:
+        return "training" in inspect.signature(op.call).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False

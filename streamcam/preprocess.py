@@ -1,0 +1,25 @@
+"""Turning RGB frames into model input (numpy + OpenCV only; no TensorFlow here).
+
+The whole frame is squashed to the model's square input, as the ancestor tool did, so a
+CAM computed on the model grid maps back onto the full frame by a plain resize.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def resize_rgb(rgb: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize an H x W x 3 uint8 image to size x size, or to (height, width) (area filter when shrinking)."""
+    th, tw = (size, size) if isinstance(size, int) else size
+    h, w = rgb.shape[:2]
+    if (h, w) == (th, tw):
+        return np.ascontiguousarray(rgb)
+    interp = cv2.INTER_AREA if h > th or w > tw else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (tw, th), interpolation=interp)
+
+
+def resize_batch(frames: list[np.ndarray], size: int | tuple[int, int]) -> np.ndarray:
+    """Stack frames into an N x height x width x 3 uint8 batch."""
+    return np.stack([resize_rgb(f, size) for f in frames])

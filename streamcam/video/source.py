@@ -1,0 +1,376 @@
+"""Decode upright RGB frames, with their real timestamps, from any FFmpeg-readable input.
+
+A VideoSource opens its input in __init__ and decodes the first frame right away, so
+`info` (including the upright size, which needs a frame's rotation) is available as
+soon as the object exists, and an input that cannot produce a single frame fails
+early with InputError. Iterating yields Frame objects one at a time (nothing is
+buffered beyond the decoder's own queue) and may be done once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from streamcam.errors import InputError, UsageError
+from streamcam.frames import Frame
+
+# Schemes handed to FFmpeg as network inputs (they get a timeout; no path checks).
+NETWORK_SCHEMES = frozenset(
+    {"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp", "mms", "mmsh", "hls"}
+)
+NETWORK_TIMEOUT_S = 10.0
+_EPS = 1e-6  # seconds; absorbs float error when comparing timestamps to instants
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    source: str
+    container: str
+    codec: str
+    width: int  # upright, i.e. after rotation
+    height: int
+    fps: float | None
+    frames: int | None
+    duration_s: float | None
+    rotation: int  # counter-clockwise degrees of the display matrix, as PyAV reports it
+    has_audio: bool
+    time_base: Fraction
+
+
+def rotation_k(rotation: float) -> int:
+    """Quarter turns for np.rot90 (counter-clockwise) that make a frame upright.
+
+    FFmpeg's display-matrix rotation (PyAV's frame.rotation) is the counter-clockwise
+    angle the decoded picture must be turned by to display it: 90 -> rot90(k=1),
+    -90 -> k=3, +-180 -> k=2. Verified against cv2.VideoCapture's autorotation.
+    """
+    return round(rotation / 90) % 4
+
+
+_CV2_ROTATE = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
+
+
+def upright(rgb: np.ndarray, rotation: float) -> np.ndarray:
+    """Apply display rotation to an H x W x C frame; always returns a contiguous array."""
+    k = rotation_k(rotation)
+    if k:
+        return cv2.rotate(rgb, _CV2_ROTATE[k])  # same result as np.rot90(rgb, k), but faster
+    return np.ascontiguousarray(rgb)
+
+
+def _camera_target(index: int) -> tuple[str, str]:
+    """(file, format) FFmpeg needs to open camera number `index` on this OS."""
+    if sys.platform.startswith("linux"):
+        return f"/dev/video{index}", "v4l2"
+    if sys.platform == "darwin":
+        return f"{index}:none", "avfoundation"  # ":none" = no audio device
+    if sys.platform == "win32":
+        # dshow selects cameras by name, not number.
+        raise InputError(f'camera {index}: on Windows pass the camera by name, e.g. "video=Integrated Camera"')
+    raise InputError(f"camera {index}: no camera support on {sys.platform}")
+
+
+def _is_network(source: str) -> bool:
+    scheme, sep, _ = source.partition("://")
+    return bool(sep) and scheme.lower() in NETWORK_SCHEMES
+
+
+def _check_file(path: str) -> None:
+    """One-line InputErrors for the cases FFmpeg reports cryptically."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"no such file: {path}")
+    if p.is_dir():
+        raise InputError(f"is a directory, not a video file: {path}")
+    if p.stat().st_size == 0:
+        raise InputError(f"empty file (0 bytes): {path}")
+
+
+def _open_container(source: str | int, options: dict | None) -> tuple[av.container.InputContainer, str, bool]:
+    """Open the input; returns (container, display name, is_live)."""
+    opts = {str(k): str(v) for k, v in (options or {}).items()}
+    kwargs: dict = {}
+    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+        file, fmt = _camera_target(int(source))
+        name, live = str(source), True  # a live device: nothing to seek in
+        kwargs["format"] = fmt
+    elif sys.platform == "win32" and str(source).startswith("video="):
+        file, name, live = str(source), str(source), True
+        kwargs["format"] = "dshow"
+    elif _is_network(str(source)):
+        file, name, live = str(source), str(source), False  # may be seekable (HTTP files); seek failures are handled
+        kwargs["timeout"] = NETWORK_TIMEOUT_S  # open and each read; a dead stream must not hang us
+        if file.lower().startswith("rtsp"):
+            opts = {"rtsp_transport": "tcp", **opts}  # UDP loses packets through NAT/firewalls
+    else:
+        file = name = os.fspath(source)
+        live = False
+        _check_file(file)
+    try:
+        container = av.open(file, "r", options=opts, **kwargs)
+    except av.FFmpegError as exc:
+        raise InputError(f"cannot open {name}: {_reason(exc)}") from exc
+    return container, name, live
+
+
+def _reason(exc: BaseException) -> str:
+    """FFmpeg's message without the errno prefix and file name PyAV adds."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())
+
+
+def _float_or_none(value) -> float | None:
+    return float(value) if value else None
+
+
+class VideoSource:
+    """Iterator of upright RGB Frames; also a context manager that closes the input.
+
+    start/end: seconds on the frames' own time axis (time_s = pts * time_base);
+    the source seeks to the keyframe before `start` instead of decoding from zero.
+    every=N keeps every Nth frame in range; fps=F keeps a frame whenever its time
+    reaches the next instant of an F-per-second grid that starts at `start` (or at
+    the first frame). Decode errors do not raise: frames decoded so far are yielded,
+    then iteration stops and the reason is appended to `warnings`.
+    """
+
+    def __init__(
+        self,
+        source: str | int,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        every: int = 1,
+        fps: float | None = None,
+        options: dict | None = None,
+    ):
+        _check_sampling(start, end, every, fps)
+        self.start, self.end, self.every, self.fps = start, end, every, fps
+        self.warnings: list[str] = []
+        self.decode_errors = 0
+        self._iterated = False
+        self._decoded = 0  # raw frames out of the decoder (before range/sampling)
+        self._container, self._name, self._live = _open_container(source, options)
+        try:
+            self._stream = self._pick_stream()
+            self._raw = self._raw_frames()
+            self._first = next(self._raw, None)
+            if self._first is None:
+                why = self.warnings[-1] if self.warnings else "the video stream is empty"
+                raise InputError(f"could not decode any video frame from {self._name}: {why}")
+            self.info = self._make_info(self._first)
+            if start is not None and self.info.duration_s is not None and start >= self.info.duration_s:
+                raise UsageError(f"start {start:g}s is past the end of {self._name} ({self.info.duration_s:.3f}s)")
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening -------------------------------------------------------------------
+
+    def _pick_stream(self):
+        # Explicitly the first video stream: audio is stream 0 in some files.
+        if not self._container.streams.video:
+            kinds = ", ".join(f"{s.type} {s.codec_context.name}" for s in self._container.streams) or "none"
+            raise InputError(f"no video stream in {self._name} (streams: {kinds})")
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame + slice threads
+        return stream
+
+    def _make_info(self, first: av.VideoFrame) -> VideoInfo:
+        s, c = self._stream, self._container
+        rotation = int(first.rotation or 0)
+        w, h = first.width, first.height
+        if rotation_k(rotation) % 2:
+            w, h = h, w
+        if s.duration:
+            duration = float(s.duration * s.time_base)
+        else:
+            duration = c.duration / av.time_base if c.duration else None
+        return VideoInfo(
+            source=self._name,
+            container=c.format.name,
+            codec=s.codec_context.name,
+            width=w,
+            height=h,
+            fps=_float_or_none(s.average_rate or s.guessed_rate),
+            frames=s.frames or None,
+            duration_s=duration,
+            rotation=rotation,
+            has_audio=bool(c.streams.audio),
+            time_base=Fraction(s.time_base),
+        )
+
+    # -- decoding ------------------------------------------------------------------
+
+    def _raw_frames(self) -> Iterator[av.VideoFrame]:
+        """Decoded frames in presentation order; an FFmpeg error ends the stream with a warning."""
+        packets = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(packets, None)
+                if packet is None:
+                    return
+                frames = packet.decode()  # the final empty packet flushes the decoder
+            except av.FFmpegError as exc:
+                self.decode_errors += 1
+                self.warnings.append(f"decode error after frame {self._decoded}: {_reason(exc)} (stopped)")
+                yield from self._drain()
+                return
+            for frame in frames:
+                self._decoded += 1
+                yield frame
+
+    def _drain(self) -> Iterator[av.VideoFrame]:
+        """Frames still queued in the decoder after an error (best effort: a second error ends it)."""
+        try:
+            frames = self._stream.codec_context.decode(None)
+        except av.FFmpegError as exc:
+            self.warnings.append(f"could not flush the decoder: {_reason(exc)}")
+            return
+        for frame in frames:
+            self._decoded += 1
+            yield frame
+
+    def _time_of(self, frame: av.VideoFrame) -> float:
+        if frame.pts is not None:
+            return float(frame.pts * self._stream.time_base)
+        # No timestamp: assume constant rate (FFmpeg's own default is 25 fps).
+        return (self._decoded - 1) / (self.info.fps or 25.0)
+
+    def _seek_to_start(self) -> Iterator[av.VideoFrame]:
+        """Seek to the keyframe at or before `start`; fall back to decoding on if seeking fails."""
+        target = math.floor(self.start / self._stream.time_base)
+        try:
+            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+        except av.FFmpegError as exc:
+            self.warnings.append(f"could not seek to {self.start:g}s ({_reason(exc)}); decoding from the start")
+            return self._raw
+        self._raw.close()
+        self._raw = self._raw_frames()
+        return self._raw
+
+    def _in_range(self) -> Iterator[tuple[av.VideoFrame, float]]:
+        """(frame, time_s) within [start, end)."""
+        first, self._first = self._first, None
+        start = self.start
+        if start is not None and not self._live and self._time_of(first) < start - _EPS:
+            frames = self._seek_to_start()
+        else:
+            frames = _prepend(first, self._raw)
+        last = None
+        for frame in frames:
+            t = self._time_of(frame)
+            if start is not None and t < start - _EPS:
+                continue
+            if self.end is not None and t >= self.end - _EPS:
+                return
+            last = t
+            yield frame, t
+        self._check_truncated(last)
+
+    def _check_truncated(self, last: float | None) -> None:
+        """Some truncated files just end (no error): compare the last time with the header."""
+        dur = self.info.duration_s if self._stream.duration else None  # video stream's own duration only
+        if self.decode_errors or dur is None or last is None:
+            return
+        expected = dur if self.end is None else min(dur, self.end)
+        frame_dur = 1.0 / self.info.fps if self.info.fps else 0.1
+        if expected - last > max(0.5, 3 * frame_dur):
+            self.decode_errors += 1
+            header = f"{dur:.3f}s" + (f", {self.info.frames} frames" if self.info.frames else "")
+            self.warnings.append(
+                f"video ended at {last:.3f}s after {self._decoded} decoded frames but the header says "
+                f"{header}: file truncated? (stopped)"
+            )
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._iterated:
+            raise RuntimeError("a VideoSource can be iterated only once")
+        self._iterated = True
+        return self._frames()
+
+    def _frames(self) -> Iterator[Frame]:
+        keep = _sampler(self.every, self.fps, self.start)
+        index = 0
+        for frame, t in self._in_range():
+            if not keep(t):
+                continue  # skipped frames are never converted to RGB
+            rgb = upright(frame.to_ndarray(format="rgb24"), frame.rotation or 0)
+            yield Frame(index=index, pts=frame.pts, time_s=t, rgb=rgb)
+            index += 1
+
+    # -- lifetime ------------------------------------------------------------------
+
+    def close(self) -> None:
+        raw = getattr(self, "_raw", None)
+        if raw is not None:
+            raw.close()
+        container = getattr(self, "_container", None)
+        if container is not None:
+            container.close()
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _prepend(first, rest: Iterator) -> Iterator:
+    yield first
+    yield from rest
+
+
+def _check_sampling(start, end, every, fps) -> None:
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise UsageError(f"every must be a whole number >= 1, got {every!r}")
+    if fps is not None and every != 1:
+        raise UsageError("use either every=N or fps=F, not both")
+    if fps is not None and not (fps > 0 and math.isfinite(fps)):
+        raise UsageError(f"fps must be a positive number, got {fps!r}")
+    if start is not None and start < 0:
+        raise UsageError(f"start must be >= 0 seconds, got {start!r}")
+    if start is not None and end is not None and end <= start:
+        raise UsageError(f"end ({end:g}s) must be after start ({start:g}s)")
+
+
+def _sampler(every: int, fps: float | None, origin: float | None):
+    """A predicate keep(time_s) for the frames that survive sampling."""
+    if fps is not None:
+        period = 1.0 / fps
+        state = {"origin": origin, "next": None}
+
+        def keep_rate(t: float) -> bool:
+            if state["origin"] is None:
+                state["origin"] = t
+            if state["next"] is not None and t < state["next"] - _EPS:
+                return False
+            # Next instant on the grid strictly after t: no bursts after gaps, no drift.
+            steps = math.floor((t - state["origin"]) / period + _EPS) + 1
+            state["next"] = state["origin"] + steps * period
+            return True
+
+        return keep_rate
+    count = iter(range(sys.maxsize))
+    return lambda _t: next(count) % every == 0
+
+
+def open_source(source: str | int, **kwargs) -> VideoSource:
+    """Same as VideoSource(source, **kwargs)."""
+    return VideoSource(source, **kwargs)
+
+
+def probe(source: str | int, *, options: dict | None = None) -> VideoInfo:
+    """Header facts (plus rotation from the first frame) without reading the whole input."""
+    with VideoSource(source, options=options) as src:
+        return src.info
