@@ -97,37 +97,50 @@ class CamEngine:
         with self._device_scope():
             return self._guided(tf.constant(images), tf.constant(np.asarray(class_ids, dtype=np.int32))).numpy()
 
-    # -- compiled graph -----------------------------------------------------------------------
-    def _explain_graph(self, images, fixed_ids, top_k: int):
+    def feature_gradients(self, images: np.ndarray, class_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The target layer's activations (N, h, w, C) and d logit / d activations (N, K, h, w, C)."""
         tf = tensorflow()
-        x = self.classifier.preprocess(tf.cast(images, tf.float32))
+        images = self._check_images(images)
+        fixed = self._check_classes(class_ids)
+        with self._device_scope():
+            x = self.classifier.preprocess(tf.cast(tf.constant(images), tf.float32))
+            features, _, _, grads = self._forward_and_gradients(x, tf.constant(fixed), 0, True)
+        return features.numpy(), tf.stack(grads, axis=1).numpy()
+
+    # -- compiled graph -----------------------------------------------------------------------
+    def _forward_and_gradients(self, x, fixed_ids, top_k: int, with_gradients: bool):
+        """Features, logits, target ids (N, K: top_k then fixed_ids) and, if asked, K gradients d S_k / d features."""
+        tf = tensorflow()
         n = tf.shape(x)[0]
-        k_total = top_k + fixed_ids.shape[0]
-        method = self.method
         with tf.GradientTape(persistent=True) as tape:
             features, logits = self._forward(x)
             logits = tf.cast(logits, tf.float32)
             top_ids = tf.math.top_k(logits, top_k).indices if top_k else tf.zeros([n, 0], tf.int32)
             targets = tf.concat([top_ids, tf.tile(fixed_ids[None, :], [n, 1])], axis=1)
             scores = tf.gather(logits, targets, batch_dims=1)  # (N, K)
-            per_class = [tf.reduce_sum(scores[:, k]) for k in range(k_total)] if method.uses_gradients else []
-        probabilities = tf.nn.softmax(logits, axis=-1)
-        features = tf.cast(features, tf.float32)
+            # Images in a batch are independent, so the gradient of a batch sum is each image's own.
+            per_class = [tf.reduce_sum(scores[:, k]) for k in range(top_k + fixed_ids.shape[0])] if with_gradients else []
+        grads = [tf.cast(tape.gradient(s, features), tf.float32) for s in per_class]
+        del tape
+        return tf.cast(features, tf.float32), logits, targets, grads
+
+    def _explain_graph(self, images, fixed_ids, top_k: int):
+        tf = tensorflow()
+        method = self.method
+        x = self.classifier.preprocess(tf.cast(images, tf.float32))
+        features, logits, targets, grads = self._forward_and_gradients(x, fixed_ids, top_k, method.uses_gradients)
         if method.uses_model:
             probs_fn = lambda masked: tf.nn.softmax(tf.cast(self._forward(masked)[1], tf.float32), -1)
             maps = method.cam_from_model(features, x, probs_fn, targets)
         elif not method.class_specific:
-            one = method.cam(features, None)
-            maps = tf.tile(one[:, None], [1, k_total, 1, 1])
+            maps = tf.tile(method.cam(features, None)[:, None], [1, tf.shape(targets)[1], 1, 1])
         else:
-            # Images in a batch are independent, so the gradient of the batch sum is each image's own.
-            maps = tf.stack([method.cam(features, tape.gradient(s, features)) for s in per_class], axis=1)
-        del tape
+            maps = tf.stack([method.cam(features, g) for g in grads], axis=1)
         # A frame with no spatial structure (flat grey, black) has nothing to point at: the maps
         # would only show the network's zero padding at the borders, so they are zeroed.
         pixel_range = tf.reduce_max(images, axis=[1, 2, 3]) - tf.reduce_min(images, axis=[1, 2, 3])
         structured = tf.cast(pixel_range > FLAT_FRAME_RANGE, tf.float32)[:, None, None, None]
-        return probabilities, targets, normalize_maps(maps) * structured
+        return tf.nn.softmax(logits, axis=-1), targets, normalize_maps(maps) * structured
 
     # -- checks -----------------------------------------------------------------------------
     def _check_images(self, images: np.ndarray) -> np.ndarray:

@@ -7,6 +7,8 @@ That file is read with an unpickler that can only rebuild numpy arrays.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import pickle
 from pathlib import Path
 
@@ -50,12 +52,13 @@ def load_weights(model, weights: Path | None) -> None:
     try:
         import keras
 
-        reference = keras.applications.VGG16(weights="imagenet", classifier_activation=None)
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras prints its download URL to stdout
+            reference = keras.applications.VGG16(weights="imagenet", classifier_activation=None)
     except Exception as exc:  # offline: urllib/HTTP errors surface as several types
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise ModelError(
-            "VGG16 needs weights: pass --weights FILE (a Keras .weights.h5/.h5 file) or --weights vgg16.npy "
-            "(tensorflow-vgg format), or run once online so Keras can download its ImageNet weights "
-            f"({type(exc).__name__})"
+            "VGG16 needs weights: pass --weights FILE (a Keras .weights.h5/.h5 file), or --weights vgg16.npy "
+            f"(tensorflow-vgg format), or go online once so Keras can download its ImageNet weights (download failed: {reason})"
         ) from exc
     model.set_weights(reference.get_weights())
 

@@ -108,7 +108,7 @@ def _open_container(source: str | int, options: dict | None) -> tuple[av.contain
         file, name, live = str(source), str(source), True
         kwargs["format"] = "dshow"
     elif _is_network(str(source)):
-        file, name, live = str(source), str(source), False  # may be seekable (HTTP files); seek failures are handled
+        file, name, live = str(source), str(source), False  # HTTP files can seek; failures are handled
         kwargs["timeout"] = NETWORK_TIMEOUT_S  # open and each read; a dead stream must not hang us
         if file.lower().startswith("rtsp"):
             opts = {"rtsp_transport": "tcp", **opts}  # UDP loses packets through NAT/firewalls
@@ -160,13 +160,14 @@ class VideoSource:
         self.decode_errors = 0
         self._iterated = False
         self._decoded = 0  # raw frames out of the decoder (before range/sampling)
+        self._error: str | None = None  # last FFmpeg error while decoding
         self._container, self._name, self._live = _open_container(source, options)
         try:
             self._stream = self._pick_stream()
             self._raw = self._raw_frames()
             self._first = next(self._raw, None)
             if self._first is None:
-                why = self.warnings[-1] if self.warnings else "the video stream is empty"
+                why = self._error or "the video stream has no frames"
                 raise InputError(f"could not decode any video frame from {self._name}: {why}")
             self.info = self._make_info(self._first)
             if start is not None and self.info.duration_s is not None and start >= self.info.duration_s:
@@ -216,6 +217,7 @@ class VideoSource:
         """Decoded frames in presentation order; an FFmpeg error ends the stream with a warning."""
         packets = self._container.demux(self._stream)
         while True:
+            packet = None
             try:
                 packet = next(packets, None)
                 if packet is None:
@@ -223,8 +225,10 @@ class VideoSource:
                 frames = packet.decode()  # the final empty packet flushes the decoder
             except av.FFmpegError as exc:
                 self.decode_errors += 1
-                self.warnings.append(f"decode error after frame {self._decoded}: {_reason(exc)} (stopped)")
-                yield from self._drain()
+                self._error = _reason(exc)
+                self.warnings.append(f"decode error after frame {self._decoded}: {self._error} (stopped)")
+                if packet is not None and packet.size:  # not yet flushed: frames may still be queued
+                    yield from self._drain()
                 return
             for frame in frames:
                 self._decoded += 1
@@ -234,6 +238,8 @@ class VideoSource:
         """Frames still queued in the decoder after an error (best effort: a second error ends it)."""
         try:
             frames = self._stream.codec_context.decode(None)
+        except av.EOFError:
+            return  # nothing was queued
         except av.FFmpegError as exc:
             self.warnings.append(f"could not flush the decoder: {_reason(exc)}")
             return
@@ -347,22 +353,25 @@ def _check_sampling(start, end, every, fps) -> None:
 def _sampler(every: int, fps: float | None, origin: float | None):
     """A predicate keep(time_s) for the frames that survive sampling."""
     if fps is not None:
-        period = 1.0 / fps
-        state = {"origin": origin, "next": None}
-
-        def keep_rate(t: float) -> bool:
-            if state["origin"] is None:
-                state["origin"] = t
-            if state["next"] is not None and t < state["next"] - _EPS:
-                return False
-            # Next instant on the grid strictly after t: no bursts after gaps, no drift.
-            steps = math.floor((t - state["origin"]) / period + _EPS) + 1
-            state["next"] = state["origin"] + steps * period
-            return True
-
-        return keep_rate
+        return _RateSampler(fps, origin).keep
     count = iter(range(sys.maxsize))
     return lambda _t: next(count) % every == 0
+
+
+class _RateSampler:
+    """Keeps the first frame at or after each instant of an fps grid anchored at `origin`."""
+
+    def __init__(self, fps: float, origin: float | None):
+        self.period, self.origin, self.next = 1.0 / fps, origin, None
+
+    def keep(self, t: float) -> bool:
+        if self.origin is None:
+            self.origin = t
+        if self.next is not None and t < self.next - _EPS:
+            return False
+        # Next grid instant strictly after t: no bursts after gaps, no drift.
+        self.next = self.origin + (math.floor((t - self.origin) / self.period + _EPS) + 1) * self.period
+        return True
 
 
 def open_source(source: str | int, **kwargs) -> VideoSource:

@@ -1,0 +1,147 @@
+"""Explain still images, writing the ancestor tool's per-class picture files.
+
+For each explained class: `<stem>_<rank>_<classid>_<name>_<prob:.3f>_<kind>.<ext>`, drawn at
+the input's own resolution.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from . import render
+from .errors import InputError, UsageError
+from .preprocess import resize_batch
+
+OUTPUT_KINDS = ("gradcam", "heatmap", "segmented", "guided_bprop", "guided_gradcam")
+_WRITABLE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class RankedClass:
+    rank: int  # 0 = most probable
+    class_id: int
+    name: str
+    probability: float
+    synset: str
+
+    def ancestor_line(self) -> str:
+        return (
+            f"{self.rank}: class id: {self.class_id}, class name: {self.name}, "
+            f"probability: {self.probability:.3f}, synset: {self.synset}"
+        )
+
+
+@dataclass
+class ImageExplanation:
+    path: Path
+    size: tuple[int, int]  # (width, height)
+    ranked: list[RankedClass]  # the top-n
+    explained: list[RankedClass]  # top-n plus named classes, each with its real rank
+    written: list[Path] = field(default_factory=list)
+
+
+def parse_outputs(spec: str | Sequence[str]) -> tuple[str, ...]:
+    kinds = [k.strip() for k in (spec.split(",") if isinstance(spec, str) else spec) if k.strip()]
+    unknown = [k for k in kinds if k not in OUTPUT_KINDS]
+    if unknown or not kinds:
+        raise UsageError(f"unknown output kind {', '.join(unknown) or '(none)'}; choose from {', '.join(OUTPUT_KINDS)}")
+    return tuple(dict.fromkeys(kinds))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """RGB uint8 pixels of an image file (EXIF orientation applied), or InputError in one line."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"{path}: not an image OpenCV can read")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def write_image_atomic(path: Path, rgb: np.ndarray) -> None:
+    """Encode fully in memory, then write to a temporary name and rename: no half-written files."""
+    ok, encoded = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise InputError(f"cannot encode {path.name}")
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_bytes(encoded.tobytes())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+class ImageExplainer:
+    """Runs one engine over still images and renders the requested picture kinds."""
+
+    def __init__(self, engine, outputs: Sequence[str] = ("gradcam", "heatmap", "segmented"), alpha: float = 0.5,
+                 colormap: str = "jet"):
+        self.engine = engine
+        self.outputs = parse_outputs(outputs)
+        self.alpha = render.check_alpha(alpha)
+        self.colormap = render.check_colormap(colormap)
+
+    def explain(self, path: str | Path, top_n: int = 3, class_ids: Sequence[int] = (),
+                out_dir: str | Path | None = None) -> ImageExplanation:
+        path = Path(path)
+        rgb = read_image(path)
+        labels = self.engine.classifier.labels
+        batch = resize_batch([rgb], self.engine.classifier.input_size)
+        extra = [c for c in class_ids]
+        result = self.engine.explain(batch, top_k=top_n, class_ids=extra)
+        probs = result.probabilities[0]
+        order = np.argsort(-probs, kind="stable")
+        rank_of = np.empty_like(order)
+        rank_of[order] = np.arange(order.size)
+
+        def ranked(cid: int) -> RankedClass:
+            cid = int(cid)
+            return RankedClass(int(rank_of[cid]), cid, labels.name(cid), float(probs[cid]), labels.synset(cid))
+
+        top = [ranked(c) for c in order[:top_n]]
+        explained, columns = [], []
+        for k, cid in enumerate(result.class_ids[0]):
+            if int(cid) not in [e.class_id for e in explained]:
+                explained.append(ranked(cid))
+                columns.append(k)
+        explanation = ImageExplanation(path, (rgb.shape[1], rgb.shape[0]), top, explained)
+        pictures = self._render(rgb, batch, result.cams[0][columns], explained)
+        directory = Path(out_dir) if out_dir is not None else path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        ext = path.suffix.lower() if path.suffix.lower() in _WRITABLE_EXTS else ".png"
+        for cls, kind, picture in pictures:
+            target = directory / f"{path.stem}_{cls.rank}_{cls.class_id}_{cls.name}_{cls.probability:.3f}_{kind}{ext}"
+            write_image_atomic(target, picture)
+            explanation.written.append(target)
+        return explanation
+
+    def _render(self, rgb, batch, cams, classes):
+        h, w = rgb.shape[:2]
+        guided = None
+        if {"guided_bprop", "guided_gradcam"} & set(self.outputs):
+            ids = np.array([[c.class_id for c in classes]])
+            guided = self.engine.guided_backprop(batch, ids)[0]
+        pictures = []
+        for k, cls in enumerate(classes):
+            cam = cams[k]
+            makers = {
+                "gradcam": lambda: render.overlay(rgb, cam, self.alpha, self.colormap),
+                "heatmap": lambda: render.heatmap_grey(rgb, cam),
+                "segmented": lambda: render.segmented(rgb, cam),
+                "guided_bprop": lambda: render.guided_image(guided[k], h, w),
+                "guided_gradcam": lambda: render.guided_gradcam(guided[k], cam, h, w),
+            }
+            pictures.extend((cls, kind, makers[kind]()) for kind in self.outputs)
+        return pictures

@@ -1,0 +1,41 @@
+"""CLI surface: every command and option has help; importing streamcam does not load TensorFlow."""
+
+import subprocess
+import sys
+
+import click
+import typer.main
+from typer.testing import CliRunner
+
+from streamcam.cli import app
+
+runner = CliRunner()
+
+
+def test_every_command_and_option_has_help():
+    group = typer.main.get_command(app)
+    assert group.commands
+    for name, command in group.commands.items():
+        assert command.help, name
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name != "help":
+                assert param.help, f"{name} --{param.name} has no help"
+            if isinstance(param, click.Argument):
+                assert getattr(param, "help", None), f"{name} {param.name} has no help"
+        result = runner.invoke(app, [name, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_import_and_help_do_not_load_tensorflow():
+    code = "import sys, streamcam, streamcam.cli; assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    result = subprocess.run([sys.executable, "-m", "streamcam", "--help"], capture_output=True, text=True, check=True)
+    assert "image" in result.stdout
+
+
+def test_doctor_lists_versions_devices_codecs_and_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("STREAMCAM_CACHE_DIR", str(tmp_path))
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 0
+    for word in ("tensorflow", "devices:", "libx264", str(tmp_path)):
+        assert word in result.output

@@ -1,0 +1,232 @@
+"""VideoSink: timestamps survive a round trip, odd sizes, codecs, atomic output, audio copy."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from streamcam.errors import StreamcamError, UsageError
+from streamcam.video.sink import VideoSink
+from streamcam.video.source import VideoSource
+from videos import frame_image, frame_number, make_video
+
+
+def read_all(path, **kwargs):
+    with VideoSource(str(path), **kwargs) as src:
+        return src, list(src)
+
+
+def copy_video(src_path, out_path, **sink_kwargs):
+    """Read src_path with VideoSource and write every frame with VideoSink."""
+    source_kwargs = sink_kwargs.pop("source_kwargs", {})
+    with VideoSource(str(src_path), **source_kwargs) as src:
+        info = src.info
+        with VideoSink(out_path, width=info.width, height=info.height, time_base=info.time_base,
+                       fps=info.fps, **sink_kwargs) as sink:
+            frames = []
+            for frame in src:
+                sink.write(frame.rgb, frame.pts, frame.time_s)
+                frames.append((frame.time_s, frame_number(frame.rgb)))
+    return frames, sink
+
+
+def audio_packets(path):
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return None
+        a = c.streams.audio[0]
+        return [(float(p.pts * a.time_base), float((p.pts + p.duration) * a.time_base))
+                for p in c.demux(a) if p.pts is not None]
+
+
+@pytest.fixture(scope="module")
+def vfr(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vfr") / "vfr.mp4"
+    make_video(path, 30, size=(96, 64), vfr_durations=[0.04, 0.11, 0.02, 0.067], with_audio=True)
+    return path
+
+
+def test_vfr_round_trip_keeps_count_times_and_size(vfr, tmp_path):
+    out = tmp_path / "out.mp4"
+    written, sink = copy_video(vfr, out)
+    assert sink.warnings == []
+    src, frames = read_all(out)
+    assert (src.info.width, src.info.height) == (96, 64)
+    assert len(frames) == len(written) == 30
+    assert [f.time_s for f in frames] == pytest.approx([t for t, _ in written], abs=1e-3)
+    assert [frame_number(f.rgb) for f in frames] == [n for _, n in written]
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_clip_is_rebased_to_zero_with_audio_shifted_alike(vfr, tmp_path):
+    out = tmp_path / "clip.mp4"
+    start, end = 0.5, 1.2
+    written, sink = copy_video(vfr, out, source_kwargs=dict(start=start, end=end), audio_from=str(vfr),
+                               audio_start=start, audio_end=end)
+    t0 = written[0][0]
+    _, frames = read_all(out)
+    assert frames[0].time_s == pytest.approx(0, abs=1e-6)
+    assert [f.time_s for f in frames] == pytest.approx([t - t0 for t, _ in written], abs=1e-3)
+    assert [frame_number(f.rgb) for f in frames] == [n for _, n in written]
+    packets = audio_packets(out)
+    assert packets, "audio was not copied"
+    assert packets[0][0] >= 0 and packets[0][0] < 0.05  # starts with the video (shifted by t0)
+    assert packets[-1][0] < end - t0  # restricted to [start, end) in input time
+
+
+def test_audio_copied_without_reencoding(vfr, tmp_path):
+    out = tmp_path / "a.mp4"
+    copy_video(vfr, out, audio_from=str(vfr))
+    with av.open(str(out)) as c, av.open(str(vfr)) as original:
+        assert c.streams.audio[0].codec_context.name == "aac"
+        n_in = sum(1 for p in original.demux(original.streams.audio[0]) if p.size)
+        n_out = sum(1 for p in c.demux(c.streams.audio[0]) if p.size)
+    assert 0.8 * n_in <= n_out <= n_in  # capped at the video's end, not more than the input
+
+
+def test_incompatible_audio_is_skipped_with_warning(vfr, tmp_path):
+    out = tmp_path / "v.webm"
+    _, sink = copy_video(vfr, out, codec="libvpx-vp9", audio_from=str(vfr))
+    assert any("aac" in w and "webm" in w for w in sink.warnings)
+    assert audio_packets(out) is None
+    src, frames = read_all(out)
+    assert len(frames) == 30 and src.info.codec == "vp9"
+
+
+def test_input_without_audio_gives_no_audio_and_no_warning(tmp_path):
+    src_path = tmp_path / "silent.mp4"
+    make_video(src_path, 5)
+    _, sink = copy_video(src_path, tmp_path / "o.mp4", audio_from=str(src_path))
+    assert sink.warnings == [] and audio_packets(tmp_path / "o.mp4") is None
+
+
+@pytest.mark.parametrize("size", [(65, 49), (641, 359)])
+def test_odd_size_is_padded_to_even(tmp_path, size):
+    w, h = size
+    out = tmp_path / "odd.mp4"
+    with VideoSink(out, width=w, height=h, time_base=Fraction(1, 25), fps=25) as sink:
+        for i in range(4):
+            sink.write(frame_image(i, w, h), i, i / 25)
+    assert (sink.out_width, sink.out_height) == (w + 1, h + 1)
+    src, frames = read_all(out)
+    assert (src.info.width, src.info.height) == (w + 1, h + 1)
+    assert [frame_number(f.rgb) for f in frames] == [0, 1, 2, 3]
+    # The padding repeats the last row/column rather than adding black.
+    assert abs(int(frames[2].rgb[-1, w // 2, 0]) - int(frames[2].rgb[-2, w // 2, 0])) < 6
+
+
+@pytest.mark.parametrize(
+    "codec,name,decoded_codec",
+    [("libvpx-vp9", "o.webm", "vp9"), ("mpeg4", "o.mkv", "mpeg4"), ("mjpeg", "o.avi", "mjpeg")],
+)
+def test_other_codecs_and_containers(tmp_path, codec, name, decoded_codec):
+    src_path = tmp_path / "in.mp4"
+    make_video(src_path, 12, size=(64, 48), fps=25)
+    with VideoSource(str(src_path)) as src:
+        originals = [(f.time_s, float(np.median(f.rgb))) for f in src]
+    copy_video(src_path, tmp_path / name, codec=codec)
+    src, frames = read_all(tmp_path / name)
+    assert src.info.codec == decoded_codec
+    assert [f.time_s for f in frames] == pytest.approx([t for t, _ in originals], abs=1e-3)
+    # Same frames in the same order: brightness within the codec's error of the input's (steps of 5).
+    assert [float(np.median(f.rgb)) for f in frames] == pytest.approx([m for _, m in originals], abs=2.4)
+
+
+@pytest.mark.parametrize("codec,name", [("mpeg4", "m4.mkv"), ("mjpeg", "mj.avi")])
+def test_fine_time_base_keeps_vfr_times(vfr, tmp_path, codec, name):
+    out = tmp_path / name
+    written, _ = copy_video(vfr, out, codec=codec)  # 1/90000 is too fine for MPEG-4 Part 2
+    _, frames = read_all(out)
+    assert [f.time_s for f in frames] == pytest.approx([t for t, _ in written], abs=1e-3)
+
+
+def test_missing_pts_uses_time(tmp_path):
+    out = tmp_path / "t.mp4"
+    times = [0.0, 0.05, 0.3, 0.31]
+    with VideoSink(out, width=64, height=48, time_base=Fraction(1, 1000), fps=None) as sink:
+        for i, t in enumerate(times):
+            sink.write(frame_image(i, 64, 48), None, t)
+    _, frames = read_all(out)
+    assert [f.time_s for f in frames] == pytest.approx(times, abs=1e-3)
+
+
+# -- atomic output -----------------------------------------------------------------
+
+
+def test_temp_file_until_close(tmp_path):
+    out = tmp_path / "final.mp4"
+    sink = VideoSink(out, width=64, height=48, time_base=Fraction(1, 25), fps=25)
+    for i in range(40):
+        sink.write(frame_image(i, 64, 48), i, i / 25)
+        assert not out.exists()
+    # libx264 buffers frames, so the temp file may appear late; it is the only file there.
+    assert [p.name for p in tmp_path.iterdir()] in ([], [".final.partial.mp4"])
+    assert sink.temp_path == tmp_path / ".final.partial.mp4"
+    assert sink.close() == out
+    assert out.exists() and not sink.temp_path.exists()
+
+
+def test_error_inside_block_leaves_no_output_and_keeps_old_file(tmp_path):
+    out = tmp_path / "final.mp4"
+    out.write_bytes(b"previous result")
+    with pytest.raises(ZeroDivisionError):
+        with VideoSink(out, width=64, height=48, time_base=Fraction(1, 25), fps=25) as sink:
+            sink.write(frame_image(0, 64, 48), 0, 0.0)
+            1 / 0
+    assert out.read_bytes() == b"previous result"
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_keyboard_interrupt_finalises_playable_partial_output(vfr, tmp_path):
+    out = tmp_path / "partial.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        with VideoSource(str(vfr)) as src, VideoSink(
+            out, width=96, height=64, time_base=src.info.time_base, fps=src.info.fps, audio_from=str(vfr)
+        ) as sink:
+            for frame in src:
+                sink.write(frame.rgb, frame.pts, frame.time_s)
+                if frame.index == 9:
+                    raise KeyboardInterrupt
+    _, frames = read_all(out)
+    assert [frame_number(f.rgb) for f in frames] == list(range(10))
+    last_video = frames[-1].time_s
+    assert audio_packets(out)[-1][0] <= last_video + 0.12  # audio stops with the video
+
+
+def test_abort_deletes_temp(tmp_path):
+    out = tmp_path / "x.mp4"
+    sink = VideoSink(out, width=64, height=48, time_base=Fraction(1, 25), fps=25)
+    sink.write(frame_image(0, 64, 48), 0, 0.0)
+    sink.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_closing_without_frames_fails_cleanly(tmp_path):
+    out = tmp_path / "empty.mp4"
+    with pytest.raises(StreamcamError, match="no video frames"):
+        with VideoSink(out, width=64, height=48, time_base=Fraction(1, 25), fps=25):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wrong_frame_shape_is_rejected(tmp_path):
+    with VideoSink(tmp_path / "s.mp4", width=64, height=48, time_base=Fraction(1, 25), fps=25) as sink:
+        sink.write(frame_image(0, 64, 48), 0, 0.0)
+        with pytest.raises(ValueError, match="expected 48x64x3"):
+            sink.write(np.zeros((48, 63, 3), np.uint8), 1, 0.04)
+
+
+@pytest.mark.parametrize("name,match", [("out.notaformat", "unknown output format"), ("missing/out.mp4", "folder")])
+def test_bad_output_path(tmp_path, name, match):
+    with pytest.raises(UsageError, match=match):
+        VideoSink(tmp_path / name, width=64, height=48, time_base=Fraction(1, 25), fps=25)
+    assert not any(tmp_path.rglob("*.notaformat"))
+
+
+def test_unknown_codec(tmp_path):
+    with pytest.raises(UsageError, match="cannot encode"):
+        VideoSink(tmp_path / "o.mp4", width=64, height=48, time_base=Fraction(1, 25), fps=25, codec="nope264")
+    assert list(tmp_path.iterdir()) == []
