@@ -98,6 +98,90 @@ def _print_ranked(out: Console, result) -> None:
 
 
 @app.command()
+def analyze(
+    source: Annotated[str, typer.Argument(help="Video file, URL (rtsp/http/udp/tcp) or camera number.", show_default=False)],
+    top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="Predictions per frame written to the CSV.")] = 5,
+    cam_classes: Annotated[str, typer.Option("--cam-classes", help="Classes to explain per frame: top1, top3, ... or ids/names tracked through the whole video, e.g. 'traffic_light,bicycle-built-for-two'.")] = "top1",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per engine call.")] = 8,
+    start: Annotated[Optional[str], typer.Option("--start", help="Start time, seconds or mm:ss (seeks).")] = None,
+    end: Annotated[Optional[str], typer.Option("--end", help="End time, seconds or mm:ss.")] = None,
+    every: Annotated[int, typer.Option("--every", min=1, help="Analyse every Nth frame.")] = 1,
+    fps: Annotated[Optional[float], typer.Option("--fps", min=0.001, help="Analyse frames at this rate instead (frames per second).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-o", help="Output folder (default: next to the input).")] = None,
+    video: Annotated[bool, typer.Option("--video/--no-video", help="Write <stem>.gradcam.mp4, the overlay video.")] = True,
+    heatmap_video: Annotated[bool, typer.Option("--heatmap-video", help="Also write <stem>.heatmap.mp4 (grey heatmaps).")] = False,
+    segmented_video: Annotated[bool, typer.Option("--segmented-video", help="Also write <stem>.segmented.mp4 (heatmap x frame).")] = False,
+    codec: Annotated[str, typer.Option("--codec", help="Video encoder: libx264, libx265, libvpx-vp9, libsvtav1, mpeg4 ...")] = "libx264",
+    crf: Annotated[int, typer.Option("--crf", min=0, max=63, help="Encoder quality (lower is better and bigger).")] = 23,
+    preset: Annotated[str, typer.Option("--preset", help="Encoder speed preset (libx264/libx265): ultrafast ... veryslow.")] = "veryfast",
+    audio: Annotated[bool, typer.Option("--audio/--no-audio", help="Copy the input's audio into the overlay video.")] = True,
+    save_frames: Annotated[Optional[str], typer.Option("--save-frames", help="Write ancestor-style pictures for these instants, e.g. '12.4,00:31'.")] = None,
+    model: ModelOpt = "efficientnet-lite0",
+    weights: WeightsOpt = None,
+    layer: LayerOpt = None,
+    method: MethodOpt = "gradcam",
+    alpha: AlphaOpt = 0.5,
+    colormap: ColormapOpt = "jet",
+    device: DeviceOpt = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; errors only.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+) -> None:
+    """Analyse a video: overlay video, per-frame CSV predictions and a summary JSON."""
+    from .analyze import AnalyzeOptions
+    from .analyze import analyze as run_analyze
+    from .progress import FrameProgress
+
+    options = AnalyzeOptions(
+        top_n=top_n, cam_classes=cam_classes, batch_size=batch_size, start=start, end=end, every=every, fps=fps,
+        out_dir=out_dir, video=video, heatmap_video=heatmap_video, segmented_video=segmented_video, codec=codec,
+        crf=crf, preset=preset, audio=audio, alpha=alpha, colormap=colormap,
+        save_frames=[t for t in (save_frames or "").split(",") if t.strip()],
+    )
+    progress = FrameProgress(err_console, enabled=not quiet)
+    try:
+        options.check()
+        with progress.status("loading model"):
+            engine = _engine(model, weights, layer, method, device)
+        with progress:
+            summary = run_analyze(source, engine, options, on_start=progress.start, on_frame=progress.advance)
+    except StreamcamError as exc:
+        fail(exc)
+    _report(summary, quiet, json_out)
+    if summary.status == "interrupted":
+        raise typer.Exit(130)
+
+
+def _engine(model, weights, layer, method, device):
+    from .cams import get_method
+    from .engine import CamEngine
+    from .models import load_classifier
+
+    get_method(method)  # a typo in --method fails before the model loads
+    return CamEngine(load_classifier(model, weights, layer), method, device)
+
+
+def _report(summary, quiet: bool, json_out: bool) -> None:
+    if json_out:
+        import json
+        from dataclasses import asdict
+
+        print(json.dumps(asdict(summary), indent=2, default=str))
+        return
+    if quiet:
+        return
+    out = Console(highlight=False)
+    state = "[yellow]interrupted[/]" if summary.status == "interrupted" else "[green]done[/]"
+    out.print(f"{state}: {summary.frames_analysed} frames in {summary.wall_time_s:.1f} s ({summary.frames_per_second:.1f} fps)")
+    for key, path in summary.outputs.items():
+        if key != "frames":
+            out.print(f"  {key}: {path}")
+    if summary.outputs.get("frames"):
+        out.print(f"  pictures: {len(summary.outputs['frames'])} in {Path(summary.outputs['frames'][0]).parent}")
+    for warning in summary.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+
+
+@app.command()
 def doctor() -> None:
     """Print versions, devices, video codecs and cache paths: what to paste into a bug report."""
     from .doctor import report

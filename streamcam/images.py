@@ -101,47 +101,59 @@ class ImageExplainer:
         batch = resize_batch([rgb], self.engine.classifier.input_size)
         extra = [c for c in class_ids]
         result = self.engine.explain(batch, top_k=top_n, class_ids=extra)
-        probs = result.probabilities[0]
-        order = np.argsort(-probs, kind="stable")
-        rank_of = np.empty_like(order)
-        rank_of[order] = np.arange(order.size)
-
-        def ranked(cid: int) -> RankedClass:
-            cid = int(cid)
-            return RankedClass(int(rank_of[cid]), cid, labels.name(cid), float(probs[cid]), labels.synset(cid))
-
-        top = [ranked(c) for c in order[:top_n]]
-        explained, columns = [], []
-        for k, cid in enumerate(result.class_ids[0]):
-            if int(cid) not in [e.class_id for e in explained]:
-                explained.append(ranked(cid))
-                columns.append(k)
+        probs, targets = result.probabilities[0], result.class_ids[0]
+        top = ranked_classes(probs, np.argsort(-probs, kind="stable")[:top_n], labels)
+        explained = ranked_classes(probs, targets, labels)
+        columns = [list(targets).index(c.class_id) for c in explained]
         explanation = ImageExplanation(path, (rgb.shape[1], rgb.shape[0]), top, explained)
         pictures = self._render(rgb, batch, result.cams[0][columns], explained)
         directory = Path(out_dir) if out_dir is not None else path.parent
-        directory.mkdir(parents=True, exist_ok=True)
         ext = path.suffix.lower() if path.suffix.lower() in _WRITABLE_EXTS else ".png"
-        for cls, kind, picture in pictures:
-            target = directory / f"{path.stem}_{cls.rank}_{cls.class_id}_{cls.name}_{cls.probability:.3f}_{kind}{ext}"
-            write_image_atomic(target, picture)
-            explanation.written.append(target)
+        explanation.written = write_pictures(directory, path.stem, ext, pictures)
         return explanation
 
     def _render(self, rgb, batch, cams, classes):
-        h, w = rgb.shape[:2]
         guided = None
         if {"guided_bprop", "guided_gradcam"} & set(self.outputs):
-            ids = np.array([[c.class_id for c in classes]])
-            guided = self.engine.guided_backprop(batch, ids)[0]
-        pictures = []
-        for k, cls in enumerate(classes):
-            cam = cams[k]
-            makers = {
-                "gradcam": lambda: render.overlay(rgb, cam, self.alpha, self.colormap),
-                "heatmap": lambda: render.heatmap_grey(rgb, cam),
-                "segmented": lambda: render.segmented(rgb, cam),
-                "guided_bprop": lambda: render.guided_image(guided[k], h, w),
-                "guided_gradcam": lambda: render.guided_gradcam(guided[k], cam, h, w),
-            }
-            pictures.extend((cls, kind, makers[kind]()) for kind in self.outputs)
-        return pictures
+            guided = self.engine.guided_backprop(batch, np.array([[c.class_id for c in classes]]))[0]
+        return render_pictures(rgb, cams, classes, self.outputs, self.alpha, self.colormap, guided)
+
+
+def render_pictures(rgb, cams, classes, kinds, alpha=0.5, colormap="jet", guided=None):
+    """[(class, kind, picture)] for each class (with its CAM, and guided gradients if given) and kind."""
+    h, w = rgb.shape[:2]
+    pictures = []
+    for k, cls in enumerate(classes):
+        cam = cams[k]
+        makers = {
+            "gradcam": lambda: render.overlay(rgb, cam, alpha, colormap),
+            "heatmap": lambda: render.heatmap_grey(rgb, cam),
+            "segmented": lambda: render.segmented(rgb, cam),
+            "guided_bprop": lambda: render.guided_image(guided[k], h, w),
+            "guided_gradcam": lambda: render.guided_gradcam(guided[k], cam, h, w),
+        }
+        pictures.extend((cls, kind, makers[kind]()) for kind in kinds)
+    return pictures
+
+
+def write_pictures(directory: Path, stem: str, ext: str, pictures) -> list[Path]:
+    """Write pictures under the ancestor's names; returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for cls, kind, picture in pictures:
+        target = directory / f"{stem}_{cls.rank}_{cls.class_id}_{cls.name}_{cls.probability:.3f}_{kind}{ext}"
+        write_image_atomic(target, picture)
+        written.append(target)
+    return written
+
+
+def ranked_classes(probabilities: np.ndarray, class_ids, labels) -> list[RankedClass]:
+    """RankedClass for each id (duplicates dropped), with its real rank among all classes."""
+    order = np.argsort(-probabilities, kind="stable")
+    rank_of = np.empty_like(order)
+    rank_of[order] = np.arange(order.size)
+    out: list[RankedClass] = []
+    for cid in (int(c) for c in class_ids):
+        if cid not in [c.class_id for c in out]:
+            out.append(RankedClass(int(rank_of[cid]), cid, labels.name(cid), float(probabilities[cid]), labels.synset(cid)))
+    return out

@@ -1,0 +1,254 @@
+"""`streamcam analyze`: a video in, an overlay video, per-frame CSV predictions and a summary out.
+
+source (PyAV) -> batches of resized frames -> engine (one compiled call per batch)
+-> renderers -> sinks (video encoder, CSV, pictures), the three stages overlapping in threads.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import render
+from .engine import CamEngine
+from .errors import UsageError
+from .frames import Frame
+from .images import ranked_classes, render_pictures, write_pictures
+from .outputs import PredictionsCsv, write_json_atomic
+from .pipeline import Pipeline
+from .preprocess import resize_batch
+from .video.sink import VideoSink
+from .video.source import VideoInfo, VideoSource
+from .video.timecode import format_timecode, parse_timecode
+
+FRAME_PICTURE_KINDS = ("gradcam", "heatmap", "segmented")
+
+
+@dataclass
+class AnalyzeOptions:
+    top_n: int = 5
+    cam_classes: str = "top1"  # 'top1', 'top3', or ids/names: 'traffic_light,bicycle'
+    batch_size: int = 8
+    start: str | float | None = None
+    end: str | float | None = None
+    every: int = 1
+    fps: float | None = None
+    out_dir: Path | None = None
+    video: bool = True
+    heatmap_video: bool = False
+    segmented_video: bool = False
+    codec: str = "libx264"
+    crf: int = 23
+    preset: str = "veryfast"
+    audio: bool = True
+    alpha: float = 0.5
+    colormap: str = "jet"
+    save_frames: Sequence[str | float] = ()
+
+    def check(self) -> None:
+        if self.top_n < 1:
+            raise UsageError("--top-n must be at least 1")
+        if self.batch_size < 1:
+            raise UsageError("--batch-size must be at least 1")
+        render.check_alpha(self.alpha)
+        render.check_colormap(self.colormap)
+
+
+@dataclass
+class AnalyzeSummary:
+    status: str  # 'complete' or 'interrupted'
+    input: dict
+    model: str
+    method: str
+    options: dict
+    frames_analysed: int
+    wall_time_s: float
+    frames_per_second: float
+    outputs: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+    decode_errors: int = 0
+
+
+def parse_cam_classes(spec: str, labels) -> tuple[int, list[int]]:
+    """'top1' / 'top3' -> (k, []); names or ids -> (0, [ids]) tracked through the whole video."""
+    match = re.fullmatch(r"\s*top(\d+)\s*", spec.lower())
+    if match:
+        k = int(match.group(1))
+        if k < 1:
+            raise UsageError("--cam-classes topK needs K >= 1")
+        return k, []
+    return 0, labels.resolve(spec)
+
+
+def output_stem(source: str | int) -> str:
+    text = str(source)
+    if text.isdigit():
+        return f"camera{text}"
+    if "://" in text:
+        return re.sub(r"[^\w.-]+", "_", text.split("://", 1)[1]).strip("_") or "stream"
+    return Path(text).stem
+
+
+class _FrameWriter:
+    """The consume stage: CSV rows, rendered frames into the video sinks, saved pictures."""
+
+    def __init__(self, engine, options, csv, sinks, labels, stem, out_dir, on_frame, save_times):
+        self.engine, self.options, self.csv, self.sinks, self.labels = engine, options, csv, sinks, labels
+        self.stem, self.out_dir, self.on_frame = stem, out_dir, on_frame
+        self.pending_saves = sorted(save_times)
+        self.saved: list[str] = []
+        self.frames = 0
+        self.strip = render.LabelStrip()
+
+    def __call__(self, item) -> None:
+        frames, batch = item
+        for n, frame in enumerate(frames):
+            probs, ids, cams = batch.probabilities[n], batch.class_ids[n], batch.cams[n]
+            self.csv.write_frame(frame.index, frame.pts, frame.time_s, probs)
+            if self.sinks:
+                self._write_videos(frame, probs, ids, cams)
+            while self.pending_saves and frame.time_s >= self.pending_saves[0] - 1e-6:
+                self.pending_saves.pop(0)
+                self._save_pictures(frame, probs, ids, cams)
+            self.frames += 1
+            if self.on_frame:
+                self.on_frame(frame)
+        self.csv.flush()
+
+    def _write_videos(self, frame: Frame, probs, ids, cams) -> None:
+        combined = cams.max(axis=0)  # several explained classes: where any of them looked
+        lines = self._label_lines(frame, probs, ids)
+        o = self.options
+        if "video" in self.sinks:
+            picture = render.overlay(frame.rgb, combined, o.alpha, o.colormap)
+            self.sinks["video"].write(self.strip.annotate(picture, lines), frame.pts, frame.time_s)
+        if "heatmap_video" in self.sinks:
+            self.sinks["heatmap_video"].write(render.heatmap_grey(frame.rgb, combined), frame.pts, frame.time_s)
+        if "segmented_video" in self.sinks:
+            self.sinks["segmented_video"].write(render.segmented(frame.rgb, combined), frame.pts, frame.time_s)
+
+    def _label_lines(self, frame: Frame, probs, ids) -> list[str]:
+        top = np.argsort(-probs, kind="stable")[:3]
+        names = ", ".join(dict.fromkeys(self.labels.name(int(c)) for c in ids))
+        return [
+            "  ".join(f"{self.labels.name(int(c))} {probs[c]:.2f}" for c in top),
+            f"frame {frame.index}  {format_timecode(frame.time_s)}  CAM: {names}",
+        ]
+
+    def _save_pictures(self, frame: Frame, probs, ids, cams) -> None:
+        classes = ranked_classes(probs, ids, self.labels)
+        columns = [list(ids).index(c.class_id) for c in classes]
+        pictures = render_pictures(frame.rgb, cams[columns], classes, FRAME_PICTURE_KINDS, self.options.alpha, self.options.colormap)
+        stem = f"{self.stem}_f{frame.index:06d}"
+        self.saved += [str(p) for p in write_pictures(self.out_dir / f"{self.stem}_frames", stem, ".png", pictures)]
+
+
+def expected_frames(info: VideoInfo, start: float | None, end: float | None, every: int, fps: float | None) -> int | None:
+    """How many frames the run will analyse, when the container says enough to know."""
+    if info.fps is None or (info.frames is None and info.duration_s is None):
+        return None
+    duration = info.duration_s if info.duration_s is not None else info.frames / info.fps
+    span = max(0.0, min(end if end is not None else duration, duration) - (start or 0.0))
+    if fps:
+        return max(1, int(np.ceil(span * min(fps, info.fps))))
+    total = info.frames if (start is None and end is None and info.frames) else int(round(span * info.fps))
+    return max(1, -(-total // every))
+
+
+def analyze(
+    source: str | int,
+    engine: CamEngine,
+    options: AnalyzeOptions | None = None,
+    on_start: Callable[[VideoInfo, int | None], None] | None = None,
+    on_frame: Callable[[Frame], None] | None = None,
+) -> AnalyzeSummary:
+    """Analyse a video file, URL or camera; returns the summary (also written as JSON)."""
+    options = options or AnalyzeOptions()
+    options.check()
+    labels = engine.classifier.labels
+    top_k, tracked = parse_cam_classes(options.cam_classes, labels)
+    start = parse_timecode(options.start) if options.start is not None else None
+    end = parse_timecode(options.end) if options.end is not None else None
+    if start is not None and end is not None and end <= start:
+        raise UsageError(f"--end ({end:g} s) must be after --start ({start:g} s)")
+    save_times = [parse_timecode(t) for t in options.save_frames]
+    began = time.perf_counter()
+
+    with VideoSource(source, start=start, end=end, every=options.every, fps=options.fps) as video:
+        info = video.info
+        stem = output_stem(source)
+        out_dir = Path(options.out_dir) if options.out_dir else (Path(str(source)).parent if Path(str(source)).exists() else Path.cwd())
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = {"predictions": out_dir / f"{stem}.predictions.csv", "summary": out_dir / f"{stem}.summary.json"}
+        csv = PredictionsCsv(paths["predictions"], labels, options.top_n, tracked)
+        sinks: dict[str, VideoSink] = {}
+        try:
+            for key, wanted, suffix in (("video", options.video, "gradcam"), ("heatmap_video", options.heatmap_video, "heatmap"),
+                                        ("segmented_video", options.segmented_video, "segmented")):
+                if wanted:
+                    ext = ".webm" if options.codec in ("libvpx-vp9", "libvpx") else ".mp4"
+                    paths[key] = out_dir / f"{stem}.{suffix}{ext}"
+                    sinks[key] = VideoSink(
+                        paths[key], width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
+                        codec=options.codec, crf=options.crf, preset=options.preset,
+                        audio_from=str(source) if options.audio and info.has_audio and key == "video" else None,
+                        audio_start=start, audio_end=end,
+                    )
+            writer = _FrameWriter(engine, options, csv, sinks, labels, stem, out_dir, on_frame, save_times)
+            if on_start:
+                on_start(info, expected_frames(info, start, end, options.every, options.fps))
+            size = engine.classifier.input_size
+
+            def batches():
+                chunk: list[Frame] = []
+                for frame in video:
+                    chunk.append(frame)
+                    if len(chunk) == options.batch_size:
+                        yield chunk, resize_batch([f.rgb for f in chunk], size)
+                        chunk = []
+                if chunk:
+                    yield chunk, resize_batch([f.rgb for f in chunk], size)
+
+            def compute(item):
+                frames, resized = item
+                return frames, engine.explain(resized, top_k=top_k, class_ids=tracked)
+
+            interrupted = Pipeline(batches, compute, writer).run()
+        except BaseException:
+            csv.abort()
+            for sink in sinks.values():
+                sink.abort()
+            raise
+        if writer.frames == 0:
+            csv.abort()
+            for sink in sinks.values():
+                sink.abort()
+            raise UsageError("no frames were analysed (check --start/--end)")
+        csv.close()
+        warnings = list(video.warnings)
+        for key, sink in sinks.items():
+            sink.close()
+            warnings += sink.warnings
+        if writer.pending_saves:
+            warnings.append("--save-frames after the last analysed frame: " + ", ".join(f"{t:g}" for t in writer.pending_saves))
+        wall = time.perf_counter() - began
+        summary = AnalyzeSummary(
+            status="interrupted" if interrupted else "complete",
+            input={**{k: (str(v) if k == "time_base" else v) for k, v in asdict(info).items()}},
+            model=engine.classifier.name,
+            method=engine.method.name,
+            options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+            frames_analysed=writer.frames,
+            wall_time_s=round(wall, 3),
+            frames_per_second=round(writer.frames / wall, 2) if wall > 0 else 0.0,
+            outputs={**{k: str(v) for k, v in paths.items()}, "frames": writer.saved},
+            warnings=warnings,
+            decode_errors=video.decode_errors,
+        )
+        write_json_atomic(paths["summary"], asdict(summary))
+        return summary

@@ -1,0 +1,44 @@
+"""A rich progress bar for frame-by-frame work: bar and ETA when the length is known, a counter otherwise."""
+
+from __future__ import annotations
+
+import contextlib
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class FrameProgress:
+    def __init__(self, console: Console, enabled: bool = True):
+        self.console = console
+        self.enabled = enabled
+        self._progress: Progress | None = None
+        self._task = None
+
+    def status(self, text: str):
+        return self.console.status(text) if self.enabled and self.console.is_terminal else contextlib.nullcontext()
+
+    def start(self, info, expected: int | None) -> None:
+        if not self.enabled:
+            return
+        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn() if expected else TextColumn("{task.completed} frames"),
+                   TextColumn("{task.fields[fps]} fps"), TimeElapsedColumn()]
+        if expected:
+            columns.append(TimeRemainingColumn())
+        self._progress = Progress(*columns, console=self.console, transient=False)
+        self._progress.start()
+        self._task = self._progress.add_task(f"{info.width}x{info.height} {info.codec}", total=expected, fps="-")
+
+    def advance(self, frame) -> None:
+        if self._progress is not None:
+            task = self._progress.tasks[0]
+            speed = task.speed
+            self._progress.update(self._task, advance=1, fps=f"{speed:.1f}" if speed else "-")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
