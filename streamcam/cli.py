@@ -140,6 +140,10 @@ def analyze(
     progress = FrameProgress(err_console, enabled=not quiet)
     try:
         options.check()
+        if not source.isdigit() and "://" not in source:
+            from .video.source import probe
+
+            probe(source)  # a bad file fails in a second, before the model loads
         with progress.status("loading model"):
             engine = _engine(model, weights, layer, method, device)
         with progress:
