@@ -94,12 +94,54 @@ def output_stem(source: str | int) -> str:
     return Path(text).stem
 
 
+class _Outputs:
+    """The files one run writes, all under temporary names until close()."""
+
+    VIDEOS = (("video", "gradcam"), ("heatmap_video", "heatmap"), ("segmented_video", "segmented"))
+
+    def __init__(self, source, info: VideoInfo, options: AnalyzeOptions, labels, tracked, start, end):
+        self.stem = output_stem(source)
+        local = Path(str(source))
+        self.out_dir = Path(options.out_dir) if options.out_dir else (local.parent if local.exists() else Path.cwd())
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.paths = {"predictions": self.out_dir / f"{self.stem}.predictions.csv", "summary": self.out_dir / f"{self.stem}.summary.json"}
+        self.csv = PredictionsCsv(self.paths["predictions"], labels, options.top_n, tracked)
+        self.sinks: dict[str, VideoSink] = {}
+        try:
+            ext = ".webm" if options.codec in ("libvpx-vp9", "libvpx") else ".mp4"
+            for key, kind in self.VIDEOS:
+                if getattr(options, key):
+                    self.paths[key] = self.out_dir / f"{self.stem}.{kind}{ext}"
+                    copy_audio = options.audio and info.has_audio and key == "video"
+                    self.sinks[key] = VideoSink(
+                        self.paths[key], width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
+                        codec=options.codec, crf=options.crf, preset=options.preset,
+                        audio_from=str(source) if copy_audio else None, audio_start=start, audio_end=end,
+                    )
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        self.csv.abort()
+        for sink in self.sinks.values():
+            sink.abort()
+
+    def close(self) -> list[str]:
+        """Finalise every file under its real name; returns the encoders' warnings."""
+        self.csv.close()
+        warnings: list[str] = []
+        for sink in self.sinks.values():
+            sink.close()
+            warnings += sink.warnings
+        return warnings
+
+
 class _FrameWriter:
     """The consume stage: CSV rows, rendered frames into the video sinks, saved pictures."""
 
-    def __init__(self, engine, options, csv, sinks, labels, stem, out_dir, on_frame, save_times):
-        self.engine, self.options, self.csv, self.sinks, self.labels = engine, options, csv, sinks, labels
-        self.stem, self.out_dir, self.on_frame = stem, out_dir, on_frame
+    def __init__(self, outputs: _Outputs, options: AnalyzeOptions, labels, on_frame, save_times):
+        self.outputs, self.options, self.labels, self.on_frame = outputs, options, labels, on_frame
         self.pending_saves = sorted(save_times)
         self.saved: list[str] = []
         self.frames = 0
@@ -109,8 +151,8 @@ class _FrameWriter:
         frames, batch = item
         for n, frame in enumerate(frames):
             probs, ids, cams = batch.probabilities[n], batch.class_ids[n], batch.cams[n]
-            self.csv.write_frame(frame.index, frame.pts, frame.time_s, probs)
-            if self.sinks:
+            self.outputs.csv.write_frame(frame.index, frame.pts, frame.time_s, probs)
+            if self.outputs.sinks:
                 self._write_videos(frame, probs, ids, cams)
             while self.pending_saves and frame.time_s >= self.pending_saves[0] - 1e-6:
                 self.pending_saves.pop(0)
@@ -118,19 +160,18 @@ class _FrameWriter:
             self.frames += 1
             if self.on_frame:
                 self.on_frame(frame)
-        self.csv.flush()
+        self.outputs.csv.flush()
 
     def _write_videos(self, frame: Frame, probs, ids, cams) -> None:
         combined = cams.max(axis=0)  # several explained classes: where any of them looked
-        lines = self._label_lines(frame, probs, ids)
-        o = self.options
-        if "video" in self.sinks:
+        sinks, o = self.outputs.sinks, self.options
+        if "video" in sinks:
             picture = render.overlay(frame.rgb, combined, o.alpha, o.colormap)
-            self.sinks["video"].write(self.strip.annotate(picture, lines), frame.pts, frame.time_s)
-        if "heatmap_video" in self.sinks:
-            self.sinks["heatmap_video"].write(render.heatmap_grey(frame.rgb, combined), frame.pts, frame.time_s)
-        if "segmented_video" in self.sinks:
-            self.sinks["segmented_video"].write(render.segmented(frame.rgb, combined), frame.pts, frame.time_s)
+            sinks["video"].write(self.strip.annotate(picture, self._label_lines(frame, probs, ids)), frame.pts, frame.time_s)
+        if "heatmap_video" in sinks:
+            sinks["heatmap_video"].write(render.heatmap_grey(frame.rgb, combined), frame.pts, frame.time_s)
+        if "segmented_video" in sinks:
+            sinks["segmented_video"].write(render.segmented(frame.rgb, combined), frame.pts, frame.time_s)
 
     def _label_lines(self, frame: Frame, probs, ids) -> list[str]:
         top = np.argsort(-probs, kind="stable")[:3]
@@ -144,8 +185,20 @@ class _FrameWriter:
         classes = ranked_classes(probs, ids, self.labels)
         columns = [list(ids).index(c.class_id) for c in classes]
         pictures = render_pictures(frame.rgb, cams[columns], classes, FRAME_PICTURE_KINDS, self.options.alpha, self.options.colormap)
-        stem = f"{self.stem}_f{frame.index:06d}"
-        self.saved += [str(p) for p in write_pictures(self.out_dir / f"{self.stem}_frames", stem, ".png", pictures)]
+        stem, out_dir = self.outputs.stem, self.outputs.out_dir
+        self.saved += [str(p) for p in write_pictures(out_dir / f"{stem}_frames", f"{stem}_f{frame.index:06d}", ".png", pictures)]
+
+
+def _batches(video: VideoSource, batch_size: int, size):
+    """(frames, resized uint8 batch) chunks; resizing here keeps it in the reader thread."""
+    chunk: list[Frame] = []
+    for frame in video:
+        chunk.append(frame)
+        if len(chunk) == batch_size:
+            yield chunk, resize_batch([f.rgb for f in chunk], size)
+            chunk = []
+    if chunk:
+        yield chunk, resize_batch([f.rgb for f in chunk], size)
 
 
 def expected_frames(info: VideoInfo, start: float | None, end: float | None, every: int, fps: float | None) -> int | None:
@@ -181,74 +234,38 @@ def analyze(
 
     with VideoSource(source, start=start, end=end, every=options.every, fps=options.fps) as video:
         info = video.info
-        stem = output_stem(source)
-        out_dir = Path(options.out_dir) if options.out_dir else (Path(str(source)).parent if Path(str(source)).exists() else Path.cwd())
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = {"predictions": out_dir / f"{stem}.predictions.csv", "summary": out_dir / f"{stem}.summary.json"}
-        csv = PredictionsCsv(paths["predictions"], labels, options.top_n, tracked)
-        sinks: dict[str, VideoSink] = {}
+        outputs = _Outputs(source, info, options, labels, tracked, start, end)
+        writer = _FrameWriter(outputs, options, labels, on_frame, save_times)
         try:
-            for key, wanted, suffix in (("video", options.video, "gradcam"), ("heatmap_video", options.heatmap_video, "heatmap"),
-                                        ("segmented_video", options.segmented_video, "segmented")):
-                if wanted:
-                    ext = ".webm" if options.codec in ("libvpx-vp9", "libvpx") else ".mp4"
-                    paths[key] = out_dir / f"{stem}.{suffix}{ext}"
-                    sinks[key] = VideoSink(
-                        paths[key], width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
-                        codec=options.codec, crf=options.crf, preset=options.preset,
-                        audio_from=str(source) if options.audio and info.has_audio and key == "video" else None,
-                        audio_start=start, audio_end=end,
-                    )
-            writer = _FrameWriter(engine, options, csv, sinks, labels, stem, out_dir, on_frame, save_times)
             if on_start:
                 on_start(info, expected_frames(info, start, end, options.every, options.fps))
-            size = engine.classifier.input_size
-
-            def batches():
-                chunk: list[Frame] = []
-                for frame in video:
-                    chunk.append(frame)
-                    if len(chunk) == options.batch_size:
-                        yield chunk, resize_batch([f.rgb for f in chunk], size)
-                        chunk = []
-                if chunk:
-                    yield chunk, resize_batch([f.rgb for f in chunk], size)
 
             def compute(item):
                 frames, resized = item
                 return frames, engine.explain(resized, top_k=top_k, class_ids=tracked)
 
-            interrupted = Pipeline(batches, compute, writer).run()
+            interrupted = Pipeline(lambda: _batches(video, options.batch_size, engine.classifier.input_size), compute, writer).run()
+            if writer.frames == 0:
+                raise UsageError("no frames were analysed (check --start/--end)")
         except BaseException:
-            csv.abort()
-            for sink in sinks.values():
-                sink.abort()
+            outputs.abort()
             raise
-        if writer.frames == 0:
-            csv.abort()
-            for sink in sinks.values():
-                sink.abort()
-            raise UsageError("no frames were analysed (check --start/--end)")
-        csv.close()
-        warnings = list(video.warnings)
-        for key, sink in sinks.items():
-            sink.close()
-            warnings += sink.warnings
+        warnings = list(video.warnings) + outputs.close()
         if writer.pending_saves:
             warnings.append("--save-frames after the last analysed frame: " + ", ".join(f"{t:g}" for t in writer.pending_saves))
         wall = time.perf_counter() - began
         summary = AnalyzeSummary(
             status="interrupted" if interrupted else "complete",
-            input={**{k: (str(v) if k == "time_base" else v) for k, v in asdict(info).items()}},
+            input={k: (str(v) if k == "time_base" else v) for k, v in asdict(info).items()},
             model=engine.classifier.name,
             method=engine.method.name,
             options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
             frames_analysed=writer.frames,
             wall_time_s=round(wall, 3),
             frames_per_second=round(writer.frames / wall, 2) if wall > 0 else 0.0,
-            outputs={**{k: str(v) for k, v in paths.items()}, "frames": writer.saved},
+            outputs={**{k: str(v) for k, v in outputs.paths.items()}, "frames": writer.saved},
             warnings=warnings,
             decode_errors=video.decode_errors,
         )
-        write_json_atomic(paths["summary"], asdict(summary))
+        write_json_atomic(outputs.paths["summary"], asdict(summary))
         return summary

@@ -43,9 +43,7 @@ class CamEngine:
         self.classifier = classifier
         self.method = get_method(method)
         self.device = device
-        self._device_scope = lambda: device_scope(device)
-        with self._device_scope():
-            pass  # validates the device now, not on the first batch
+        device_scope(device)  # an unknown or missing device fails now, not on the first batch
         # XLA was slower than plain graphs on CPUs (depthwise convs); on GPUs it is the fast path.
         self.jit = uses_gpu(device) if jit is None else jit
         self._forward = tapped_forward(classifier.model, classifier.target_layer)
@@ -63,7 +61,7 @@ class CamEngine:
         fixed = self._check_classes(class_ids)
         if top_k < 0 or top_k + len(fixed) == 0:
             raise UsageError("nothing to explain: ask for top_k >= 1 or name classes")
-        with self._device_scope():
+        with device_scope(self.device):
             probs, targets, cams = self._explain(
                 tf.constant(images), tf.constant(fixed, dtype=tf.int32), int(min(top_k, self.classifier.num_classes))
             )
@@ -94,7 +92,7 @@ class CamEngine:
 
             self._guided = tf.function(gradients)
         images = self._check_images(images)
-        with self._device_scope():
+        with device_scope(self.device):
             return self._guided(tf.constant(images), tf.constant(np.asarray(class_ids, dtype=np.int32))).numpy()
 
     def feature_gradients(self, images: np.ndarray, class_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +100,7 @@ class CamEngine:
         tf = tensorflow()
         images = self._check_images(images)
         fixed = self._check_classes(class_ids)
-        with self._device_scope():
+        with device_scope(self.device):
             x = self.classifier.preprocess(tf.cast(tf.constant(images), tf.float32))
             features, _, _, grads = self._forward_and_gradients(x, tf.constant(fixed), 0, True)
         return features.numpy(), tf.stack(grads, axis=1).numpy()

@@ -138,9 +138,7 @@ def _softmax_to_logits(model) -> None:
     import keras
 
     last = model.layers[-1]
-    if getattr(last, "activation", None) is keras.activations.softmax:
+    if getattr(last, "activation", None) is keras.activations.softmax:  # Dense(..., "softmax") or Activation
         last.activation = keras.activations.linear
-    elif type(last).__name__ == "Softmax" or (
-        type(last).__name__ == "Activation" and getattr(last, "activation", None) is keras.activations.softmax
-    ):
-        raise ModelError("the model ends in a separate Softmax layer; save it without that layer to explain logits")
+    elif type(last).__name__ == "Softmax":
+        raise ModelError("the model ends in a Softmax layer; save it without that layer to explain logits")

@@ -1,0 +1,386 @@
+"""Throughput and memory benchmark of `streamcam analyze` (a benchmark, not a test).
+
+    python scripts/bench.py                  # full run: 10 s and 60 s 720p clips (~5-10 min on 2 cores)
+    python scripts/bench.py --quick          # 3 s / 12 s clips: checks that the script works
+    python scripts/bench.py --skip-baseline --batch-size 16
+
+It generates a 1280x720 H.264 clip (25 fps; scikit-image photos panned and zoomed, plus a
+moving disc) in a temp dir, and measures on it and on the dashcam clip from the shared media
+folder (skipped with a note when absent), with the default model (EfficientNet-Lite0, Grad-CAM):
+
+  decode          VideoSource iteration alone (PyAV decode + RGB conversion), frames/s
+  decode+resize   the same plus resize_batch to 224x224, as analyze's reading stage does
+  model           engine.explain(batch, top_k=1) on pre-decoded, pre-resized batches, steady
+                  state: the first call (tracing) and the last, partial batch are left out
+  trace(N)        seconds the first call with the last batch's new size N costs (a retrace:
+                  paid once by every real analyze run whose frame count is not a multiple of
+                  the batch size; the analyze figures below run after it, so they exclude it)
+  render          overlay + label strip on full-size frames (analyze's writing stage, no encoder)
+  encode          VideoSink alone (libx264, crf 23, veryfast: analyze's defaults) on decoded frames
+  naive           a per-frame tutorial loop: cv2.VideoCapture, resize, one eager GradientTape
+                  Grad-CAM, cv2 colour map + blend, cv2.VideoWriter (mp4v); first frame left out
+  analyze csv     analyze(..., AnalyzeOptions(video=False)): frames / wall time of the call
+  analyze full    analyze with the overlay video (default options), likewise
+
+The engine is built and warmed up (one analyze of the clip's first second) before anything is
+timed, so TensorFlow tracing is not counted. Targets: csv/model >= 0.9, full/model >= 0.6,
+full/naive >= 3.
+
+Peak RSS: each of the 10 s and 60 s clips is analysed (full, with video) in its own
+subprocess (`--rss-child PATH`); after the model is loaded and warmed up, the kernel's peak-RSS
+mark is reset (/proc/self/clear_refs), so the figure is the process's peak during analyze
+itself. Target: the 60 s peak within 10% of the 10 s peak (memory must not grow with length).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter quiet
+
+import av
+import cv2
+import numpy as np
+
+from streamcam import CamEngine, load_classifier
+from streamcam.analyze import AnalyzeOptions, analyze
+from streamcam.preprocess import resize_batch
+from streamcam import render
+from streamcam.video.sink import VideoSink
+from streamcam.video.source import VideoSource
+
+REPO = Path(__file__).resolve().parent.parent
+DASHCAM = REPO.parent / "shared" / "media" / "videos" / "road_highway_dashcam_solidWhiteRight.mp4"
+W, H, FPS = 1280, 720, 25
+SHOT_FRAMES = 75  # 3 s per photo, so the 60 s clip keeps changing content
+
+
+# -- clip generation -------------------------------------------------------------------------
+
+def make_clip(path: Path, seconds: float) -> Path:
+    """Photos panned/zoomed (Ken Burns) plus a bouncing disc, so no two frames are alike."""
+    from skimage import data
+
+    photos = [data.chelsea(), data.coffee(), data.astronaut(), data.rocket()]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "crf": "23"})
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for i in range(int(round(seconds * FPS))):
+            photo = photos[(i // SHOT_FRAMES) % len(photos)]
+            t = (i % SHOT_FRAMES) / SHOT_FRAMES
+            ph, pw = photo.shape[:2]
+            win_w = min(pw, ph * W / H) * (1.0 - 0.35 * t)  # zoom in over the shot
+            win_h = win_w * H / W
+            cx = win_w / 2 + (pw - win_w) * (0.5 + 0.4 * math.sin(2 * math.pi * t))  # and pan
+            cy = win_h / 2 + (ph - win_h) * 0.5
+            s = W / win_w
+            m = np.float64([[s, 0, -s * (cx - win_w / 2)], [0, s, -s * (cy - win_h / 2)]])
+            rgb = cv2.warpAffine(photo, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            x = int(W / 2 + (W / 2 - 80) * math.sin(i / 23.0))
+            y = int(H / 2 + (H / 2 - 80) * math.cos(i / 17.0))
+            cv2.circle(rgb, (x, y), 60, (255, (i * 7) % 256, 40), -1, cv2.LINE_AA)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, FPS)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+# -- stage measurements ----------------------------------------------------------------------
+
+def timed(fn):
+    t = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - t
+
+
+def decode_fps(path, end) -> float:
+    def run():
+        n = 0
+        with VideoSource(str(path), end=end) as video:
+            for _ in video:
+                n += 1
+        return n
+    n, dt = timed(run)
+    return n / dt
+
+
+def decode_resize(path, end, batch_size, size):
+    """Decode + resize_batch in batches as analyze's reader does; returns (frames, batches, fps)."""
+    def run():
+        frames, batches, chunk = [], [], []
+        with VideoSource(str(path), end=end) as video:
+            for frame in video:
+                chunk.append(frame)
+                if len(chunk) == batch_size:
+                    batches.append(resize_batch([f.rgb for f in chunk], size))
+                    frames += chunk
+                    chunk = []
+        if chunk:
+            batches.append(resize_batch([f.rgb for f in chunk], size))
+            frames += chunk
+        return frames, batches
+    (frames, batches), dt = timed(run)
+    return frames, batches, len(frames) / dt
+
+
+def model_fps(engine, batches, batch_size):
+    """Steady-state explain fps over full batches (first call excluded), the cams, and the retrace cost."""
+    full = [b for b in batches if len(b) == batch_size]
+    cams = [engine.explain(full[0], top_k=1).cams]  # first call: tracing (or warm-up), not timed
+    t = time.perf_counter()
+    for b in full[1:]:
+        cams.append(engine.explain(b, top_k=1).cams)
+    fps = (len(full) - 1) * batch_size / (time.perf_counter() - t)
+    trace = None
+    if len(batches[-1]) != batch_size:  # the last, partial batch: a new input shape
+        first = timed(lambda: engine.explain(batches[-1], top_k=1))[1]
+        result, again = timed(lambda: engine.explain(batches[-1], top_k=1))
+        cams.append(result.cams)
+        trace = (len(batches[-1]), first - again)
+    return fps, np.concatenate(cams), trace
+
+
+def render_fps(frames, cams) -> float:
+    """analyze's per-frame drawing (overlay + two-line label strip), without the encoder."""
+    strip = render.LabelStrip()
+    t = time.perf_counter()
+    for frame, cam in zip(frames, cams):
+        picture = render.overlay(frame.rgb, cam.max(axis=0), 0.5, "jet")
+        strip.annotate(picture, ["tabby 0.61  tiger_cat 0.22  Egyptian_cat 0.05", f"frame {frame.index}  CAM: tabby"])
+    return len(frames) / (time.perf_counter() - t)
+
+
+def encode_fps(frames, out: Path) -> float:
+    """VideoSink with analyze's default codec settings, fed already-decoded frames."""
+    first = frames[0].rgb
+    t = time.perf_counter()
+    with VideoSink(out, width=first.shape[1], height=first.shape[0], time_base=Fraction(1, 12800), fps=FPS) as sink:
+        for f in frames:
+            sink.write(f.rgb, None, f.time_s)
+    return len(frames) / (time.perf_counter() - t)
+
+
+def naive_fps(classifier, path: Path, out: Path, max_frames: int) -> float:
+    """The per-frame Grad-CAM loop most tutorials show (eager, batch of 1, OpenCV I/O)."""
+    import keras
+    import tensorflow as tf
+
+    model = classifier.model
+    grad_model = keras.Model(model.inputs, [model.get_layer("top_activation").output, model.output])
+    cap = cv2.VideoCapture(str(path))
+    fw, fh = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (fw, fh))
+    n, t = 0, None
+    while n < max_frames + 1:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        x = classifier.preprocess(cv2.resize(rgb, (224, 224)).astype(np.float32))[None]
+        with tf.GradientTape() as tape:
+            conv, logits = grad_model(x)
+            score = logits[:, int(tf.argmax(logits[0]))]
+        grads = tape.gradient(score, conv)
+        weights = tf.reduce_mean(grads, axis=(0, 1, 2))
+        cam = tf.nn.relu(tf.reduce_sum(conv[0] * weights, axis=-1))
+        cam = (cam / (tf.reduce_max(cam) + 1e-8)).numpy()
+        heat = cv2.resize(cam, (fw, fh))
+        colour = cv2.applyColorMap(np.uint8(255 * heat), cv2.COLORMAP_JET)
+        writer.write(cv2.addWeighted(colour, 0.5, bgr, 0.5, 0))
+        if t is None:
+            t = time.perf_counter()  # the first frame (eager warm-up) is not counted
+        else:
+            n += 1
+    cap.release()
+    writer.release()
+    return n / (time.perf_counter() - t) if n else float("nan")
+
+
+def analyze_fps(path, engine, out_dir: Path, **options) -> float:
+    summary, dt = timed(lambda: analyze(str(path), engine, AnalyzeOptions(out_dir=out_dir, **options)))
+    return summary.frames_analysed / dt
+
+
+# -- peak RSS (runs in a child process) ------------------------------------------------------
+
+def status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def rss_child(path: str, batch_size: int) -> None:
+    """Load + warm up, reset the peak-RSS mark, analyse `path` fully; print one JSON line."""
+    engine = CamEngine(load_classifier())
+    with tempfile.TemporaryDirectory() as tmp:
+        analyze(path, engine, AnalyzeOptions(out_dir=Path(tmp), end=1.0, batch_size=batch_size))
+        before = status_kib("VmRSS")
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # "5": reset VmHWM to the current RSS
+            reset = True
+        except OSError:
+            reset = False
+        summary, dt = timed(lambda: analyze(path, engine, AnalyzeOptions(out_dir=Path(tmp), batch_size=batch_size)))
+    peak = status_kib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"before_kib": before, "peak_kib": peak, "reset": reset,
+                      "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                      "frames": summary.frames_analysed, "fps": summary.frames_analysed / dt}))
+
+
+def measure_rss(path: Path, batch_size: int) -> dict:
+    cmd = [sys.executable, __file__, "--rss-child", str(path), "--batch-size", str(batch_size)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- main ------------------------------------------------------------------------------------
+
+def verdict(value: float, target: float, higher: bool = True) -> str:
+    ok = value >= target if higher else value <= target
+    return "PASS" if ok else "MISS"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="3 s / 12 s clips, fewer baseline frames")
+    ap.add_argument("--skip-baseline", action="store_true", help="skip the naive per-frame loop")
+    ap.add_argument("--batch-size", type=int, default=AnalyzeOptions.batch_size)
+    ap.add_argument("--rss-child", metavar="PATH", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows up live when piped
+    if args.rss_child:
+        return rss_child(args.rss_child, args.batch_size)
+
+    tmp = Path(tempfile.mkdtemp(prefix="streamcam-bench-"))
+    try:
+        run_all(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_all(args, tmp: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    bs = args.batch_size
+    short_s, long_s = (3, 12) if args.quick else (10, 60)
+    baseline_frames = 25 if args.quick else 100
+    clip_end = 3.0 if args.quick else None  # --quick: the dashcam clip's first 3 s only
+
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor())
+    print(f"machine: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.machine()}, "
+          f"GPUs seen by TF: {len(tf.config.list_physical_devices('GPU'))}")
+    print(f"TF {tf.__version__}, Keras {keras.__version__}, OpenCV {cv2.__version__}, PyAV {av.__version__}, "
+          f"NumPy {np.__version__}; batch size {bs}")
+
+    out = tmp / "out"
+    out.mkdir()
+    t = time.perf_counter()
+    short = make_clip(tmp / f"synthetic_720p_{short_s}s.mp4", short_s)
+    long = make_clip(tmp / f"synthetic_720p_{long_s}s.mp4", long_s)
+    print(f"generated {short.name} and {long.name} in {time.perf_counter() - t:.1f} s ({tmp})")
+
+    t = time.perf_counter()
+    classifier = load_classifier()
+    engine = CamEngine(classifier)
+    analyze(str(short), engine, AnalyzeOptions(out_dir=out, end=1.0, batch_size=bs))  # traces N=bs (and the remainder)
+    print(f"model loaded and warmed up in {time.perf_counter() - t:.1f} s")
+
+    clips = [(f"synthetic {W}x{H} {short_s}s", short, None)]
+    if DASHCAM.is_file():
+        clips.append((f"dashcam {DASHCAM.stem[:20]}", DASHCAM, clip_end))
+    else:
+        print(f"note: {DASHCAM} not found: dashcam clip skipped")
+
+    results = []
+    for name, path, end in clips:
+        print(f"\n== {name} ({path.name})")
+        r = {"clip": name}
+        r["decode"] = decode_fps(path, end)
+        print(f"  decode          {r['decode']:8.1f} fps")
+        frames, batches, r["decode+resize"] = decode_resize(path, end, bs, classifier.input_size)
+        r["frames"] = len(frames)
+        r["size"] = f"{frames[0].rgb.shape[1]}x{frames[0].rgb.shape[0]}"
+        print(f"  decode+resize   {r['decode+resize']:8.1f} fps   ({len(frames)} frames, {r['size']})")
+        r["model"], cams, trace = model_fps(engine, batches, bs)
+        print(f"  model           {r['model']:8.1f} fps   (explain, batch {bs}, top_k=1)")
+        if trace:
+            r["trace"] = trace
+            print(f"  trace(N={trace[0]})      {trace[1]:8.2f} s     (first call with the last batch's size)")
+        r["render"] = render_fps(frames, cams)
+        print(f"  render          {r['render']:8.1f} fps   (overlay + label strip)")
+        r["encode"] = encode_fps(frames, out / "encode_only.mp4")
+        print(f"  encode          {r['encode']:8.1f} fps   (VideoSink libx264 veryfast crf 23)")
+        del frames, batches, cams  # free ~0.7 GB of decoded frames before the next runs
+        if not args.skip_baseline:
+            r["naive"] = naive_fps(classifier, path, out / "naive.mp4", baseline_frames)
+            print(f"  naive           {r['naive']:8.1f} fps   (first {baseline_frames} frames)")
+        r["csv"] = analyze_fps(path, engine, out, video=False, batch_size=bs, end=end)
+        print(f"  analyze csv     {r['csv']:8.1f} fps")
+        r["full"] = analyze_fps(path, engine, out, batch_size=bs, end=end)
+        print(f"  analyze full    {r['full']:8.1f} fps")
+        results.append(r)
+
+    print(f"\n== peak RSS, full analyze in a subprocess each ({short.name}, {long.name})")
+    rss = {}
+    for label, path in (("short", short), ("long", long)):
+        rss[label] = measure_rss(path, bs)
+        d = rss[label]
+        print(f"  {path.name}: peak {d['peak_kib'] / 1024:.0f} MiB (before analyze {d['before_kib'] / 1024:.0f} MiB, "
+              f"{d['frames']} frames at {d['fps']:.1f} fps)")
+
+    # -- summary ------------------------------------------------------------------------------
+    print("\n" + "=" * 88)
+    print(f"SUMMARY  ({os.cpu_count()} CPUs, TF {tf.__version__}, EfficientNet-Lite0 Grad-CAM, batch {bs})")
+    print("=" * 88)
+    rows = [("frames", "", "{:.0f}"), ("decode", "fps", "{:.1f}"), ("decode+resize", "fps", "{:.1f}"),
+            ("model", "fps", "{:.1f}"), ("render", "fps", "{:.1f}"), ("encode", "fps", "{:.1f}"),
+            ("naive", "fps", "{:.1f}"), ("csv", "fps", "{:.1f}"), ("full", "fps", "{:.1f}")]
+    names = {"csv": "analyze csv-only", "full": "analyze full", "naive": "naive per-frame"}
+    print(f"{'figure':<22}{'unit':<6}" + "".join(f"{r['clip']:>30}" for r in results))
+    for key, unit, fmt in rows:
+        cells = "".join(f"{(fmt.format(r[key]) if key in r else '-'):>30}" for r in results)
+        print(f"{names.get(key, key):<22}{unit:<6}{cells}")
+    traces = ["{:.2f} (N={})".format(r["trace"][1], r["trace"][0]) if "trace" in r else "-" for r in results]
+    print(f"{'trace, last batch':<22}{'s':<6}" + "".join(f"{t:>30}" for t in traces))
+    for r in results:  # if nothing overlapped, per-frame costs would add up
+        r["serial"] = 1 / sum(1 / r[k] for k in ("decode+resize", "model", "render", "encode"))
+    print(f"{'serial estimate':<22}{'fps':<6}" + "".join(f"{r['serial']:>30.1f}" for r in results))
+    print("-" * 88)
+    checks = [("csv", "model", 0.9, "csv-only / model"), ("full", "model", 0.6, "full / model"),
+              ("full", "naive", 3.0, "full / naive")]
+    for r in results:
+        for num, den, target, label in checks:
+            if num in r and den in r:
+                ratio = r[num] / r[den]
+                print(f"{verdict(ratio, target)}  {r['clip']:<30} {label:<18} {ratio:6.2f}x  "
+                      f"(target >= {target:g}x: {r[num]:.1f} / {r[den]:.1f} fps)")
+    s, l = rss["short"], rss["long"]
+    ratio = l["peak_kib"] / s["peak_kib"]
+    print(f"{verdict(ratio, 1.10, higher=False)}  peak RSS {long_s}s / {short_s}s{'':<21}{ratio:6.2f}x  "
+          f"(target <= 1.1x: {l['peak_kib'] / 1024:.0f} / {s['peak_kib'] / 1024:.0f} MiB; growth during analyze "
+          f"{(l['peak_kib'] - l['before_kib']) / 1024:.0f} vs {(s['peak_kib'] - s['before_kib']) / 1024:.0f} MiB)")
+    if not (s["reset"] and l["reset"]):
+        print("note: /proc/self/clear_refs unavailable: peak RSS includes model start-up (ru_maxrss)")
+
+
+if __name__ == "__main__":
+    main()
