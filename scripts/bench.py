@@ -182,7 +182,8 @@ def naive_fps(classifier, path: Path, out: Path, max_frames: int) -> float:
     import tensorflow as tf
 
     model = classifier.model
-    grad_model = keras.Model(model.inputs, [model.get_layer("top_activation").output, model.output])
+    # model.inputs[0], not the list: a list makes Keras 3 warn on every call about the input structure.
+    grad_model = keras.Model(model.inputs[0], [model.get_layer("top_activation").output, model.output])
     cap = cv2.VideoCapture(str(path))
     fw, fh = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (fw, fh))
@@ -246,11 +247,24 @@ def rss_child(path: str, batch_size: int) -> None:
 
 def measure_rss(path: Path, batch_size: int) -> dict:
     cmd = [sys.executable, __file__, "--rss-child", str(path), "--batch-size", str(batch_size)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"--rss-child {path} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # -- main ------------------------------------------------------------------------------------
+
+def cpu_busy_s() -> float:
+    """Seconds of CPU time used machine-wide (all processes), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+
+
+def own_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
 
 def verdict(value: float, target: float, higher: bool = True) -> str:
     ok = value >= target if higher else value <= target
@@ -276,9 +290,11 @@ def main() -> None:
 
 
 def run_all(args, tmp: Path) -> None:
+    classifier = load_classifier()  # first: streamcam imports TensorFlow with its start-up chatter muted
     import keras
     import tensorflow as tf
 
+    busy0, own0 = cpu_busy_s(), own_cpu_s()
     bs = args.batch_size
     short_s, long_s = (3, 12) if args.quick else (10, 60)
     baseline_frames = 25 if args.quick else 100
@@ -299,10 +315,9 @@ def run_all(args, tmp: Path) -> None:
     print(f"generated {short.name} and {long.name} in {time.perf_counter() - t:.1f} s ({tmp})")
 
     t = time.perf_counter()
-    classifier = load_classifier()
     engine = CamEngine(classifier)
     analyze(str(short), engine, AnalyzeOptions(out_dir=out, end=1.0, batch_size=bs))  # traces N=bs (and the remainder)
-    print(f"model loaded and warmed up in {time.perf_counter() - t:.1f} s")
+    print(f"engine warmed up in {time.perf_counter() - t:.1f} s")
 
     clips = [(f"synthetic {W}x{H} {short_s}s", short, None)]
     if DASHCAM.is_file():
@@ -378,6 +393,10 @@ def run_all(args, tmp: Path) -> None:
     print(f"{verdict(ratio, 1.10, higher=False)}  peak RSS {long_s}s / {short_s}s{'':<21}{ratio:6.2f}x  "
           f"(target <= 1.1x: {l['peak_kib'] / 1024:.0f} / {s['peak_kib'] / 1024:.0f} MiB; growth during analyze "
           f"{(l['peak_kib'] - l['before_kib']) / 1024:.0f} vs {(s['peak_kib'] - s['before_kib']) / 1024:.0f} MiB)")
+    # Other processes on the machine skew every figure: say how much CPU they took meanwhile.
+    others = (cpu_busy_s() - busy0) - (own_cpu_s() - own0)
+    print(f"note: other processes used {max(0.0, others):.0f} CPU-s during the run "
+          f"(load average now {os.getloadavg()[0]:.2f}); figures are only comparable on an idle machine")
     if not (s["reset"] and l["reset"]):
         print("note: /proc/self/clear_refs unavailable: peak RSS includes model start-up (ru_maxrss)")
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from .errors import StreamcamError
+from .progress import FrameProgress
 
 app = typer.Typer(
     help="See what an image classifier looks at: Grad-CAM for videos, streams and images.",
@@ -55,17 +56,19 @@ def image(
     from .models import load_classifier
     from .render import check_colormap
 
+    progress = FrameProgress(err_console, enabled=not quiet)
     try:
         parse_outputs(outputs)
         check_colormap(colormap)
-        classifier = load_classifier(model, weights, layer)
-        class_ids = classifier.labels.resolve(classes) if classes else []
-        explainer = ImageExplainer(CamEngine(classifier, method, device), outputs.split(","), alpha, colormap)
+        with progress.status("loading model"):
+            classifier = load_classifier(model, weights, layer)
+            class_ids = classifier.labels.resolve(classes) if classes else []
+            explainer = ImageExplainer(CamEngine(classifier, method, device), outputs.split(","), alpha, colormap)
     except StreamcamError as exc:
         fail(exc)
     failures = 0
     out = Console(highlight=False)
-    for path in paths:
+    for path in progress.track(paths, "images"):
         try:
             result = explainer.explain(path, top_n, class_ids, out_dir)
         except StreamcamError as exc:
@@ -129,7 +132,6 @@ def analyze(
     """Analyse a video: overlay video, per-frame CSV predictions and a summary JSON."""
     from .analyze import AnalyzeOptions
     from .analyze import analyze as run_analyze
-    from .progress import FrameProgress
 
     options = AnalyzeOptions(
         top_n=top_n, cam_classes=cam_classes, batch_size=batch_size, start=start, end=end, every=every, fps=fps,
@@ -183,6 +185,34 @@ def _report(summary, quiet: bool, json_out: bool) -> None:
         out.print(f"  pictures: {len(summary.outputs['frames'])} in {Path(summary.outputs['frames'][0]).parent}")
     for warning in summary.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+
+
+@app.command()
+def live(
+    source: Annotated[str, typer.Argument(help="Camera number (0 is the first webcam), URL or video file.", show_default=False)] = "0",
+    cam_classes: Annotated[str, typer.Option("--cam-classes", help="Classes to explain: top1, top3, ... or ids/names, e.g. 'traffic_light'.")] = "top1",
+    model: ModelOpt = "efficientnet-lite0",
+    weights: WeightsOpt = None,
+    layer: LayerOpt = None,
+    method: MethodOpt = "gradcam",
+    alpha: AlphaOpt = 0.5,
+    colormap: ColormapOpt = "jet",
+    device: DeviceOpt = "auto",
+) -> None:
+    """Show the Grad-CAM overlay live in a window (q or Esc quits); frames the model cannot keep up with are skipped."""
+    from .analyze import parse_cam_classes
+    from .live import WindowViewer
+    from .live import live as run_live
+
+    progress = FrameProgress(err_console)
+    try:
+        with progress.status("loading model"):
+            engine = _engine(model, weights, layer, method, device)
+        top_k, tracked = parse_cam_classes(cam_classes, engine.classifier.labels)
+        stats = run_live(int(source) if source.isdigit() else source, engine, WindowViewer(), top_k, tracked, alpha, colormap)
+    except StreamcamError as exc:
+        fail(exc)
+    print(f"{stats['frames_shown']} frames shown at {stats['frames_per_second']:.1f} fps, {stats['frames_dropped']} skipped")
 
 
 @app.command()

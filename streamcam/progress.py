@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -18,6 +19,13 @@ class FrameProgress:
     def status(self, text: str):
         return self.console.status(text) if self.enabled and self.console.is_terminal else contextlib.nullcontext()
 
+    def track(self, items: list, description: str):
+        """Iterate items with a bar on an interactive terminal when there are several."""
+        from rich.progress import track
+
+        show = self.enabled and self.console.is_terminal and len(items) > 1
+        return track(items, description=description, console=self.console, transient=True) if show else items
+
     def start(self, info, expected: int | None) -> None:
         if not self.enabled:
             return
@@ -27,7 +35,8 @@ class FrameProgress:
             columns.append(TimeRemainingColumn())
         self._progress = Progress(*columns, console=self.console, transient=False)
         self._progress.start()
-        self._task = self._progress.add_task(f"{info.width}x{info.height} {info.codec}", total=expected, fps="-")
+        name = Path(str(info.source)).name or str(info.source)
+        self._task = self._progress.add_task(f"{name} {info.width}x{info.height}", total=expected, fps="-")
 
     def advance(self, frame) -> None:
         if self._progress is not None:

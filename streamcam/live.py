@@ -1,0 +1,139 @@
+"""`streamcam live`: the overlay on screen as frames arrive (webcam, stream or file).
+
+Live input must not fall behind: a reader thread keeps only the newest frame, and the engine
+always explains the most recent one, dropping those it had no time for.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import Callable, Protocol
+
+import numpy as np
+
+from . import render
+from .engine import CamEngine
+from .errors import UsageError
+from .frames import Frame
+from .preprocess import resize_batch
+from .video.source import VideoSource
+from .video.timecode import format_timecode
+
+
+class Viewer(Protocol):
+    def show(self, rgb: np.ndarray) -> bool:
+        """Display a frame; return False when the user asked to stop."""
+
+    def close(self) -> None: ...
+
+
+class WindowViewer:
+    """An OpenCV window; q or Esc (or closing the window) stops."""
+
+    def __init__(self, title: str = "streamcam live"):
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise UsageError("no display to show a window on; use `streamcam analyze` to write an overlay video instead")
+        import cv2
+
+        self.cv2, self.title = cv2, title
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+
+    def show(self, rgb: np.ndarray) -> bool:
+        cv2 = self.cv2
+        cv2.imshow(self.title, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        key = cv2.waitKey(1) & 0xFF
+        return key not in (ord("q"), 27) and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+
+    def close(self) -> None:
+        self.cv2.destroyWindow(self.title)
+
+
+class _NewestFrame:
+    """Reads frames in a thread and keeps only the newest; errors are re-raised by get()."""
+
+    def __init__(self, source: VideoSource, pace: bool):
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self._done = False
+        self._error: BaseException | None = None
+        self.dropped = 0
+        self._pace = pace  # a file plays at its own speed; cameras and streams arrive in real time anyway
+        self._thread = threading.Thread(target=self._read, args=(source,), name="streamcam-live-read", daemon=True)
+        self._thread.start()
+
+    def _read(self, source: VideoSource) -> None:
+        try:
+            began, first = time.perf_counter(), None
+            for frame in source:
+                if self._pace:
+                    first = frame.time_s if first is None else first
+                    time.sleep(max(0.0, began + frame.time_s - first - time.perf_counter()))
+                with self._cond:
+                    self.dropped += self._frame is not None
+                    self._frame = frame
+                    self._cond.notify()
+                if self._done:
+                    return
+        except BaseException as exc:  # re-raised in the caller's thread by get()
+            self._error = exc
+        with self._cond:
+            self._done = True
+            self._cond.notify()
+
+    def get(self) -> Frame | None:
+        """The newest unseen frame, or None at the end of the input."""
+        with self._cond:
+            while self._frame is None and not self._done:
+                self._cond.wait(0.1)
+            if self._error is not None:
+                raise self._error
+            frame, self._frame = self._frame, None
+            return frame
+
+    def stop(self) -> None:
+        self._done = True
+
+
+def live(
+    source: str | int,
+    engine: CamEngine,
+    viewer: Viewer,
+    top_k: int = 1,
+    class_ids=(),
+    alpha: float = 0.5,
+    colormap: str = "jet",
+    on_frame: Callable[[Frame, float], None] | None = None,
+) -> dict:
+    """Show overlays until the input ends or the viewer says stop; returns counts and the achieved rate."""
+    render.check_alpha(alpha)
+    render.check_colormap(colormap)
+    strip = render.LabelStrip()
+    labels = engine.classifier.labels
+    shown = 0
+    began = time.perf_counter()
+    with VideoSource(source) as video:
+        is_file = not (str(source).isdigit() or "://" in str(source))
+        reader = _NewestFrame(video, pace=is_file)
+        try:
+            while (frame := reader.get()) is not None:
+                result = engine.explain(resize_batch([frame.rgb], engine.classifier.input_size), top_k, class_ids)
+                probs = result.probabilities[0]
+                top = np.argsort(-probs)[:3]
+                rate = (shown + 1) / max(time.perf_counter() - began, 1e-6)
+                lines = ["  ".join(f"{labels.name(int(c))} {probs[c]:.2f}" for c in top),
+                         f"{format_timecode(frame.time_s)}  {rate:.1f} fps  (q to quit)"]
+                picture = strip.annotate(render.overlay(frame.rgb, result.cams[0].max(axis=0), alpha, colormap), lines)
+                shown += 1
+                if on_frame:
+                    on_frame(frame, rate)
+                if not viewer.show(picture):
+                    break
+        finally:
+            reader.stop()
+            viewer.close()
+    wall = time.perf_counter() - began
+    return {"frames_shown": shown, "frames_dropped": reader.dropped, "wall_time_s": round(wall, 3),
+            "frames_per_second": round(shown / wall, 2) if wall > 0 else 0.0}
