@@ -16,6 +16,7 @@ import numpy as np
 
 from . import render
 from .errors import InputError, UsageError
+from .paths import check_input_file
 from .preprocess import resize_batch
 
 OUTPUT_KINDS = ("gradcam", "heatmap", "segmented", "guided_bprop", "guided_gradcam")
@@ -56,17 +57,11 @@ def parse_outputs(spec: str | Sequence[str]) -> tuple[str, ...]:
 
 def read_image(path: str | Path) -> np.ndarray:
     """RGB uint8 pixels of an image file (EXIF orientation applied), or InputError in one line."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not an image")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: empty file (0 bytes)")
+    path = check_input_file(path, "an image")
     data = np.fromfile(str(path), dtype=np.uint8)
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise InputError(f"{path}: not an image OpenCV can read")
+        raise InputError(f"not an image OpenCV can read: {path}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from streamcam.errors import InputError, UsageError
 from streamcam.frames import Frame
+from streamcam.paths import check_input_file
 
 # Schemes handed to FFmpeg as network inputs (they get a timeout; no path checks).
 NETWORK_SCHEMES = frozenset(
@@ -85,17 +86,6 @@ def _is_network(source: str) -> bool:
     return bool(sep) and scheme.lower() in NETWORK_SCHEMES
 
 
-def _check_file(path: str) -> None:
-    """One-line InputErrors for the cases FFmpeg reports cryptically."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"no such file: {path}")
-    if p.is_dir():
-        raise InputError(f"is a directory, not a video file: {path}")
-    if p.stat().st_size == 0:
-        raise InputError(f"empty file (0 bytes): {path}")
-
-
 def _open_container(source: str | int, options: dict | None) -> tuple[av.container.InputContainer, str, bool]:
     """Open the input; returns (container, display name, is_live)."""
     opts = {str(k): str(v) for k, v in (options or {}).items()}
@@ -115,7 +105,7 @@ def _open_container(source: str | int, options: dict | None) -> tuple[av.contain
     else:
         file = name = os.fspath(source)
         live = False
-        _check_file(file)
+        check_input_file(file, "a video file")
     try:
         container = av.open(file, "r", options=opts, **kwargs)
     except av.FFmpegError as exc:
