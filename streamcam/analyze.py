@@ -44,7 +44,7 @@ class AnalyzeOptions:
     segmented_video: bool = False
     codec: str = "libx264"
     crf: int = 23
-    preset: str = "veryfast"
+    preset: str = "superfast"
     audio: bool = True
     alpha: float = 0.5
     colormap: str = "jet"
@@ -242,7 +242,7 @@ def analyze(
 
             def compute(item):
                 frames, resized = item
-                return frames, engine.explain(resized, top_k=top_k, class_ids=tracked)
+                return frames, engine.explain(resized, top_k=top_k, class_ids=tracked, pad_to=options.batch_size)
 
             interrupted = Pipeline(lambda: _batches(video, options.batch_size, engine.classifier.input_size), compute, writer).run()
             if writer.frames == 0:

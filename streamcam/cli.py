@@ -29,75 +29,24 @@ AlphaOpt = Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Heat
 ColormapOpt = Annotated[str, typer.Option("--colormap", help="Heatmap colours: jet, turbo, inferno, magma, viridis, hot, plasma.")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"streamcam {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """See what an image classifier looks at: Grad-CAM for videos, streams and images."""
+
+
 def fail(exc: StreamcamError) -> None:
     err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
     raise typer.Exit(exc.exit_code)
-
-
-@app.command()
-def image(
-    paths: Annotated[list[Path], typer.Argument(help="Image files (jpg, png, bmp, webp, tiff ...).", show_default=False)],
-    top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="How many of the most probable classes to list and explain.")] = 3,
-    classes: Annotated[Optional[str], typer.Option("--classes", help="Also explain these classes, by id or ImageNet name, e.g. 'bicycle,moped' or '920'.")] = None,
-    outputs: Annotated[str, typer.Option("--outputs", help="Pictures to write per class: gradcam, heatmap, segmented, guided_bprop, guided_gradcam (comma-separated).")] = "gradcam,heatmap,segmented,guided_bprop,guided_gradcam",
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-o", help="Where to write the pictures (default: next to each input).")] = None,
-    model: ModelOpt = "efficientnet-lite0",
-    weights: WeightsOpt = None,
-    layer: LayerOpt = None,
-    method: MethodOpt = "gradcam",
-    alpha: AlphaOpt = 0.5,
-    colormap: ColormapOpt = "jet",
-    device: DeviceOpt = "auto",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
-) -> None:
-    """Explain still images: ranked classes, and per class a Grad-CAM overlay, heatmap, segmented and guided pictures."""
-    from .engine import CamEngine
-    from .images import ImageExplainer, parse_outputs
-    from .models import load_classifier
-    from .render import check_colormap
-
-    progress = FrameProgress(err_console, enabled=not quiet)
-    try:
-        parse_outputs(outputs)
-        check_colormap(colormap)
-        with progress.status("loading model"):
-            classifier = load_classifier(model, weights, layer)
-            class_ids = classifier.labels.resolve(classes) if classes else []
-            explainer = ImageExplainer(CamEngine(classifier, method, device), outputs.split(","), alpha, colormap)
-    except StreamcamError as exc:
-        fail(exc)
-    failures = 0
-    out = Console(highlight=False)
-    for path in progress.track(paths, "images"):
-        try:
-            result = explainer.explain(path, top_n, class_ids, out_dir)
-        except StreamcamError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-            failures += 1
-            continue
-        if not quiet:
-            _print_ranked(out, result)
-    if failures:
-        raise typer.Exit(2)
-
-
-def _print_ranked(out: Console, result) -> None:
-    if out.is_terminal:
-        from rich.table import Table
-
-        table = Table(title=f"{result.path} ({result.size[0]}x{result.size[1]})")
-        for col, justify in (("rank", "right"), ("class id", "right"), ("name", "left"), ("probability", "right"), ("synset", "left")):
-            table.add_column(col, justify=justify)
-        for c in result.ranked:
-            table.add_row(str(c.rank), str(c.class_id), c.name, f"{c.probability:.3f}", c.synset)
-        out.print(table)
-        out.print(f"wrote {len(result.written)} pictures to {result.written[0].parent if result.written else '-'}")
-    else:
-        print(f"{result.path}:")
-        for c in result.ranked:
-            print(c.ancestor_line())
-        for p in result.written:
-            print(f"wrote {p}")
 
 
 @app.command()
@@ -116,7 +65,7 @@ def analyze(
     segmented_video: Annotated[bool, typer.Option("--segmented-video", help="Also write <stem>.segmented.mp4 (heatmap x frame).")] = False,
     codec: Annotated[str, typer.Option("--codec", help="Video encoder: libx264, libx265, libvpx-vp9, libsvtav1, mpeg4 ...")] = "libx264",
     crf: Annotated[int, typer.Option("--crf", min=0, max=63, help="Encoder quality (lower is better and bigger).")] = 23,
-    preset: Annotated[str, typer.Option("--preset", help="Encoder speed preset (libx264/libx265): ultrafast ... veryslow.")] = "veryfast",
+    preset: Annotated[str, typer.Option("--preset", help="Encoder speed preset (libx264/libx265): ultrafast (fastest, biggest files) ... veryslow.")] = "superfast",
     audio: Annotated[bool, typer.Option("--audio/--no-audio", help="Copy the input's audio into the overlay video.")] = True,
     save_frames: Annotated[Optional[str], typer.Option("--save-frames", help="Write ancestor-style pictures for these instants, e.g. '12.4,00:31'.")] = None,
     model: ModelOpt = "efficientnet-lite0",
@@ -213,6 +162,72 @@ def live(
     except StreamcamError as exc:
         fail(exc)
     print(f"{stats['frames_shown']} frames shown at {stats['frames_per_second']:.1f} fps, {stats['frames_dropped']} skipped")
+
+
+@app.command()
+def image(
+    paths: Annotated[list[Path], typer.Argument(help="Image files (jpg, png, bmp, webp, tiff ...).", show_default=False)],
+    top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="How many of the most probable classes to list and explain.")] = 3,
+    classes: Annotated[Optional[str], typer.Option("--classes", help="Also explain these classes, by id or ImageNet name, e.g. 'bicycle,moped' or '920'.")] = None,
+    outputs: Annotated[str, typer.Option("--outputs", help="Pictures to write per class: gradcam, heatmap, segmented, guided_bprop, guided_gradcam (comma-separated).")] = "gradcam,heatmap,segmented,guided_bprop,guided_gradcam",
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-o", help="Where to write the pictures (default: next to each input).")] = None,
+    model: ModelOpt = "efficientnet-lite0",
+    weights: WeightsOpt = None,
+    layer: LayerOpt = None,
+    method: MethodOpt = "gradcam",
+    alpha: AlphaOpt = 0.5,
+    colormap: ColormapOpt = "jet",
+    device: DeviceOpt = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+) -> None:
+    """Explain still images: ranked classes, and per class a Grad-CAM overlay, heatmap, segmented and guided pictures."""
+    from .engine import CamEngine
+    from .images import ImageExplainer, parse_outputs
+    from .models import load_classifier
+    from .render import check_colormap
+
+    progress = FrameProgress(err_console, enabled=not quiet)
+    try:
+        parse_outputs(outputs)
+        check_colormap(colormap)
+        with progress.status("loading model"):
+            classifier = load_classifier(model, weights, layer)
+            class_ids = classifier.labels.resolve(classes) if classes else []
+            explainer = ImageExplainer(CamEngine(classifier, method, device), outputs.split(","), alpha, colormap)
+    except StreamcamError as exc:
+        fail(exc)
+    failures = 0
+    out = Console(highlight=False)
+    for path in progress.track(paths, "images"):
+        try:
+            result = explainer.explain(path, top_n, class_ids, out_dir)
+        except StreamcamError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            failures += 1
+            continue
+        if not quiet:
+            _print_ranked(out, result)
+    if failures:
+        raise typer.Exit(2)
+
+
+def _print_ranked(out: Console, result) -> None:
+    if out.is_terminal:
+        from rich.table import Table
+
+        table = Table(title=f"{result.path} ({result.size[0]}x{result.size[1]})")
+        for col, justify in (("rank", "right"), ("class id", "right"), ("name", "left"), ("probability", "right"), ("synset", "left")):
+            table.add_column(col, justify=justify)
+        for c in result.ranked:
+            table.add_row(str(c.rank), str(c.class_id), c.name, f"{c.probability:.3f}", c.synset)
+        out.print(table)
+        out.print(f"wrote {len(result.written)} pictures to {result.written[0].parent if result.written else '-'}")
+    else:
+        print(f"{result.path}:")
+        for c in result.ranked:
+            print(c.ancestor_line())
+        for p in result.written:
+            print(f"wrote {p}")
 
 
 @app.command()

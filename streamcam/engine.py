@@ -51,13 +51,18 @@ class CamEngine:
         self._guided = None
 
     # -- public API -------------------------------------------------------------------------
-    def explain(self, images: np.ndarray, top_k: int = 1, class_ids: Sequence[int] = ()) -> CamBatch:
+    def explain(self, images: np.ndarray, top_k: int = 1, class_ids: Sequence[int] = (), pad_to: int | None = None) -> CamBatch:
         """CAMs for the top_k classes of each image, then for each of class_ids.
 
         images: (N, H, W, 3) uint8 at the model's input size.
+        pad_to: pad a short batch to this size (results for the padding are dropped), so the last
+        batch of a video reuses the compiled call instead of tracing a new one (about 1 s).
         """
         tf = tensorflow()
         images = self._check_images(images)
+        count = len(images)
+        if pad_to is not None and count < pad_to:
+            images = np.concatenate([images, np.zeros((pad_to - count, *images.shape[1:]), images.dtype)])
         fixed = self._check_classes(class_ids)
         if top_k < 0 or top_k + len(fixed) == 0:
             raise UsageError("nothing to explain: ask for top_k >= 1 or name classes")
@@ -65,7 +70,7 @@ class CamEngine:
             probs, targets, cams = self._explain(
                 tf.constant(images), tf.constant(fixed, dtype=tf.int32), int(min(top_k, self.classifier.num_classes))
             )
-        return CamBatch(probs.numpy(), targets.numpy(), cams.numpy())
+        return CamBatch(probs.numpy()[:count], targets.numpy()[:count], cams.numpy()[:count])
 
     def guided_backprop(self, images: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
         """Guided backpropagation: d logit / d input with ReLUs passing only positive gradients.

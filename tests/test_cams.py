@@ -190,3 +190,7 @@ def test_engine_traces_once_per_batch_shape():
         engine.explain(random_images(2, 16, seed), top_k=1)
     engine.explain(images[:1], top_k=1)
     assert engine._explain.experimental_get_tracing_count() == 2
+    padded = engine.explain(images[:1], top_k=1, pad_to=2)  # reuses the batch-2 graph
+    assert engine._explain.experimental_get_tracing_count() == 2
+    assert padded.cams.shape[0] == 1
+    np.testing.assert_allclose(padded.cams[0], engine.explain(images[:1], top_k=1).cams[0], atol=1e-6)

@@ -26,6 +26,11 @@ def test_every_command_and_option_has_help():
         assert result.exit_code == 0 and "Usage" in result.output
 
 
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("streamcam ")
+
+
 def test_import_and_help_do_not_load_tensorflow():
     code = "import sys, streamcam, streamcam.cli; assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -230,3 +230,18 @@ def test_unknown_codec(tmp_path):
     with pytest.raises(UsageError, match="cannot encode"):
         VideoSink(tmp_path / "o.mp4", width=64, height=48, time_base=Fraction(1, 25), fps=25, codec="nope264")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_colours_survive_encoding(tmp_path):
+    """RGB -> YUV 4:2:0 -> H.264 -> RGB keeps colours (and red is not swapped with blue)."""
+    colours = np.array([[220, 30, 30], [30, 200, 40], [40, 50, 210], [128, 128, 128]], np.uint8)
+    rgb = np.repeat(np.repeat(colours[None], 64, axis=0), 32, axis=1)  # four 32-px-wide bars, 64 high
+    out = tmp_path / "colours.mp4"
+    with VideoSink(out, width=128, height=64, time_base=Fraction(1, 25), fps=25, crf=10) as sink:
+        for i in range(3):
+            sink.write(rgb, i, i / 25)
+    with av.open(str(out)) as c:
+        back = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    for k, colour in enumerate(colours):
+        bar = back[8:-8, 32 * k + 8 : 32 * k + 24].reshape(-1, 3).mean(axis=0)
+        np.testing.assert_allclose(bar, colour, atol=6)
