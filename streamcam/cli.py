@@ -25,6 +25,7 @@ WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="Weights f
 LayerOpt = Annotated[Optional[str], typer.Option("--layer", help="Layer to explain (default: the last convolutional feature map; 'outer/inner' for nested models).")]
 MethodOpt = Annotated[str, typer.Option("--method", help="CAM method: gradcam, gradcam++, hirescam, layercam, xgradcam, eigencam, scorecam.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (GPU when TensorFlow sees one), cpu or gpu.")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (mixed float16 on a GPU, float32 on a CPU, where bfloat16 measured slower), float32 or mixed.")]
 AlphaOpt = Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Heatmap weight in overlays, 0..1.")]
 ColormapOpt = Annotated[str, typer.Option("--colormap", help="Heatmap colours: jet, turbo, inferno, magma, viridis, hot, plasma.")]
 
@@ -75,6 +76,7 @@ def analyze(
     alpha: AlphaOpt = 0.5,
     colormap: ColormapOpt = "jet",
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; errors only.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
@@ -96,7 +98,7 @@ def analyze(
 
             probe(source)  # a bad file fails in a second, before the model loads
         with progress.status("loading model"):
-            engine = _engine(model, weights, layer, method, device)
+            engine = _engine(model, weights, layer, method, device, precision)
         with progress:
             summary = run_analyze(source, engine, options, on_start=progress.start, on_frame=progress.advance)
     except StreamcamError as exc:
@@ -106,13 +108,13 @@ def analyze(
         raise typer.Exit(130)
 
 
-def _engine(model, weights, layer, method, device):
+def _engine(model, weights, layer, method, device, precision="auto"):
     from .cams import get_method
     from .engine import CamEngine
     from .models import load_classifier
 
     get_method(method)  # a typo in --method fails before the model loads
-    return CamEngine(load_classifier(model, weights, layer), method, device)
+    return CamEngine(load_classifier(model, weights, layer, precision, device), method, device)
 
 
 def _report(summary, quiet: bool, json_out: bool) -> None:
@@ -147,6 +149,7 @@ def live(
     alpha: AlphaOpt = 0.5,
     colormap: ColormapOpt = "jet",
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
 ) -> None:
     """Show the Grad-CAM overlay live in a window (q or Esc quits); frames the model cannot keep up with are skipped."""
     from .analyze import parse_cam_classes
@@ -156,7 +159,7 @@ def live(
     progress = FrameProgress(err_console)
     try:
         with progress.status("loading model"):
-            engine = _engine(model, weights, layer, method, device)
+            engine = _engine(model, weights, layer, method, device, precision)
         top_k, tracked = parse_cam_classes(cam_classes, engine.classifier.labels)
         stats = run_live(int(source) if source.isdigit() else source, engine, WindowViewer(), top_k, tracked, alpha, colormap)
     except StreamcamError as exc:
@@ -178,6 +181,7 @@ def image(
     alpha: AlphaOpt = 0.5,
     colormap: ColormapOpt = "jet",
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Explain still images: ranked classes, and per class a Grad-CAM overlay, heatmap, segmented and guided pictures."""
@@ -191,7 +195,7 @@ def image(
         parse_outputs(outputs)
         check_colormap(colormap)
         with progress.status("loading model"):
-            classifier = load_classifier(model, weights, layer)
+            classifier = load_classifier(model, weights, layer, precision, device)
             class_ids = classifier.labels.resolve(classes) if classes else []
             explainer = ImageExplainer(CamEngine(classifier, method, device), outputs.split(","), alpha, colormap)
     except StreamcamError as exc:

@@ -66,3 +66,26 @@ def test_architecture_is_lite():
         state = load_legacy_state_dict(f)
     torch_count = sum(v.size for k, v in state.items() if not k.endswith("num_batches_tracked"))
     assert model.count_params() == torch_count
+
+
+def test_mixed_precision_gives_the_same_answer_and_restores_the_policy():
+    import keras
+
+    from streamcam.engine import CamEngine
+    from streamcam.errors import UsageError
+    from streamcam.models import load_classifier
+    from streamcam.preprocess import resize_batch
+
+    batch = resize_batch([skimage_data.chelsea(), skimage_data.coffee()], 224)
+    full = CamEngine(load_classifier(precision="float32")).explain(batch, top_k=2)
+    mixed_classifier = load_classifier(precision="mixed")  # bfloat16 compute on a CPU
+    assert mixed_classifier.model.get_layer("top_conv").compute_dtype in ("bfloat16", "float16")
+    assert keras.config.dtype_policy().name == "float32"
+    mixed = CamEngine(mixed_classifier).explain(batch, top_k=2)
+    assert mixed.class_ids.tolist() == full.class_ids.tolist()
+    np.testing.assert_allclose(mixed.probabilities.max(axis=1), full.probabilities.max(axis=1), atol=0.03)
+    assert mixed.cams.dtype == np.float32
+    corr = np.corrcoef(mixed.cams[:, 0].ravel(), full.cams[:, 0].ravel())[0, 1]
+    assert corr > 0.95
+    with pytest.raises(UsageError, match="precision"):
+        load_classifier(precision="float8")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import ModelError
+from ..errors import ModelError, UsageError
 from ..labels import Labels
 from .cache import cache_dir
 from .layers import find_target_layer, resolve_layer
@@ -32,18 +33,57 @@ class Classifier:
         return self.labels.num_classes
 
 
-def load_classifier(model: str = DEFAULT_MODEL, weights: str | Path | None = None, layer: str | None = None) -> Classifier:
-    """Load a built-in model by name, or a Keras model file (.keras, .h5)."""
+def load_classifier(model: str = DEFAULT_MODEL, weights: str | Path | None = None, layer: str | None = None,
+                    precision: str = "float32", device: str = "auto") -> Classifier:
+    """Load a built-in model by name, or a Keras model file (.keras, .h5).
+
+    precision: 'float32', 'mixed' (float16 compute on a GPU, bfloat16 on a CPU; built-in models
+    only: a model file keeps the precision it was saved with), or 'auto' (mixed when `device`
+    resolves to a GPU).
+    """
     key = model.lower()
-    if key in ("efficientnet-lite0", "efficientnet_lite0", "default"):
-        classifier = _efficientnet_lite0(weights)
-    elif key == "vgg16":
-        classifier = _vgg16(weights)
-    else:
-        classifier = _keras_file(Path(model))
+    builtin = key in ("efficientnet-lite0", "efficientnet_lite0", "default", "vgg16")
+    with _dtype_policy(_policy_name(precision, device) if builtin else "float32"):
+        if key == "vgg16":
+            classifier = _vgg16(weights)
+        elif builtin:
+            classifier = _efficientnet_lite0(weights)
+        else:
+            classifier = _keras_file(Path(model))
     if layer:
         classifier.target_layer = resolve_layer(classifier.model, layer)
     return classifier
+
+
+PRECISIONS = ("auto", "float32", "mixed")
+
+
+def _policy_name(precision: str, device: str) -> str:
+    from .._tf import uses_gpu
+
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    on_gpu = uses_gpu(device)
+    if precision == "float32" or (precision == "auto" and not on_gpu):
+        # Measured on a 2-core CPU with AVX512-BF16: mixed_bfloat16 77 fps vs float32 90 fps.
+        return "float32"
+    return "mixed_float16" if on_gpu else "mixed_bfloat16"
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str):
+    """Build layers under a Keras dtype policy, restoring the global one afterwards."""
+    from .._tf import tensorflow
+
+    tensorflow()
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _scale(mean: float, std: float) -> Callable:
