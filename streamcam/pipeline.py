@@ -16,10 +16,6 @@ _DONE = object()
 _POLL_S = 0.1
 
 
-class StageFailed(Exception):
-    pass
-
-
 class Pipeline:
     def __init__(self, produce: Callable[[], Iterable], compute: Callable, consume: Callable, depth: int = 2):
         self._produce, self._compute, self._consume = produce, compute, consume

@@ -168,6 +168,15 @@ def test_flat_and_black_frames_give_all_zero_maps(method):
     assert np.isfinite(result.probabilities).all()
 
 
+def test_top_n_per_image():
+    result = CamEngine(gap_dense_classifier()).explain(random_images(3, 16), top_k=2)
+    ids, probs = result.top(3)
+    assert ids.shape == probs.shape == (3, 3)
+    assert (ids[:, :2] == result.class_ids).all()  # the explained top-2 are the top of the ranking
+    assert (np.diff(probs, axis=1) <= 0).all()
+    np.testing.assert_allclose(probs, np.take_along_axis(result.probabilities, ids, 1))
+
+
 def test_method_names():
     assert get_method("gradcam++").name == "gradcam++"
     assert get_method("GradCAMPlusPlus").name == "gradcam++"
