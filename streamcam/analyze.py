@@ -44,7 +44,7 @@ class AnalyzeOptions:
     segmented_video: bool = False
     codec: str = "libx264"
     crf: int = 23
-    preset: str = "superfast"
+    preset: str = "ultrafast"
     audio: bool = True
     alpha: float = 0.5
     colormap: str = "jet"

@@ -66,7 +66,7 @@ def analyze(
     segmented_video: Annotated[bool, typer.Option("--segmented-video", help="Also write <stem>.segmented.mp4 (heatmap x frame).")] = False,
     codec: Annotated[str, typer.Option("--codec", help="Video encoder: libx264, libx265, libvpx-vp9, libsvtav1, mpeg4 ...")] = "libx264",
     crf: Annotated[int, typer.Option("--crf", min=0, max=63, help="Encoder quality (lower is better and bigger).")] = 23,
-    preset: Annotated[str, typer.Option("--preset", help="Encoder speed preset (libx264/libx265): ultrafast (fastest, biggest files) ... veryslow.")] = "superfast",
+    preset: Annotated[str, typer.Option("--preset", help="Encoder speed preset (libx264/libx265): ultrafast (default: fastest, about twice the size of veryfast) ... veryslow.")] = "ultrafast",
     audio: Annotated[bool, typer.Option("--audio/--no-audio", help="Copy the input's audio into the overlay video.")] = True,
     save_frames: Annotated[Optional[str], typer.Option("--save-frames", help="Write ancestor-style pictures for these instants, e.g. '12.4,00:31'.")] = None,
     model: ModelOpt = "efficientnet-lite0",
