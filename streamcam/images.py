@@ -94,8 +94,7 @@ class ImageExplainer:
         rgb = read_image(path)
         labels = self.engine.classifier.labels
         batch = resize_batch([rgb], self.engine.classifier.input_size)
-        extra = [c for c in class_ids]
-        result = self.engine.explain(batch, top_k=top_n, class_ids=extra)
+        result = self.engine.explain(batch, top_k=top_n, class_ids=list(class_ids))
         probs, targets = result.probabilities[0], result.class_ids[0]
         top = ranked_classes(probs, np.argsort(-probs, kind="stable")[:top_n], labels)
         explained = ranked_classes(probs, targets, labels)

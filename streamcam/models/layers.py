@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..errors import ModelError
 
-_POOLING_HINTS = ("Pooling", "Flatten", "Dense")
+_STAGE_BREAKS = ("Pooling", "Flatten", "Dense")  # layers that end a spatial feature map
 
 
 def _is_container(layer) -> bool:
@@ -48,7 +48,7 @@ def _search(model) -> tuple[str, ...] | None:
                 return candidate or (layer.name, *inner)
         elif kind == "InputLayer":
             continue
-        elif any(hint in kind for hint in _POOLING_HINTS):
+        elif any(hint in kind for hint in _STAGE_BREAKS):
             candidate = None  # what lies before a pooling layer is another stage
         elif _output_rank(layer) == 4:
             candidate = candidate or (layer.name,)
