@@ -174,12 +174,8 @@ class _FrameWriter:
             sinks["segmented_video"].write(render.segmented(frame.rgb, combined), frame.pts, frame.time_s)
 
     def _label_lines(self, frame: Frame, probs, ids) -> list[str]:
-        top = np.argsort(-probs, kind="stable")[:3]
         names = ", ".join(dict.fromkeys(self.labels.name(int(c)) for c in ids))
-        return [
-            "  ".join(f"{self.labels.name(int(c))} {probs[c]:.2f}" for c in top),
-            f"frame {frame.index}  {format_timecode(frame.time_s)}  CAM: {names}",
-        ]
+        return [self.labels.top_line(probs), f"frame {frame.index}  {format_timecode(frame.time_s)}  CAM: {names}"]
 
     def _save_pictures(self, frame: Frame, probs, ids, cams) -> None:
         classes = ranked_classes(probs, ids, self.labels)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+import numpy as np
+
 from .errors import UsageError
 
 
@@ -59,6 +61,11 @@ class Labels:
     def synset(self, class_id: int) -> str:
         c = self.classes[class_id]
         return f"{c.synset} {c.description}".strip()
+
+    def top_line(self, probabilities, n: int = 3) -> str:
+        """'Egyptian_cat 0.78  tiger_cat 0.10  tabby 0.07': the n most probable classes, for label strips."""
+        top = np.argsort(-np.asarray(probabilities), kind="stable")[:n]
+        return "  ".join(f"{self.name(int(c))} {probabilities[c]:.2f}" for c in top)
 
     def resolve(self, spec: str) -> list[int]:
         """Class ids for a comma-separated list of ids or names ('920,bicycle,moped').

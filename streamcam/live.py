@@ -120,11 +120,8 @@ def live(
         try:
             while (frame := reader.get()) is not None:
                 result = engine.explain(resize_batch([frame.rgb], engine.classifier.input_size), top_k, class_ids)
-                probs = result.probabilities[0]
-                top = np.argsort(-probs)[:3]
                 rate = (shown + 1) / max(time.perf_counter() - began, 1e-6)
-                lines = ["  ".join(f"{labels.name(int(c))} {probs[c]:.2f}" for c in top),
-                         f"{format_timecode(frame.time_s)}  {rate:.1f} fps  (q to quit)"]
+                lines = [labels.top_line(result.probabilities[0]), f"{format_timecode(frame.time_s)}  {rate:.1f} fps  (q to quit)"]
                 picture = strip.annotate(render.overlay(frame.rgb, result.cams[0].max(axis=0), alpha, colormap), lines)
                 shown += 1
                 if on_frame:

@@ -47,3 +47,9 @@ def test_generic_labels_for_other_class_counts():
 
 def test_safe_name():
     assert safe_name("a b/c:d") == "a_bcd"
+
+
+def test_top_line_for_label_strips():
+    probs = [0.0] * 1000
+    probs[285], probs[282], probs[281], probs[7] = 0.7, 0.2, 0.06, 0.04
+    assert Labels().top_line(probs) == "Egyptian_cat 0.70  tiger_cat 0.20  tabby 0.06"
