@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from urllib.parse import urlparse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -90,7 +91,8 @@ def output_stem(source: str | int) -> str:
     if text.isdigit():
         return f"camera{text}"
     if "://" in text:
-        return re.sub(r"[^\w.-]+", "_", text.split("://", 1)[1]).strip("_") or "stream"
+        url = urlparse(text)  # rtsp://cam.local/live/main -> 'main'; http://host/clip.mp4 -> 'clip'
+        return re.sub(r"[^\w.-]+", "_", Path(url.path).stem or url.hostname or "").strip("_.") or "stream"
     return Path(text).stem
 
 

@@ -267,3 +267,24 @@ def test_ctrl_c_finalises_playable_video_and_complete_csv(tmp_path):
     assert len(frames) == n
     assert sorted(table["frame_index"].unique()) == list(range(n)) and len(table) == 3 * n
     assert not list(out.glob(".*partial*"))
+
+
+def test_http_url_input(default_engine, tmp_path):
+    """A URL goes through the same pipeline: served from a local HTTP server on the loopback."""
+    import functools
+    import http.server
+    import threading
+
+    make_video(tmp_path / "clip.mp4", 12, size=(96, 64), faststart=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+        summary = analyze(url, default_engine, AnalyzeOptions(out_dir=tmp_path / "out", top_n=2))
+    finally:
+        server.shutdown()
+    assert summary.frames_analysed == 12
+    assert len(pd.read_csv(tmp_path / "out" / "clip.predictions.csv")) == 24
+    assert len(decoded(tmp_path / "out" / "clip.gradcam.mp4")[0]) == 12
