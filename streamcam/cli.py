@@ -25,6 +25,7 @@ WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="Weights f
 LayerOpt = Annotated[Optional[str], typer.Option("--layer", help="Layer to explain (default: the last convolutional feature map; 'outer/inner' for nested models).")]
 MethodOpt = Annotated[str, typer.Option("--method", help="CAM method: gradcam, gradcam++, hirescam, layercam, xgradcam, eigencam, scorecam.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (GPU when TensorFlow sees one), cpu or gpu.")]
+PreprocessOpt = Annotated[Optional[str], typer.Option("--preprocess", help="Input scaling for a model file: raw (0..255, default), tf (-1..1), torch (ImageNet mean/std), caffe (BGR minus means), lite.")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (mixed float16 on a GPU, float32 on a CPU, where bfloat16 measured slower), float32 or mixed.")]
 AlphaOpt = Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Heatmap weight in overlays, 0..1.")]
 ColormapOpt = Annotated[str, typer.Option("--colormap", help="Heatmap colours: jet, turbo, inferno, magma, viridis, hot, plasma.")]
@@ -71,6 +72,7 @@ def analyze(
     save_frames: Annotated[Optional[str], typer.Option("--save-frames", help="Write ancestor-style pictures for these instants, e.g. '12.4,00:31'.")] = None,
     model: ModelOpt = "efficientnet-lite0",
     weights: WeightsOpt = None,
+    preprocess: PreprocessOpt = None,
     layer: LayerOpt = None,
     method: MethodOpt = "gradcam",
     alpha: AlphaOpt = 0.5,
@@ -98,7 +100,7 @@ def analyze(
 
             probe(source)  # a bad file fails in a second, before the model loads
         with progress.status("loading model"):
-            engine = _engine(model, weights, layer, method, device, precision)
+            engine = _engine(model, weights, layer, method, device, precision, preprocess)
         with progress:
             summary = run_analyze(source, engine, options, on_start=progress.start, on_frame=progress.advance)
     except StreamcamError as exc:
@@ -108,13 +110,13 @@ def analyze(
         raise typer.Exit(130)
 
 
-def _engine(model, weights, layer, method, device, precision="auto"):
+def _engine(model, weights, layer, method, device, precision="auto", preprocess=None):
     from .cams import get_method
     from .engine import CamEngine
     from .models import load_classifier
 
     get_method(method)  # a typo in --method fails before the model loads
-    return CamEngine(load_classifier(model, weights, layer, precision, device), method, device)
+    return CamEngine(load_classifier(model, weights, layer, precision, device, preprocess), method, device)
 
 
 def _report(summary, quiet: bool, json_out: bool) -> None:
@@ -144,6 +146,7 @@ def live(
     cam_classes: Annotated[str, typer.Option("--cam-classes", help="Classes to explain: top1, top3, ... or ids/names, e.g. 'traffic_light'.")] = "top1",
     model: ModelOpt = "efficientnet-lite0",
     weights: WeightsOpt = None,
+    preprocess: PreprocessOpt = None,
     layer: LayerOpt = None,
     method: MethodOpt = "gradcam",
     alpha: AlphaOpt = 0.5,
@@ -159,7 +162,7 @@ def live(
     progress = FrameProgress(err_console)
     try:
         with progress.status("loading model"):
-            engine = _engine(model, weights, layer, method, device, precision)
+            engine = _engine(model, weights, layer, method, device, precision, preprocess)
         top_k, tracked = parse_cam_classes(cam_classes, engine.classifier.labels)
         stats = run_live(int(source) if source.isdigit() else source, engine, WindowViewer(), top_k, tracked, alpha, colormap)
     except StreamcamError as exc:
@@ -176,6 +179,7 @@ def image(
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-o", help="Where to write the pictures (default: next to each input).")] = None,
     model: ModelOpt = "efficientnet-lite0",
     weights: WeightsOpt = None,
+    preprocess: PreprocessOpt = None,
     layer: LayerOpt = None,
     method: MethodOpt = "gradcam",
     alpha: AlphaOpt = 0.5,
@@ -195,7 +199,7 @@ def image(
         parse_outputs(outputs)
         check_colormap(colormap)
         with progress.status("loading model"):
-            classifier = load_classifier(model, weights, layer, precision, device)
+            classifier = load_classifier(model, weights, layer, precision, device, preprocess)
             class_ids = classifier.labels.resolve(classes) if classes else []
             explainer = ImageExplainer(CamEngine(classifier, method, device), outputs.split(","), alpha, colormap)
     except StreamcamError as exc:

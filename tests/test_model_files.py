@@ -99,3 +99,22 @@ def test_bad_model_arguments(tmp_path):
     dense.save(path)
     with pytest.raises(ModelError, match="no convolutional layer"):
         load_classifier(str(path))
+
+
+def test_preprocess_override(tmp_path):
+    from streamcam.errors import UsageError
+    from streamcam.models import PREPROCESSING
+
+    keras = _keras()
+    inputs = keras.Input((32, 32, 3))
+    y = keras.layers.GlobalAveragePooling2D()(_backbone(keras)(inputs))
+    path = tmp_path / "tiny.keras"
+    keras.Model(inputs, keras.layers.Dense(3)(y)).save(path)
+    x = np.full((1, 2, 2, 3), 255.0, np.float32)
+    assert load_classifier(str(path)).preprocess(x).max() == 255.0  # raw by default
+    tf_scaled = load_classifier(str(path), preprocess="tf").preprocess(x)
+    np.testing.assert_allclose(np.asarray(tf_scaled), 1.0)
+    caffe = np.asarray(PREPROCESSING["caffe"](np.array([[10.0, 20.0, 30.0]])))
+    np.testing.assert_allclose(caffe, [[30 - 103.939, 20 - 116.779, 10 - 123.68]])
+    with pytest.raises(UsageError, match="preprocessing"):
+        load_classifier(str(path), preprocess="nope")

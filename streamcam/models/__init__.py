@@ -34,12 +34,13 @@ class Classifier:
 
 
 def load_classifier(model: str = DEFAULT_MODEL, weights: str | Path | None = None, layer: str | None = None,
-                    precision: str = "float32", device: str = "auto") -> Classifier:
+                    precision: str = "float32", device: str = "auto", preprocess: str | None = None) -> Classifier:
     """Load a built-in model by name, or a Keras model file (.keras, .h5).
 
     precision: 'float32', 'mixed' (float16 compute on a GPU, bfloat16 on a CPU; built-in models
     only: a model file keeps the precision it was saved with), or 'auto' (mixed when `device`
     resolves to a GPU).
+    preprocess: override the input scaling, one of PREPROCESSING (model files default to 'raw').
     """
     key = model.lower()
     builtin = key in ("efficientnet-lite0", "efficientnet_lite0", "default", "vgg16")
@@ -52,6 +53,10 @@ def load_classifier(model: str = DEFAULT_MODEL, weights: str | Path | None = Non
             classifier = _keras_file(Path(model))
     if layer:
         classifier.target_layer = resolve_layer(classifier.model, layer)
+    if preprocess is not None:
+        if preprocess not in PREPROCESSING:
+            raise UsageError(f"unknown preprocessing {preprocess!r}; choose one of {', '.join(PREPROCESSING)}")
+        classifier.preprocess = PREPROCESSING[preprocess]
     return classifier
 
 
@@ -86,8 +91,22 @@ def _dtype_policy(name: str):
         keras.config.set_dtype_policy(previous)
 
 
-def _scale(mean: float, std: float) -> Callable:
+def _scale(mean, std) -> Callable:
     return lambda x: (x - mean) / std
+
+
+def _caffe(x):  # RGB 0..255 -> BGR minus the ImageNet channel means (VGG16, ResNet50 in Keras)
+    return x[..., ::-1] - (103.939, 116.779, 123.68)
+
+
+# Input scalings of common classifiers, by the names keras.applications uses for them.
+PREPROCESSING: dict[str, Callable] = {
+    "raw": lambda x: x,  # RGB 0..255: models that include their own preprocessing
+    "tf": _scale(127.5, 127.5),  # -1..1 (MobileNet, Inception, Xception)
+    "torch": _scale((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),  # ImageNet mean/std
+    "caffe": _caffe,
+    "lite": _scale(127.0, 128.0),  # EfficientNet-Lite's TF reference
+}
 
 
 def _efficientnet_lite0(weights: str | Path | None) -> Classifier:
@@ -103,7 +122,7 @@ def _efficientnet_lite0(weights: str | Path | None) -> Classifier:
             effnet.load_torch_weights(model, source)
             _write_cache(model, cached)
     # The TF reference trains Lite models on (x - 127) / 128, not ImageNet mean/std.
-    return Classifier("efficientnet-lite0", model, (effnet.INPUT_SIZE,) * 2, _scale(127.0, 128.0), (effnet.TARGET_LAYER,), Labels(1000))
+    return Classifier("efficientnet-lite0", model, (effnet.INPUT_SIZE,) * 2, PREPROCESSING["lite"], (effnet.TARGET_LAYER,), Labels(1000))
 
 
 def _try_load_cache(model, cached: Path) -> bool:
@@ -142,12 +161,7 @@ def _vgg16(weights: str | Path | None) -> Classifier:
 
     model = vgg16.build()
     vgg16.load_weights(model, Path(weights) if weights else None)
-    mean_bgr = vgg16.CAFFE_MEAN_BGR
-
-    def caffe(x):  # RGB 0..255 -> BGR minus the ImageNet channel means
-        return x[..., ::-1] - mean_bgr
-
-    return Classifier("vgg16", model, (vgg16.INPUT_SIZE,) * 2, caffe, find_target_layer(model), Labels(1000))
+    return Classifier("vgg16", model, (vgg16.INPUT_SIZE,) * 2, PREPROCESSING["caffe"], find_target_layer(model), Labels(1000))
 
 
 def _keras_file(path: Path) -> Classifier:
@@ -169,8 +183,8 @@ def _keras_file(path: Path) -> Classifier:
     if len(shape) != 4 or shape[1] is None or shape[2] is None:
         raise ModelError(f"model {path} must take fixed-size images (batch, height, width, 3); it takes {shape}")
     num_classes = int(model.outputs[0].shape[-1])
-    # Model files are assumed to carry their own preprocessing and take RGB pixels in 0..255.
-    return Classifier(path.stem, model, (int(shape[1]), int(shape[2])), lambda x: x, find_target_layer(model), Labels(num_classes))
+    # Model files are assumed to carry their own preprocessing (RGB 0..255) unless --preprocess says otherwise.
+    return Classifier(path.stem, model, (int(shape[1]), int(shape[2])), PREPROCESSING["raw"], find_target_layer(model), Labels(num_classes))
 
 
 def _softmax_to_logits(model) -> None:

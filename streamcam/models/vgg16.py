@@ -18,7 +18,6 @@ from .._tf import tensorflow
 from ..errors import ModelError
 
 INPUT_SIZE = 224
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 _NPY_TO_KERAS = {
     **{f"conv{b}_{c}": f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for c in range(1, n + 1)},
     "fc6": "fc1",
