@@ -24,7 +24,7 @@ from .outputs import PredictionsCsv, write_json_atomic
 from .pipeline import Pipeline
 from .preprocess import resize_batch
 from .video.sink import VideoSink
-from .video.source import VideoInfo, VideoSource
+from .video.source import VideoInfo, VideoSource, is_camera
 from .video.timecode import format_timecode, parse_timecode
 
 FRAME_PICTURE_KINDS = ("gradcam", "heatmap", "segmented")
@@ -88,7 +88,7 @@ def parse_cam_classes(spec: str, labels) -> tuple[int, list[int]]:
 
 def output_stem(source: str | int) -> str:
     text = str(source)
-    if text.isdigit():
+    if is_camera(source):
         return f"camera{text}"
     if "://" in text:
         url = urlparse(text)  # rtsp://cam.local/live/main -> 'main'; http://host/clip.mp4 -> 'clip'

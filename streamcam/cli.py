@@ -95,9 +95,9 @@ def analyze(
     progress = FrameProgress(err_console, enabled=not quiet)
     try:
         options.check()
-        if not source.isdigit() and "://" not in source:
-            from .video.source import probe
+        from .video.source import is_local_file, probe
 
+        if is_local_file(source):
             probe(source)  # a bad file fails in a second, before the model loads
         with progress.status("loading model"):
             engine = _engine(model, weights, layer, method, device, precision, preprocess)
@@ -164,7 +164,7 @@ def live(
         with progress.status("loading model"):
             engine = _engine(model, weights, layer, method, device, precision, preprocess)
         top_k, tracked = parse_cam_classes(cam_classes, engine.classifier.labels)
-        stats = run_live(int(source) if source.isdigit() else source, engine, WindowViewer(), top_k, tracked, alpha, colormap)
+        stats = run_live(source, engine, WindowViewer(), top_k, tracked, alpha, colormap)
     except StreamcamError as exc:
         fail(exc)
     print(f"{stats['frames_shown']} frames shown at {stats['frames_per_second']:.1f} fps, {stats['frames_dropped']} skipped")
@@ -189,9 +189,7 @@ def image(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Explain still images: ranked classes, and per class a Grad-CAM overlay, heatmap, segmented and guided pictures."""
-    from .engine import CamEngine
     from .images import ImageExplainer, parse_outputs
-    from .models import load_classifier
     from .render import check_colormap
 
     progress = FrameProgress(err_console, enabled=not quiet)
@@ -199,9 +197,9 @@ def image(
         parse_outputs(outputs)
         check_colormap(colormap)
         with progress.status("loading model"):
-            classifier = load_classifier(model, weights, layer, precision, device, preprocess)
-            class_ids = classifier.labels.resolve(classes) if classes else []
-            explainer = ImageExplainer(CamEngine(classifier, method, device), outputs.split(","), alpha, colormap)
+            engine = _engine(model, weights, layer, method, device, precision, preprocess)
+            class_ids = engine.classifier.labels.resolve(classes) if classes else []
+            explainer = ImageExplainer(engine, outputs.split(","), alpha, colormap)
     except StreamcamError as exc:
         fail(exc)
     failures = 0

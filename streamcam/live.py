@@ -19,7 +19,7 @@ from .engine import CamEngine
 from .errors import UsageError
 from .frames import Frame
 from .preprocess import resize_batch
-from .video.source import VideoSource
+from .video.source import VideoSource, is_local_file
 from .video.timecode import format_timecode
 
 
@@ -115,8 +115,7 @@ def live(
     shown = 0
     began = time.perf_counter()
     with VideoSource(source) as video:
-        is_file = not (str(source).isdigit() or "://" in str(source))
-        reader = _NewestFrame(video, pace=is_file)
+        reader = _NewestFrame(video, pace=is_local_file(source))
         try:
             while (frame := reader.get()) is not None:
                 result = engine.explain(resize_batch([frame.rgb], engine.classifier.input_size), top_k, class_ids)

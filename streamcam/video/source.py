@@ -86,11 +86,21 @@ def _is_network(source: str) -> bool:
     return bool(sep) and scheme.lower() in NETWORK_SCHEMES
 
 
+def is_camera(source: str | int) -> bool:
+    """A camera number: 0, or '0' as typed on the command line."""
+    return isinstance(source, int) or str(source).isdigit()
+
+
+def is_local_file(source: str | int) -> bool:
+    """Neither a camera nor a URL: a path to check before opening, and a file to play at its own speed."""
+    return not is_camera(source) and "://" not in str(source)
+
+
 def _open_container(source: str | int, options: dict | None) -> tuple[av.container.InputContainer, str, bool]:
     """Open the input; returns (container, display name, is_live)."""
     opts = {str(k): str(v) for k, v in (options or {}).items()}
     kwargs: dict = {}
-    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+    if is_camera(source):
         file, fmt = _camera_target(int(source))
         name, live = str(source), True  # a live device: nothing to seek in
         kwargs["format"] = fmt
