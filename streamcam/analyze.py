@@ -19,7 +19,7 @@ from . import render
 from .engine import CamEngine
 from .errors import UsageError
 from .frames import Frame
-from .images import ranked_classes, render_pictures, write_pictures
+from .images import explained_classes, render_pictures, write_pictures
 from .outputs import PredictionsCsv, write_json_atomic
 from .pipeline import Pipeline
 from .preprocess import resize_batch
@@ -180,9 +180,8 @@ class _FrameWriter:
         return [self.labels.top_line(probs), f"frame {frame.index}  {format_timecode(frame.time_s)}  CAM: {names}"]
 
     def _save_pictures(self, frame: Frame, probs, ids, cams) -> None:
-        classes = ranked_classes(probs, ids, self.labels)
-        columns = [list(ids).index(c.class_id) for c in classes]
-        pictures = render_pictures(frame.rgb, cams[columns], classes, FRAME_PICTURE_KINDS, self.options.alpha, self.options.colormap)
+        classes, cams = explained_classes(probs, ids, cams, self.labels)
+        pictures = render_pictures(frame.rgb, cams, classes, FRAME_PICTURE_KINDS, self.options.alpha, self.options.colormap)
         stem, out_dir = self.outputs.stem, self.outputs.out_dir
         self.saved += [str(p) for p in write_pictures(out_dir / f"{stem}_frames", f"{stem}_f{frame.index:06d}", ".png", pictures)]
 

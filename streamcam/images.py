@@ -97,10 +97,9 @@ class ImageExplainer:
         result = self.engine.explain(batch, top_k=top_n, class_ids=list(class_ids))
         probs, targets = result.probabilities[0], result.class_ids[0]
         top = ranked_classes(probs, np.argsort(-probs, kind="stable")[:top_n], labels)
-        explained = ranked_classes(probs, targets, labels)
-        columns = [list(targets).index(c.class_id) for c in explained]
+        explained, cams = explained_classes(probs, targets, result.cams[0], labels)
         explanation = ImageExplanation(path, (rgb.shape[1], rgb.shape[0]), top, explained)
-        pictures = self._render(rgb, batch, result.cams[0][columns], explained)
+        pictures = self._render(rgb, batch, cams, explained)
         directory = Path(out_dir) if out_dir is not None else path.parent
         ext = path.suffix.lower() if path.suffix.lower() in _WRITABLE_EXTS else ".png"
         explanation.written = write_pictures(directory, path.stem, ext, pictures)
@@ -139,6 +138,13 @@ def write_pictures(directory: Path, stem: str, ext: str, pictures) -> list[Path]
         write_image_atomic(target, picture)
         written.append(target)
     return written
+
+
+def explained_classes(probabilities: np.ndarray, class_ids, cams: np.ndarray, labels) -> tuple[list[RankedClass], np.ndarray]:
+    """The explained classes without repeats (a named class may also be in the top-k), with their CAMs."""
+    classes = ranked_classes(probabilities, class_ids, labels)
+    columns = [list(class_ids).index(c.class_id) for c in classes]
+    return classes, cams[columns]
 
 
 def ranked_classes(probabilities: np.ndarray, class_ids, labels) -> list[RankedClass]:
