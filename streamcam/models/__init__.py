@@ -11,6 +11,7 @@ from typing import Callable
 from ..errors import ModelError, UsageError
 from ..labels import Labels
 from .cache import cache_dir
+from .keras_weights import load_keras_weights
 from .layers import find_target_layer, resolve_layer
 
 DEFAULT_MODEL = "efficientnet-lite0"
@@ -114,7 +115,7 @@ def _efficientnet_lite0(weights: str | Path | None) -> Classifier:
 
     model = effnet.build()
     if weights is not None:
-        _load_keras_weights(model, Path(weights))
+        load_keras_weights(model, Path(weights))
     else:
         source = effnet.packaged_weights_file()
         cached = cache_dir() / f"{source.stem}.weights.h5"
@@ -145,15 +146,6 @@ def _write_cache(model, cached: Path) -> None:
         partial.replace(cached)
     except OSError as exc:  # a read-only cache is not fatal: convert again next time
         warnings.warn(f"cannot write weights cache {cached}: {exc}", stacklevel=2)
-
-
-def _load_keras_weights(model, path: Path) -> None:
-    if not path.is_file():
-        raise ModelError(f"weights file not found: {path}")
-    try:
-        model.load_weights(str(path))
-    except Exception as exc:  # h5py/keras raise many types for a file that does not fit
-        raise ModelError(f"cannot load weights from {path}: {exc}") from exc
 
 
 def _vgg16(weights: str | Path | None) -> Classifier:

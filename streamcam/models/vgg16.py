@@ -16,6 +16,7 @@ import numpy as np
 
 from .._tf import tensorflow
 from ..errors import ModelError
+from .keras_weights import load_keras_weights
 
 INPUT_SIZE = 224
 _NPY_TO_KERAS = {
@@ -38,15 +39,10 @@ def load_weights(model, weights: Path | None) -> None:
     """Weights from --weights (Keras .h5 / .weights.h5, or tensorflow-vgg .npy), else Keras's ImageNet download."""
     if weights is not None:
         weights = Path(weights)
-        if not weights.is_file():
-            raise ModelError(f"weights file not found: {weights}")
-        if weights.suffix == ".npy":
+        if weights.suffix == ".npy" and weights.is_file():
             load_npy_weights(model, weights)
-            return
-        try:
-            model.load_weights(str(weights))
-        except Exception as exc:  # h5py/keras raise many types for a file that does not fit
-            raise ModelError(f"cannot load VGG16 weights from {weights}: {exc}") from exc
+        else:
+            load_keras_weights(model, weights)
         return
     try:
         import keras
