@@ -1,6 +1,7 @@
 import io
 import os
 import pickle
+import shlex
 
 import numpy as np
 import pytest
@@ -22,9 +23,16 @@ def test_reads_legacy_file_with_views_offsets_and_dtypes():
     np.testing.assert_array_equal(state["half"], np.arange(5, dtype=np.float16) / 2)
 
 
-class _Evil:
+class _CreatesFile:
+    """A payload with an observable effect: unpickling it creates `marker` (by a shell, or by open)."""
+
+    def __init__(self, how: str, marker):
+        self.how, self.marker = how, str(marker)
+
     def __reduce__(self):
-        return (os.system, ("echo pwned > /dev/null",))
+        if self.how == "shell":
+            return (os.system, (f"touch {shlex.quote(self.marker)}",))
+        return (open, (self.marker, "w"))
 
 
 def _legacy_stream(payload: object) -> io.BytesIO:
@@ -36,13 +44,13 @@ def _legacy_stream(payload: object) -> io.BytesIO:
     return buf
 
 
-def test_refuses_to_run_code_from_the_pickle(monkeypatch):
-    stream = _legacy_stream({"w": _Evil()})
-    called = []
-    monkeypatch.setattr(os, "system", lambda cmd: called.append(cmd))
+@pytest.mark.parametrize("how", ["shell", "open"])
+def test_refuses_to_run_code_from_the_pickle(tmp_path, how):
+    marker = tmp_path / "pwned"
+    stream = _legacy_stream({"w": _CreatesFile(how, marker)})
     with pytest.raises(TorchFileError, match="refusing to load"):
         load_legacy_state_dict(stream)
-    assert called == []
+    assert not marker.exists()
 
 
 def test_rejects_files_that_are_not_legacy_torch():

@@ -1,5 +1,8 @@
+import io
 import os
 import pickle
+import shlex
+import struct
 
 import numpy as np
 import pytest
@@ -43,19 +46,25 @@ def test_keras_weights_file(random_vgg, tmp_path):
     np.testing.assert_array_equal(classifier.model.get_layer("fc2").get_weights()[0], reference.get_layer("fc2").get_weights()[0])
 
 
-class _Evil:
+class _CreatesFile:
+    """A payload with an observable effect: unpickling it creates `marker` (by a shell, or by open)."""
+
+    def __init__(self, how: str, marker):
+        self.how, self.marker = how, str(marker)
+
     def __reduce__(self):
-        return (os.system, ("echo pwned",))
+        if self.how == "shell":
+            return (os.system, (f"touch {shlex.quote(self.marker)}",))
+        return (open, (self.marker, "w"))
 
 
-def test_npy_reader_refuses_code(tmp_path, monkeypatch):
-    path = tmp_path / "evil.npy"
-    np.save(path, np.array({"conv1_1": _Evil()}, dtype=object), allow_pickle=True)
-    called = []
-    monkeypatch.setattr(os, "system", lambda cmd: called.append(cmd))
+@pytest.mark.parametrize("how", ["shell", "open"])
+def test_npy_reader_refuses_code(tmp_path, how):
+    path, marker = tmp_path / "evil.npy", tmp_path / "pwned"
+    np.save(path, np.array({"conv1_1": [_CreatesFile(how, marker)]}, dtype=object), allow_pickle=True)
     with pytest.raises(ModelError, match="refusing"):
         vgg16.read_npy_dict(path)
-    assert called == []
+    assert not marker.exists()
 
 
 def test_offline_without_weights_names_the_three_options(monkeypatch, tmp_path):
@@ -84,3 +93,39 @@ def test_missing_and_wrong_weights_files(tmp_path):
     np.save(partial, {"conv1_1": [np.zeros((3, 3, 3, 64), np.float32), np.zeros(64, np.float32)]}, allow_pickle=True)
     with pytest.raises(ModelError, match="conv1_2"):
         vgg16.load_weights(model, partial)
+
+
+def test_npy_shape_table_matches_the_keras_model():
+    # The reader checks sizes against this table before it builds anything; it must be VGG16's.
+    model = vgg16.build()
+    for npy_name, keras_name in vgg16._NPY_TO_KERAS.items():
+        assert vgg16._NPY_SHAPES[npy_name] == tuple(tuple(w.shape) for w in model.get_layer(keras_name).get_weights())
+
+
+def _py2_array_pickle(array: np.ndarray) -> bytes:
+    """numpy's array pickle as Python 2 wrote it (tensorflow-vgg's vgg16.npy): protocol 2, data as a str."""
+
+    def string(data: bytes) -> bytes:  # BINSTRING: a Python 2 str, read back as text with encoding="latin1"
+        return b"T" + struct.pack("<i", len(data)) + data
+
+    def ints(values) -> bytes:
+        return b"(" + b"".join(b"J" + struct.pack("<i", v) for v in values) + b"t"
+
+    dtype = (b"cnumpy\ndtype\n" + string(array.dtype.str[1:].encode()) + b"K\x00K\x01\x87R"
+             + b"(K\x03" + string(array.dtype.str[:1].encode()) + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb")
+    fortran = b"\x88" if array.flags.f_contiguous and array.ndim > 1 else b"\x89"
+    return (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + ints([0]) + string(b"b") + b"\x87R"
+            + b"(K\x01" + ints(array.shape) + dtype + fortran + string(array.tobytes(order="A")) + b"tb.")
+
+
+@pytest.mark.parametrize("array", [
+    np.arange(12, dtype=np.float32).reshape(3, 4) - 5.5,
+    np.arange(6, dtype=">f8").reshape(2, 3) * 1e300,  # big-endian, bytes >= 0x80 in the str
+    np.asfortranarray(np.arange(6, dtype=np.int16).reshape(2, 3)),
+], ids=["float32", "big-endian", "fortran"])
+def test_reads_arrays_pickled_by_python2(array):
+    data = _py2_array_pickle(array)
+    np.testing.assert_array_equal(pickle.loads(data, encoding="latin1"), array)  # numpy itself agrees on the stand-in
+    rebuilt = vgg16._ArrayOnlyUnpickler(io.BytesIO(data), encoding="latin1").load().array
+    assert rebuilt.dtype == array.dtype
+    np.testing.assert_array_equal(rebuilt, array)
