@@ -18,7 +18,7 @@ from .errors import UsageError
 from .models import Classifier
 from .models.layers import tapped_forward
 
-FLAT_FRAME_RANGE = 2  # grey levels; frames whose pixels all lie within this range count as flat
+FLAT_FRAME_RANGE = 2  # grey levels; a frame is flat when every channel's values lie within this range
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,8 @@ class CamEngine:
     def _explain_graph(self, images, fixed_ids, top_k: int):
         tf = tensorflow()
         method = self.method
-        x = self.classifier.preprocess(tf.cast(images, tf.float32))
+        pixels = tf.cast(images, tf.float32)
+        x = self.classifier.preprocess(pixels)
         features, logits, targets, grads = self._forward_and_gradients(x, fixed_ids, top_k, method.uses_gradients)
         if method.uses_model:
             probs_fn = lambda masked: tf.nn.softmax(tf.cast(self._forward(masked)[1], tf.float32), -1)
@@ -139,10 +140,12 @@ class CamEngine:
             maps = tf.tile(method.cam(features, None)[:, None], [1, tf.shape(targets)[1], 1, 1])
         else:
             maps = tf.stack([method.cam(features, g) for g in grads], axis=1)
-        # A frame with no spatial structure (flat grey, black) has nothing to point at: the maps
-        # would only show the network's zero padding at the borders, so they are zeroed.
-        pixel_range = tf.reduce_max(images, axis=[1, 2, 3]) - tf.reduce_min(images, axis=[1, 2, 3])
-        structured = tf.cast(pixel_range > FLAT_FRAME_RANGE, tf.float32)[:, None, None, None]
+        # A frame with no spatial structure (black, flat grey, any solid colour) has nothing to
+        # point at: the maps would only show the network's zero padding at the borders, so they
+        # are zeroed. Ranges are per channel: a solid red frame differs across channels, not space.
+        channel_range = tf.reduce_max(pixels, axis=[1, 2]) - tf.reduce_min(pixels, axis=[1, 2])  # (N, 3)
+        structured = tf.reduce_any(channel_range > FLAT_FRAME_RANGE, axis=1)
+        structured = tf.cast(structured, tf.float32)[:, None, None, None]
         return tf.nn.softmax(logits, axis=-1), targets, normalize_maps(maps) * structured
 
     # -- checks -----------------------------------------------------------------------------

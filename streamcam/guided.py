@@ -1,45 +1,71 @@
-"""A copy of a classifier whose ReLUs pass back only positive gradients (guided backpropagation)."""
+"""A copy of a classifier whose ReLUs pass back only positive gradients (guided backpropagation).
+
+Only the gradient changes: each replaced op computes its forward pass with the original
+function (options such as negative_slope, threshold and max_value included), so the copy's
+outputs equal the model's. Backwards, a unit passes dy where dy > 0 and the unit was in its
+active (identity) region, low < x < high: x > threshold (0 by default) and x < max_value.
+The negative-slope side of a leaky ReLU counts as inactive, like the zero side of a ReLU:
+guided backprop keeps only signal that flowed forward through positively firing units.
+"""
 
 from __future__ import annotations
+
+import math
 
 from ._tf import tensorflow
 
 
-def _guided_relu(max_value: float | None):
+def _guided(forward, low: float = 0.0, high: float = math.inf):
+    """forward(x) unchanged; gradient dy * (dy > 0) * (low < x < high)."""
     tf = tensorflow()
 
     @tf.custom_gradient
     def guided(x):
-        y = tf.nn.relu(x) if max_value is None else tf.clip_by_value(x, 0.0, max_value)
-
         def grad(dy):
-            passes = tf.cast(x > 0, dy.dtype) * tf.cast(dy > 0, dy.dtype)
-            if max_value is not None:
-                passes *= tf.cast(x < max_value, dy.dtype)
-            return dy * passes
+            passes = (dy > 0) & (x > tf.cast(low, x.dtype))
+            if high != math.inf:
+                passes &= x < tf.cast(high, x.dtype)
+            return tf.where(passes, dy, tf.zeros_like(dy))
 
-        return y, grad
+        return forward(x), grad
 
     return guided
 
 
+def _replacement(layer):
+    """The guided op for a ReLU-like layer or activation, or None to leave it alone."""
+    import keras
+
+    activation = getattr(layer, "activation", None)
+    kind = type(layer).__name__
+    if activation in (keras.activations.relu, keras.activations.leaky_relu):
+        return "activation", _guided(activation)
+    if activation is keras.activations.relu6:
+        return "activation", _guided(activation, high=6.0)
+    if kind == "ReLU":
+        high = math.inf if layer.max_value is None else float(layer.max_value)
+        return "call", _guided(layer.call, low=float(layer.threshold), high=high)
+    if kind == "LeakyReLU":
+        return "call", _guided(layer.call)
+    return None
+
+
 def guided_model(model):
-    """Clone `model` (same weights) with every ReLU / ReLU6 replaced by its guided version."""
+    """Clone `model` (same weights) with every ReLU flavour replaced by its guided version."""
     tensorflow()
     import keras
 
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
-    relu, relu6 = keras.activations.relu, keras.activations.relu6
     for layer in _all_layers(clone):
-        activation = getattr(layer, "activation", None)
-        if activation is relu:
-            layer.activation = _guided_relu(None)
-        elif activation is relu6:
-            layer.activation = _guided_relu(6.0)
-        elif type(layer).__name__ == "ReLU":
-            fn = _guided_relu(None if layer.max_value is None else float(layer.max_value))
-            object.__setattr__(layer, "call", lambda inputs, _fn=fn: _fn(inputs))
+        replacement = _replacement(layer)
+        if replacement is None:
+            continue
+        attribute, op = replacement
+        if attribute == "activation":
+            layer.activation = op
+        else:  # the layer's own call (bound before this) stays the forward pass
+            object.__setattr__(layer, "call", lambda inputs, _op=op: _op(inputs))
     return clone
 
 

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from streamcam.cams import METHODS, get_method
+from streamcam.cams.scorecam import ScoreCAM
 from streamcam.engine import CamEngine
 from streamcam.errors import UsageError
-from tiny_models import gap_dense_classifier, nonlinear_head_classifier, random_images
+from tiny_models import gap_dense_classifier, nonlinear_head_classifier, random_images, steady_and_varied_classifier
 
 
 def _minmax(maps):
@@ -112,36 +113,101 @@ def test_xgradcam_weights():
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_eigencam_is_class_agnostic_first_component():
-    clf = nonlinear_head_classifier()
-    images = random_images(1, 12, seed=9)
-    result = CamEngine(clf, "eigencam").explain(images, top_k=3)
-    np.testing.assert_allclose(result.cams[0, 0], result.cams[0, 1])
-    features, _ = CamEngine(clf).feature_gradients(images, [0])
-    flat = features[0].reshape(-1, features.shape[-1])
+def _eigencam_oracle(features):
+    """The first principal component of one image's activations (h, w, C), its sign chosen (as
+    documented) so that it correlates positively with the mean activation over channels."""
+    flat = features.reshape(-1, features.shape[-1])
     centred = flat - flat.mean(0)
     v = np.linalg.svd(centred, full_matrices=False)[2][0]
-    projection = (centred @ v).reshape(features.shape[1:3])
-    best = max((_minmax(projection), _minmax(-projection)), key=lambda m: -np.abs(m - result.cams[0, 0]).max())
-    np.testing.assert_allclose(result.cams[0, 0], best, atol=1e-4)
+    projection = centred @ v
+    mean_activation = flat.mean(1)
+    sign = 1.0 if projection @ (mean_activation - mean_activation.mean()) >= 0 else -1.0
+    return (sign * projection).reshape(features.shape[:2])
+
+
+def test_eigencam_is_class_agnostic_first_component_with_the_documented_sign():
+    clf = nonlinear_head_classifier()
+    images = random_images(2, 12, seed=9)
+    result = CamEngine(clf, "eigencam").explain(images, top_k=3)
+    features, _ = CamEngine(clf).feature_gradients(images, [0])
+    for n in range(2):
+        np.testing.assert_allclose(result.cams[n, 0], result.cams[n, 1])
+        projection = _eigencam_oracle(features[n])
+        assert np.abs(_minmax(projection) - _minmax(-projection)).max() > 0.5  # a flipped sign would fail
+        np.testing.assert_allclose(result.cams[n, 0], _minmax(projection), atol=1e-4)
+
+
+# A 2x2 patch offset from a flat background channel by channel; its mean activation is higher
+# (the map must show the patch) or lower (the map must show everything else). The mixed pair has
+# one principal axis but opposite right signs, so the sign SVD happens to return fails one of them.
+PATCH_OFFSETS = {
+    "bright-patch": [3.0] * 5,
+    "dark-hole": [-2.0] * 5,
+    "mixed-brighter": [3.0, 1.0, -3.0, 1.0, 3.0],
+    "mixed-darker": [-3.0, -1.0, 3.0, -1.0, -3.0],
+}
+
+
+@pytest.mark.parametrize("offsets", PATCH_OFFSETS.values(), ids=PATCH_OFFSETS.keys())
+def test_eigencam_sign_follows_the_mean_activation(offsets):
+    import tensorflow as tf
+
+    from streamcam.cams import normalize_maps
+    from streamcam.cams.eigencam import EigenCAM
+
+    rng = np.random.default_rng(0)
+    a = np.full((1, 6, 6, 5), 3.0) + rng.uniform(0, 0.2, (1, 6, 6, 5))
+    a[0, 1:3, 3:5] += offsets
+    a = a.astype(np.float32)
+    got = normalize_maps(EigenCAM().cam(tf.constant(a), None)).numpy()[0]
+    np.testing.assert_allclose(got, _minmax(_eigencam_oracle(a[0])), atol=1e-4)
+    patch = np.zeros((6, 6), bool)
+    patch[1:3, 3:5] = True
+    shown = patch if np.mean(offsets) > 0 else ~patch
+    assert got[shown].min() > 0.5 and got[~shown].max() < 0.5
+
+
+def _features(clf, images):
+    import keras
+
+    x = clf.preprocess(images.astype(np.float32))
+    return x, keras.Model(clf.model.inputs, clf.model.get_layer("features").output)(x).numpy()
+
+
+def _scorecam_oracle(clf, x, a, class_id, channels):
+    """Score-CAM on one image over the given channels (target grid = input grid, so no upsampling)."""
+    import tensorflow as tf
+
+    weights = np.zeros(a.shape[-1])
+    for c in channels:
+        m = a[..., c]
+        m = (m - m.min()) / (m.max() - m.min()) if m.max() > m.min() else np.zeros_like(m)
+        weights[c] = tf.nn.softmax(clf.model(x * m[None, ..., None])).numpy()[0, class_id]
+    return _minmax(np.einsum("hwc,c->hw", a, weights))
 
 
 def test_scorecam_weights_are_masked_input_probabilities():
     clf = gap_dense_classifier(size=8, channels=3)
     images = random_images(1, 8, seed=4)
-    import keras
-    import tensorflow as tf
-
-    x = clf.preprocess(images.astype(np.float32))
-    a = keras.Model(clf.model.inputs, clf.model.get_layer("features").output)(x).numpy()[0]
-    weights = []
-    for c in range(3):
-        m = a[..., c]  # same grid as the input here, so upsampling is the identity
-        m = (m - m.min()) / (m.max() - m.min()) if m.max() > m.min() else np.zeros_like(m)
-        weights.append(tf.nn.softmax(clf.model(x * m[None, ..., None])).numpy()[0, 1])
-    expected = _minmax(np.einsum("hwc,c->hw", a, np.array(weights)))
+    x, a = _features(clf, images)
+    expected = _scorecam_oracle(clf, x, a[0], 1, range(3))
     got = CamEngine(clf, "scorecam").explain(images, top_k=0, class_ids=[1]).cams[0, 0]
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_scorecam_scores_the_highest_variance_channels_as_faster_scorecam_does():
+    clf = steady_and_varied_classifier(channels=16)
+    images = random_images(2, 8, seed=6)
+    x, a = _features(clf, images)
+    got = CamEngine(clf, ScoreCAM(max_channels=4)).explain(images, top_k=0, class_ids=[2]).cams[:, 0]
+    for n in range(2):
+        by_variance = np.argsort(-a[n].var(axis=(0, 1)), kind="stable")[:4]
+        by_mean = np.argsort(-a[n].mean(axis=(0, 1)), kind="stable")[:4]
+        assert not set(by_variance) & set(by_mean)  # the fixture makes the two choices disagree
+        expected = _scorecam_oracle(clf, x[n : n + 1], a[n], 2, by_variance)
+        if_by_mean = _scorecam_oracle(clf, x[n : n + 1], a[n], 2, by_mean)
+        assert np.abs(expected - if_by_mean).max() > 0.3  # so picking by mean would fail below
+        np.testing.assert_allclose(got[n], expected, atol=1e-4)
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from conftest import REPO, shared_file
 from streamcam.cli import app
 from streamcam.images import ImageExplainer, read_image
+from streamcam.preprocess import resize_batch
 
 NAME = re.compile(r"^(?P<stem>.+)_(?P<rank>\d+)_(?P<cid>\d+)_(?P<name>[\w.\-]+)_(?P<prob>\d\.\d{3})_(?P<kind>gradcam|heatmap|segmented|guided_bprop|guided_gradcam)\.(png|jpg)$")
 SAMPLE = REPO / "sample_videos" / "sample.jpg"
@@ -81,7 +82,30 @@ def test_cli_usage_errors_exit_2(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_ancestor_example_filename_pattern():
-    shared_file("seed_examples", "cat_dog.png")
-    for path in (REPO.parent / "shared" / "media" / "seed_examples").glob("*_*_*_*_gradcam.*"):
-        assert NAME.match(path.name), path.name
+ANCESTOR_INPUTS = ("cat_dog.png", "desk.png", "uberfatalcrashvid970_0.jpg")
+
+
+@pytest.mark.parametrize("input_name", ANCESTOR_INPUTS)
+def test_files_written_for_the_ancestor_inputs_are_named_like_the_ancestor_examples(default_engine, input_name, tmp_path):
+    """Explain each seed input for the classes the ancestor's example outputs show; every example
+    file must have a streamcam twin whose name differs only in the rank and probability fields
+    (another model ranks differently), and those fields must be streamcam's own ranking."""
+    source = shared_file("seed_examples", input_name)
+    names = sorted(p.name for p in source.parent.iterdir() if p.name.startswith(f"{source.stem}_"))
+    assert names, "the seed README lists example outputs for every input"
+    examples = [NAME.match(name) for name in names]
+    assert all(m and m["stem"] == source.stem for m in examples), names
+    class_ids = sorted({int(m["cid"]) for m in examples})
+    kinds = sorted({m["kind"] for m in examples})
+    result = ImageExplainer(default_engine, kinds).explain(source, top_n=1, class_ids=class_ids, out_dir=tmp_path)
+    written = {p.name for p in result.written}
+    assert written == {p.name for p in tmp_path.iterdir()}
+    batch = resize_batch([read_image(source)], default_engine.classifier.input_size)
+    probs = default_engine.explain(batch, top_k=1, class_ids=class_ids).probabilities[0]
+    for example in examples:
+        cid = int(example["cid"])
+        rank = int((probs > probs[cid]).sum())
+        twin = f"{source.stem}_{rank}_{cid}_{example['name']}_{probs[cid]:.3f}_{example['kind']}{source.suffix}"
+        assert twin in written, (example.string, sorted(written))
+        assert NAME.match(twin)["stem"] == source.stem
+    assert len(written) == len({(c.class_id, k) for c in result.explained for k in kinds})

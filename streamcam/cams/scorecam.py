@@ -2,8 +2,11 @@
 
 Each channel's upsampled, min-max scaled activation map masks the input; the target class's
 softmax probability on the masked input is that channel's weight. Masks run through the model
-in batches. To keep the cost bounded only the `max_channels` channels with the highest mean
-activation are scored (the rest get weight 0), as Faster Score-CAM does.
+in batches. To keep the cost bounded only the `max_channels` channels whose activation maps
+have the highest spatial variance (per image) are scored; the rest get weight 0. That is Faster
+Score-CAM's choice (github.com/tabayashi0117/Score-CAM, `max_N` in tf-keras-vis): a channel about
+equally active everywhere says little about where, however high its mean; min-max scaling would
+only turn its small differences into a noisy mask.
 """
 
 from .._tf import tensorflow
@@ -24,7 +27,8 @@ class ScoreCAM(CamMethod):
         tf = tensorflow()
         channels = activations.shape[-1]
         k_top = min(self.max_channels, channels)
-        order = tf.math.top_k(tf.reduce_mean(activations, axis=[1, 2]), k_top).indices  # (N, k_top)
+        _, variance = tf.nn.moments(activations, axes=[1, 2])  # (N, C)
+        order = tf.math.top_k(variance, k_top).indices  # (N, k_top)
         chosen = tf.gather(activations, order, axis=3, batch_dims=1)  # (N, h, w, k_top)
         size = model_input.shape[1:3]
         masks = tf.image.resize(chosen, size, method="bilinear")

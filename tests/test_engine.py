@@ -1,0 +1,55 @@
+"""CamEngine behaviour that is not one CAM method's formula: which frames count as flat."""
+
+import numpy as np
+import pytest
+
+from streamcam.engine import FLAT_FRAME_RANGE, CamEngine
+from tiny_models import nonlinear_head_classifier, random_images
+
+# Solid colours: each channel is constant, but the channels differ (an all-pixels-and-channels
+# range would call these structured).
+SOLID_COLOURS = [(255, 0, 0), (0, 255, 0), (12, 200, 90)]
+
+
+def _solid(colour, size):
+    return np.broadcast_to(np.array(colour, np.uint8), (size, size, 3)).copy()
+
+
+def _nearly_solid(colour, size, seed=0):
+    """A solid colour with per-channel noise of exactly FLAT_FRAME_RANGE grey levels (still flat)."""
+    noise = np.random.default_rng(seed).integers(0, FLAT_FRAME_RANGE + 1, (size, size, 3))
+    noise[0, 0], noise[-1, -1] = 0, FLAT_FRAME_RANGE  # every channel spans exactly the allowed range
+    base = np.minimum(colour, 255 - FLAT_FRAME_RANGE)  # no uint8 wrap-around
+    return (base + noise).astype(np.uint8)
+
+
+def _one_channel_ramp(size):
+    """Structure in the green channel only (range 3 * size grey levels), red and blue constant."""
+    image = _solid((40, 0, 200), size)
+    image[..., 1] = (np.arange(size) * 3)[None, :]
+    return image
+
+
+@pytest.mark.parametrize("method", ["gradcam", "eigencam", "scorecam"])
+def test_solid_colour_frames_give_all_zero_maps_on_a_tiny_model(method):
+    size = 12
+    flat = [_solid(c, size) for c in SOLID_COLOURS] + [_nearly_solid(c, size, i) for i, c in enumerate(SOLID_COLOURS)]
+    just_structured = _solid(SOLID_COLOURS[2], size)
+    just_structured[5, 7, 2] += FLAT_FRAME_RANGE + 1  # one channel, one pixel, just over the limit
+    structured = [random_images(1, size, seed=3)[0], _one_channel_ramp(size), just_structured]
+    result = CamEngine(nonlinear_head_classifier(size=size), method).explain(np.stack(flat + structured), top_k=2)
+    for n in range(len(flat)):
+        assert not result.cams[n].any(), f"flat frame {n} got a map"
+    for n in range(len(flat), len(flat) + len(structured)):
+        assert result.cams[n].max() == pytest.approx(1.0), f"structured frame {n} was zeroed"
+    assert np.isfinite(result.probabilities).all()
+
+
+def test_solid_colour_frames_give_all_zero_maps_on_the_default_model(default_engine):
+    h, w = default_engine.classifier.input_size
+    assert h == w
+    frames = [_solid(c, h) for c in SOLID_COLOURS] + [random_images(1, h, seed=1)[0]]
+    result = default_engine.explain(np.stack(frames), top_k=1)
+    for n, colour in enumerate(SOLID_COLOURS):
+        assert not result.cams[n].any(), f"solid {colour} got a map"
+    assert result.cams[-1].max() == pytest.approx(1.0)
