@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from streamcam.pipeline import Pipeline
+from streamcam.pipeline import Pipeline, StagesStuck
 
 
 def test_items_flow_in_order_through_three_stages():
@@ -54,3 +54,90 @@ def test_queues_are_bounded_so_a_slow_consumer_holds_back_the_reader():
 
     Pipeline(produce, lambda x: x, consume, depth=2).run()
     assert max(seen_ahead) <= 2 * 2 + 3  # queue depths plus one item held by each stage
+
+
+# -- Ctrl-C while a stage is stuck inside a call ------------------------------------------------
+
+
+def _blocked_producer(sock, before: int, produced: list):
+    """Yields `before` items, then blocks in a real recv() on a loopback socket that never sends."""
+
+    def produce():
+        for i in range(before):
+            produced.append(i)
+            yield i
+        sock.recv(1)  # stuck like a camera that stopped sending
+        yield "never"
+
+    return produce
+
+
+def _interrupt_main_after(*delays: float) -> None:
+    """Deliver Ctrl-C to the main thread, as the terminal would, after each delay (cumulative)."""
+    import _thread
+
+    def fire():
+        for delay in delays:
+            time.sleep(delay)
+            _thread.interrupt_main()
+
+    threading.Thread(target=fire, daemon=True).start()
+
+
+@pytest.fixture
+def silent_socket():
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    yield client
+    client.close()
+    listener.close()
+
+
+def test_first_ctrl_c_with_a_stuck_producer_finishes_what_was_read(silent_socket):
+    produced, consumed, exits = [], [], []
+    pipeline = Pipeline(_blocked_producer(silent_socket, 5, produced), lambda x: x, consumed.append,
+                        stall_grace_s=0.5, on_reader_exit=lambda: exits.append(threading.current_thread().name))
+    _interrupt_main_after(0.5)
+    started = time.monotonic()
+    assert pipeline.run() is True  # returns although the producer never does
+    assert time.monotonic() - started < 5
+    assert consumed == produced == [0, 1, 2, 3, 4]  # everything read before the stall is written
+    assert pipeline.reader_abandoned and exits == []
+    silent_socket.shutdown(2)  # the stuck call returns at last: the reader thread releases its input
+    deadline = time.monotonic() + 5
+    while not exits and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert exits == ["streamcam-read"]
+
+
+def test_second_ctrl_c_stops_at_once(silent_socket):
+    consumed = []
+    pipeline = Pipeline(_blocked_producer(silent_socket, 3, []), lambda x: x, consumed.append, stall_grace_s=60)
+    _interrupt_main_after(0.5, 0.3)
+    started = time.monotonic()
+    assert pipeline.run() is True
+    assert time.monotonic() - started < 30  # not the 60 s grace a single Ctrl-C would wait
+    assert consumed == [0, 1, 2] and pipeline.reader_abandoned
+
+
+def test_ctrl_c_with_a_stuck_consumer_reports_it(silent_socket):
+    pipeline = Pipeline(lambda: range(10), lambda x: x, lambda x: silent_socket.recv(1), stall_grace_s=0.3)
+    _interrupt_main_after(0.3)
+    with pytest.raises(StagesStuck):
+        pipeline.run()
+
+
+def test_ctrl_c_without_a_stall_drains_the_queues():
+    consumed = []
+
+    def produce():
+        for i in range(1000):
+            time.sleep(0.01)
+            yield i
+
+    _interrupt_main_after(0.3)
+    pipeline = Pipeline(produce, lambda x: x, consumed.append)
+    assert pipeline.run() is True and not pipeline.reader_abandoned
+    assert 5 < len(consumed) < 1000 and consumed == list(range(len(consumed)))
