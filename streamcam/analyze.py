@@ -17,14 +17,14 @@ import numpy as np
 
 from . import render
 from .engine import CamEngine
-from .errors import UsageError
+from .errors import OutputError, UsageError
 from .frames import Frame
 from .images import explained_classes, render_pictures, write_pictures
-from .outputs import PredictionsCsv, write_json_atomic
-from .pipeline import Pipeline
+from .outputs import PredictionsCsv, partial_path, write_json_atomic
+from .pipeline import Pipeline, StagesStuck
 from .preprocess import resize_batch
 from .video.sink import VideoSink
-from .video.source import VideoInfo, VideoSource, is_camera
+from .video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource, is_camera, is_local_file
 from .video.timecode import format_timecode, parse_timecode
 
 FRAME_PICTURE_KINDS = ("gradcam", "heatmap", "segmented")
@@ -50,12 +50,15 @@ class AnalyzeOptions:
     alpha: float = 0.5
     colormap: str = "jet"
     save_frames: Sequence[str | float] = ()
+    timeout: float = NETWORK_TIMEOUT_S  # seconds a network input may take to open or to send more
 
     def check(self) -> None:
         if self.top_n < 1:
             raise UsageError("--top-n must be at least 1")
         if self.batch_size < 1:
             raise UsageError("--batch-size must be at least 1")
+        if not self.timeout > 0:
+            raise UsageError("--timeout must be more than 0 seconds")
         render.check_alpha(self.alpha)
         render.check_colormap(self.colormap)
 
@@ -72,7 +75,9 @@ class AnalyzeSummary:
     frames_per_second: float
     outputs: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    errors: list = field(default_factory=list)  # outputs that could not be finished (and were not kept)
     decode_errors: int = 0
+    frame_index: str = "exact"  # 'estimated': numbers after a seek in a variable-rate file (see VideoSource)
 
 
 def parse_cam_classes(spec: str, labels) -> tuple[int, list[int]]:
@@ -106,19 +111,27 @@ class _Outputs:
         local = Path(str(source))
         self.out_dir = Path(options.out_dir) if options.out_dir else (local.parent if local.exists() else Path.cwd())
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        ext = ".webm" if options.codec in ("libvpx-vp9", "libvpx") else ".mp4"
         self.paths = {"predictions": self.out_dir / f"{self.stem}.predictions.csv", "summary": self.out_dir / f"{self.stem}.summary.json"}
+        self.paths |= {key: self.out_dir / f"{self.stem}.{kind}{ext}" for key, kind in self.VIDEOS if getattr(options, key)}
+        for path in self.paths.values():
+            if path.is_dir():  # found now, not after the whole video has been analysed
+                raise UsageError(f"cannot write {path}: a folder of that name is in the way")
+        self.warnings: list[str] = []
+        # Audio is copied from local files only: for a URL or camera it would take a second
+        # connection, which can stall on its own (or see a different live moment).
+        copy_audio = options.audio and info.has_audio and is_local_file(source)
+        if options.audio and info.has_audio and not copy_audio:
+            self.warnings.append("audio not copied: it is copied from local files only, not from streams or cameras")
         self.csv = PredictionsCsv(self.paths["predictions"], labels, options.top_n, tracked)
         self.sinks: dict[str, VideoSink] = {}
         try:
-            ext = ".webm" if options.codec in ("libvpx-vp9", "libvpx") else ".mp4"
-            for key, kind in self.VIDEOS:
-                if getattr(options, key):
-                    self.paths[key] = self.out_dir / f"{self.stem}.{kind}{ext}"
-                    copy_audio = options.audio and info.has_audio and key == "video"
+            for key, _kind in self.VIDEOS:
+                if key in self.paths:
                     self.sinks[key] = VideoSink(
                         self.paths[key], width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
                         codec=options.codec, crf=options.crf, preset=options.preset,
-                        audio_from=str(source) if copy_audio else None, audio_start=start, audio_end=end,
+                        audio_from=str(source) if copy_audio and key == "video" else None, audio_start=start, audio_end=end,
                     )
         except BaseException:
             self.abort()
@@ -129,14 +142,23 @@ class _Outputs:
         for sink in self.sinks.values():
             sink.abort()
 
+    def discard(self) -> None:
+        """Delete the temporary files without touching encoders that a stuck thread may be inside."""
+        for output in (self.csv, *self.sinks.values()):
+            output_temp = getattr(output, "temp_path", None) or partial_path(output.path)
+            output_temp.unlink(missing_ok=True)
+
     def close(self) -> list[str]:
-        """Finalise every file under its real name; returns the encoders' warnings."""
-        self.csv.close()
-        warnings: list[str] = []
-        for sink in self.sinks.values():
-            sink.close()
-            warnings += sink.warnings
-        return warnings
+        """Finalise each file under its real name; returns errors. A file that fails is dropped alone."""
+        errors: list[str] = []
+        for key, output in (("predictions", self.csv), *self.sinks.items()):
+            try:
+                output.close()
+            except Exception as exc:  # disk full, a folder in the way, an encoder error while flushing
+                output.abort()
+                errors.append(f"could not finish {self.paths.pop(key)}: {exc}")
+            self.warnings += getattr(output, "warnings", [])
+        return errors
 
 
 class _FrameWriter:
@@ -229,7 +251,9 @@ def analyze(
     save_times = [parse_timecode(t) for t in options.save_frames]
     began = time.perf_counter()
 
-    with VideoSource(source, start=start, end=end, every=options.every, fps=options.fps) as video:
+    video = VideoSource(source, start=start, end=end, every=options.every, fps=options.fps, timeout=options.timeout)
+    reader_owns_video = False  # once the pipeline runs, its reading thread closes the source
+    try:
         info = video.info
         outputs = _Outputs(source, info, options, labels, tracked, start, end)
         writer = _FrameWriter(outputs, options, labels, on_frame, save_times)
@@ -241,28 +265,51 @@ def analyze(
                 frames, resized = item
                 return frames, engine.explain(resized, top_k=top_k, class_ids=tracked, pad_to=options.batch_size)
 
-            interrupted = Pipeline(lambda: _batches(video, options.batch_size, engine.classifier.input_size), compute, writer).run()
+            pipeline = Pipeline(
+                lambda: _batches(video, options.batch_size, engine.classifier.input_size), compute, writer,
+                on_reader_exit=video.close,
+            )
+            reader_owns_video = True
+            interrupted = pipeline.run()
             if writer.frames == 0:
+                if interrupted:
+                    raise KeyboardInterrupt  # Ctrl-C before the first frame: nothing to keep
                 raise UsageError("no frames were analysed (check --start/--end)")
+            errors = outputs.close()
+        except StagesStuck:
+            outputs.discard()
+            raise
         except BaseException:
             outputs.abort()
             raise
-        warnings = list(video.warnings) + outputs.close()
-        if writer.pending_saves:
-            warnings.append("--save-frames after the last analysed frame: " + ", ".join(f"{t:g}" for t in writer.pending_saves))
-        wall = time.perf_counter() - began
-        summary = AnalyzeSummary(
-            status="interrupted" if interrupted else "complete",
-            input={k: (str(v) if k == "time_base" else v) for k, v in asdict(info).items()},
-            model=engine.classifier.name,
-            method=engine.method.name,
-            options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
-            frames_analysed=writer.frames,
-            wall_time_s=round(wall, 3),
-            frames_per_second=round(writer.frames / wall, 2) if wall > 0 else 0.0,
-            outputs={**{k: str(v) for k, v in outputs.paths.items()}, "frames": writer.saved},
-            warnings=warnings,
-            decode_errors=video.decode_errors,
-        )
+    finally:
+        if not reader_owns_video:
+            video.close()
+    warnings = list(video.warnings) + outputs.warnings
+    if pipeline.reader_abandoned:
+        warnings.append("the input stopped responding after Ctrl-C; it was left behind")
+    if writer.pending_saves:
+        warnings.append("--save-frames after the last analysed frame: " + ", ".join(f"{t:g}" for t in writer.pending_saves))
+    wall = time.perf_counter() - began
+    summary = AnalyzeSummary(
+        status="interrupted" if interrupted else "complete",
+        input={k: (str(v) if k == "time_base" else v) for k, v in asdict(info).items()},
+        model=engine.classifier.name,
+        method=engine.method.name,
+        options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+        frames_analysed=writer.frames,
+        wall_time_s=round(wall, 3),
+        frames_per_second=round(writer.frames / wall, 2) if wall > 0 else 0.0,
+        outputs={**{k: str(v) for k, v in outputs.paths.items()}, "frames": writer.saved},
+        warnings=list(dict.fromkeys(warnings)),  # e.g. the size-change line from each video sink once
+        errors=errors,
+        decode_errors=video.decode_errors,
+        frame_index="estimated" if video.frame_index_estimated else "exact",
+    )
+    try:
         write_json_atomic(outputs.paths["summary"], asdict(summary))
-        return summary
+    except OSError as exc:
+        errors.append(f"could not write {outputs.paths['summary']}: {exc}")
+    if errors:
+        raise OutputError("; ".join(errors), summary)
+    return summary

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from .errors import StreamcamError
+from .errors import OutputError, StreamcamError
 from .progress import FrameProgress
 
 app = typer.Typer(
@@ -51,6 +51,12 @@ def fail(exc: StreamcamError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
+def interrupted() -> None:
+    """Ctrl-C: exit 130 like a shell does, instead of click's 'Aborted!' and exit 1."""
+    err_console.print("interrupted")
+    raise typer.Exit(130)
+
+
 @app.command()
 def analyze(
     source: Annotated[str, typer.Argument(help="Video file, URL (rtsp/http/udp/tcp) or camera number.", show_default=False)],
@@ -70,6 +76,7 @@ def analyze(
     preset: Annotated[str, typer.Option("--preset", help="Encoder speed preset (libx264/libx265): ultrafast (default: fastest, about twice the size of veryfast) ... veryslow.")] = "ultrafast",
     audio: Annotated[bool, typer.Option("--audio/--no-audio", help="Copy the input's audio into the overlay video.")] = True,
     save_frames: Annotated[Optional[str], typer.Option("--save-frames", help="Write ancestor-style pictures for these instants, e.g. '12.4,00:31'.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds a URL may take to connect or to send more data before it counts as lost.")] = 10.0,
     model: ModelOpt = "efficientnet-lite0",
     weights: WeightsOpt = None,
     preprocess: PreprocessOpt = None,
@@ -89,7 +96,7 @@ def analyze(
     options = AnalyzeOptions(
         top_n=top_n, cam_classes=cam_classes, batch_size=batch_size, start=start, end=end, every=every, fps=fps,
         out_dir=out_dir, video=video, heatmap_video=heatmap_video, segmented_video=segmented_video, codec=codec,
-        crf=crf, preset=preset, audio=audio, alpha=alpha, colormap=colormap,
+        crf=crf, preset=preset, audio=audio, alpha=alpha, colormap=colormap, timeout=timeout,
         save_frames=[t for t in (save_frames or "").split(",") if t.strip()],
     )
     progress = FrameProgress(err_console, enabled=not quiet)
@@ -103,8 +110,14 @@ def analyze(
             engine = _engine(model, weights, layer, method, device, precision, preprocess)
         with progress:
             summary = run_analyze(source, engine, options, on_start=progress.start, on_frame=progress.advance)
+    except OutputError as exc:
+        if exc.summary is not None:
+            _report(exc.summary, quiet, json_out)  # what was finished, then the one error line
+        fail(exc)
     except StreamcamError as exc:
         fail(exc)
+    except KeyboardInterrupt:  # before the first frame, or a stage that would not stop: nothing kept
+        interrupted()
     _report(summary, quiet, json_out)
     if summary.status == "interrupted":
         raise typer.Exit(130)
@@ -167,6 +180,8 @@ def live(
         stats = run_live(source, engine, WindowViewer(), top_k, tracked, alpha, colormap)
     except StreamcamError as exc:
         fail(exc)
+    except KeyboardInterrupt:
+        interrupted()
     print(f"{stats['frames_shown']} frames shown at {stats['frames_per_second']:.1f} fps, {stats['frames_dropped']} skipped")
 
 
@@ -202,17 +217,22 @@ def image(
             explainer = ImageExplainer(engine, outputs.split(","), alpha, colormap)
     except StreamcamError as exc:
         fail(exc)
+    except KeyboardInterrupt:
+        interrupted()
     failures = 0
     out = Console(highlight=False)
-    for path in progress.track(paths, "images"):
-        try:
-            result = explainer.explain(path, top_n, class_ids, out_dir)
-        except StreamcamError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-            failures += 1
-            continue
-        if not quiet:
-            _print_ranked(out, result)
+    try:
+        for path in progress.track(paths, "images"):
+            try:
+                result = explainer.explain(path, top_n, class_ids, out_dir)
+            except StreamcamError as exc:
+                err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+                failures += 1
+                continue
+            if not quiet:
+                _print_ranked(out, result)
+    except KeyboardInterrupt:
+        interrupted()
     if failures:
         raise typer.Exit(2)
 

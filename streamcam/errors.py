@@ -23,3 +23,13 @@ class UsageError(StreamcamError):
     """An option value that makes no sense (unknown class name, bad time, ...)."""
 
     exit_code = 2
+
+
+class OutputError(StreamcamError):
+    """An output file that could not be finished; the others were, and `summary` says what was kept."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, summary=None):
+        super().__init__(message)
+        self.summary = summary

@@ -51,8 +51,12 @@ class PredictionsCsv:
         self._file.flush()
 
     def close(self) -> Path:
-        self._file.close()
-        os.replace(self._partial, self.path)
+        try:
+            self._file.close()
+            os.replace(self._partial, self.path)
+        except BaseException:
+            self._partial.unlink(missing_ok=True)  # never a half-finished file left behind
+            raise
         return self.path
 
     def abort(self) -> None:
@@ -62,6 +66,10 @@ class PredictionsCsv:
 
 def write_json_atomic(path: Path, data: dict) -> Path:
     partial = partial_path(path)
-    partial.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        partial.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path
