@@ -17,12 +17,13 @@ import collections
 import io
 import math
 import pickle
-import pickletools
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
+
+from .pickle_guard import UnsafePickleError, check_pickle_sizes
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
@@ -129,57 +130,6 @@ class _DataOnlyUnpickler(pickle.Unpickler):
         raise TorchFileError(f"refusing to load {module}.{name} from a weights file")
 
 
-# Length-prefixed pickle arguments: pickletools' marker -> struct format of the length.
-_COUNTED = {
-    pickletools.TAKEN_FROM_ARGUMENT1: "<B",
-    pickletools.TAKEN_FROM_ARGUMENT4: "<i",
-    pickletools.TAKEN_FROM_ARGUMENT4U: "<I",
-    pickletools.TAKEN_FROM_ARGUMENT8U: "<Q",
-}
-_MEMO_PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
-
-
-def check_pickle_sizes(f: BinaryIO, end: int) -> None:
-    """Walk the pickle at f's position without building anything, then rewind to it.
-
-    CPython's unpickler trusts two kinds of field and allocates from them at once: a length
-    (it allocates the claimed bytes, then reads) and a memo index (it grows its memo table to
-    twice the index, zeroed): 8 bytes of pickle can ask for GiBs. So every length must fit in
-    the `end - position` bytes left, and every memo index must be below the number of opcodes
-    read so far (real pickles number their memo entries 0, 1, 2, ...). Also used by vgg16.
-    """
-    start = f.tell()
-    try:
-        for count in range(end - start):  # every opcode takes at least one byte
-            code = f.read(1)
-            op = pickletools.code2op.get(code.decode("latin-1")) if code else None
-            if op is None:
-                raise TorchFileError(f"not a pickle: unknown opcode {code!r} at byte {f.tell() - 1}" if code else "pickle is truncated")
-            value = None
-            if op.arg is not None and op.arg.n in _COUNTED:  # skip the bytes, do not read them
-                fmt = _COUNTED[op.arg.n]
-                raw = f.read(struct.calcsize(fmt))
-                (size,) = struct.unpack(fmt, raw) if len(raw) == struct.calcsize(fmt) else (-1,)
-                if not 0 <= size <= end - f.tell():
-                    raise TorchFileError(f"pickle {op.name} claims {size} bytes; the file has {end - f.tell()} left")
-                f.seek(size, io.SEEK_CUR)
-            elif op.arg is not None:
-                value = op.arg.reader(f)  # fixed-size or newline-terminated, so bounded by the file
-            if op.name in _MEMO_PUTS and not (type(value) is int and 0 <= value <= count):
-                raise TorchFileError(f"pickle memo index {value!r:.30} is out of sequence")
-            if op.name == "FRAME" and value > end - f.tell():
-                raise TorchFileError(f"pickle frame claims {value} bytes; the file has {end - f.tell()} left")
-            if op.name == "STOP":
-                break
-        else:
-            raise TorchFileError("pickle is truncated")
-    except TorchFileError:
-        raise
-    except ValueError as exc:  # pickletools' readers: missing newline, short field, bad number
-        raise TorchFileError(f"malformed pickle: {exc}") from exc
-    f.seek(start)
-
-
 def _file_end(f: BinaryIO) -> int:
     try:
         here = f.tell()
@@ -191,7 +141,10 @@ def _file_end(f: BinaryIO) -> int:
 
 
 def _load(unpickler: type[pickle.Unpickler], f: BinaryIO, end: int):
-    check_pickle_sizes(f, end)
+    try:
+        check_pickle_sizes(f, end)
+    except UnsafePickleError as exc:
+        raise TorchFileError(str(exc)) from exc
     return unpickler(f).load()
 
 

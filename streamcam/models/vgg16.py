@@ -20,7 +20,7 @@ import numpy as np
 from .._tf import tensorflow
 from ..errors import ModelError
 from .keras_weights import load_keras_weights
-from .torch_pickle import check_pickle_sizes
+from .pickle_guard import check_pickle_sizes
 
 INPUT_SIZE = 224
 _BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))  # (channels, convolutions) of each block
@@ -196,7 +196,7 @@ def read_npy_dict(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             _shape, _fortran, dtype = read_header(f)
             if not dtype.hasobject:
                 raise ModelError(f"{path} holds a plain array, not a dict of layer weights")
-            check_pickle_sizes(f, os.fstat(f.fileno()).st_size)  # its TorchFileError is a ValueError
+            check_pickle_sizes(f, os.fstat(f.fileno()).st_size)  # its UnsafePickleError is a ValueError
             obj = _ArrayOnlyUnpickler(f, encoding="latin1").load()
     except (OSError, ValueError, pickle.UnpicklingError, EOFError, TypeError, AttributeError, KeyError, IndexError,
             RecursionError, MemoryError) as exc:
