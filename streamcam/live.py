@@ -51,42 +51,74 @@ class WindowViewer:
         self.cv2.destroyWindow(self.title)
 
 
+# Quitting waits this long for the reader to leave the call it is in (a decode: milliseconds). A
+# stalled network read can last the source's whole read timeout; the reader is then left to
+# finish it and close the source by itself.
+STOP_WAIT_S = 2.0
+_POLL_S = 0.05
+
+
 class _NewestFrame:
-    """Reads frames in a thread and keeps only the newest; errors are re-raised by get()."""
+    """Reads frames in a thread and keeps only the newest; errors are re-raised by get().
+
+    The reading thread owns the source from here on: it is the only one that iterates it, and it
+    closes it, in its own `finally`, when the input ends, fails, or stop() was asked. Closing it
+    from another thread while the reader is inside a read would close a generator that is running
+    ("ValueError: generator already executing") and free the container under FFmpeg's feet.
+    """
 
     def __init__(self, source: VideoSource, pace: bool):
         self._cond = threading.Condition()
         self._frame: Frame | None = None
-        self._done = False
+        self._ended = False  # no more frames will come (end of input, error or stop)
         self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self.closed = threading.Event()  # the reader has returned and closed the source
         self.dropped = 0
         self._pace = pace  # a file plays at its own speed; cameras and streams arrive in real time anyway
         self._thread = threading.Thread(target=self._read, args=(source,), name="streamcam-live-read", daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            source.close()  # no reader: nobody else is inside it
+            raise
 
     def _read(self, source: VideoSource) -> None:
+        frames = None
         try:
+            frames = iter(source)
             began, first = time.perf_counter(), None
-            for frame in source:
+            for frame in frames:
                 if self._pace:
                     first = frame.time_s if first is None else first
-                    time.sleep(max(0.0, began + frame.time_s - first - time.perf_counter()))
+                    if self._stop.wait(max(0.0, began + frame.time_s - first - time.perf_counter())):
+                        return
+                if self._stop.is_set():
+                    return
                 with self._cond:
                     self.dropped += self._frame is not None
                     self._frame = frame
                     self._cond.notify()
-                if self._done:
-                    return
         except BaseException as exc:  # re-raised in the caller's thread by get()
             self._error = exc
-        with self._cond:
-            self._done = True
-            self._cond.notify()
+        finally:
+            try:
+                if frames is not None:
+                    frames.close()
+                source.close()  # here, in the thread that was reading: never under a read in progress
+            except BaseException as exc:
+                if self._error is None and not self._stop.is_set():
+                    self._error = exc
+            finally:
+                with self._cond:
+                    self._ended = True
+                    self._cond.notify_all()
+                self.closed.set()
 
     def get(self) -> Frame | None:
         """The newest unseen frame, or None at the end of the input."""
         with self._cond:
-            while self._frame is None and not self._done:
+            while self._frame is None and not self._ended:
                 self._cond.wait(0.1)
             if self._error is not None:
                 raise self._error
@@ -94,7 +126,20 @@ class _NewestFrame:
             return frame
 
     def stop(self) -> None:
-        self._done = True
+        """Ask the reader to stop at its next frame; it then closes the source itself."""
+        self._stop.set()
+
+    def wait_closed(self, timeout: float = STOP_WAIT_S) -> bool:
+        """Wait (at most `timeout`) until the reader has stopped and closed the source.
+
+        False if it is still inside a call (a stalled read): it closes the source when that
+        returns. Polls an Event rather than Thread.join(): a Ctrl-C landing in join() on
+        Python 3.11 can mark the still-running thread as stopped.
+        """
+        deadline = time.monotonic() + timeout
+        while not self.closed.wait(_POLL_S) and time.monotonic() < deadline:
+            pass
+        return self.closed.is_set()
 
 
 def live(
@@ -114,22 +159,25 @@ def live(
     labels = engine.classifier.labels
     shown = 0
     began = time.perf_counter()
-    with VideoSource(source) as video:
-        reader = _NewestFrame(video, pace=is_local_file(source))
+    # The reader thread owns the source once it exists, and closes it (see _NewestFrame).
+    reader = _NewestFrame(VideoSource(source), pace=is_local_file(source))
+    try:
+        while (frame := reader.get()) is not None:
+            result = engine.explain(resize_batch([frame.rgb], engine.classifier.input_size), top_k, class_ids)
+            rate = (shown + 1) / max(time.perf_counter() - began, 1e-6)
+            lines = [labels.top_line(result.probabilities[0]), f"{format_timecode(frame.time_s)}  {rate:.1f} fps  (q to quit)"]
+            picture = strip.annotate(render.overlay(frame.rgb, result.cams[0].max(axis=0), alpha, colormap), lines)
+            shown += 1
+            if on_frame:
+                on_frame(frame, rate)
+            if not viewer.show(picture):
+                break
+    finally:
+        reader.stop()
         try:
-            while (frame := reader.get()) is not None:
-                result = engine.explain(resize_batch([frame.rgb], engine.classifier.input_size), top_k, class_ids)
-                rate = (shown + 1) / max(time.perf_counter() - began, 1e-6)
-                lines = [labels.top_line(result.probabilities[0]), f"{format_timecode(frame.time_s)}  {rate:.1f} fps  (q to quit)"]
-                picture = strip.annotate(render.overlay(frame.rgb, result.cams[0].max(axis=0), alpha, colormap), lines)
-                shown += 1
-                if on_frame:
-                    on_frame(frame, rate)
-                if not viewer.show(picture):
-                    break
+            viewer.close()  # the window goes at once, whatever the reader is doing
         finally:
-            reader.stop()
-            viewer.close()
+            reader.wait_closed()  # bounded: a reader stuck in a stalled read closes the source when it returns
     wall = time.perf_counter() - began
     return {"frames_shown": shown, "frames_dropped": reader.dropped, "wall_time_s": round(wall, 3),
             "frames_per_second": round(shown / wall, 2) if wall > 0 else 0.0}

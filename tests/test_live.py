@@ -1,10 +1,18 @@
 """streamcam live, driven by a fake viewer (no window needed)."""
 
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from streamcam.errors import InputError, UsageError
 from streamcam.live import WindowViewer, live
+from streamcam.preprocess import resize_batch
+from stall_server import StallingServer, packet_offset
 from videos import make_video
 
 
@@ -48,3 +56,150 @@ def test_window_viewer_needs_a_display(monkeypatch):
     monkeypatch.setattr("sys.platform", "linux")
     with pytest.raises(UsageError, match="no display"):
         WindowViewer()
+
+
+# -- quitting while the reader is stuck in a read (issue 6) ---------------------------------------
+
+READER_THREAD = "streamcam-live-read"
+
+
+def _reader_threads():
+    return [t for t in threading.enumerate() if t.name == READER_THREAD]
+
+
+def _sockets_to(port):
+    """How many of this process's open TCP sockets are connected to `port` (Linux /proc).
+
+    A VideoSource reading an HTTP URL holds one such socket while its container is open;
+    closing the container closes it (the server's own sockets have `port` as local port).
+    """
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            link = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile (or the listing's own fd)
+        if link.startswith("socket:["):
+            inodes.add(link[len("socket:[") : -1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+                count += 1
+    return count
+
+
+def _wait_until(condition, timeout):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+class QuitOnceStalled(FakeViewer):
+    """Shows frames until the server has stalled, then (after the reader has had time to block in
+    its read of the missing bytes) says stop. Records the reader thread and the open connections."""
+
+    def __init__(self, server, port):
+        super().__init__()
+        self.server, self.port = server, port
+        self.reader, self.sockets_when_quitting = None, None
+
+    def show(self, rgb):
+        self.frames.append(rgb)
+        assert self.server.stalled.wait(10), "the server never sent its part"
+        time.sleep(0.5)  # the reader decodes what arrived (ms), then waits in the network read
+        (self.reader,) = _reader_threads()
+        self.sockets_when_quitting = _sockets_to(self.port)
+        return False
+
+
+@pytest.fixture
+def stalling_clip(tmp_path):
+    """An mp4 (index at the front) whose bytes stop after about 10 frames."""
+    if not os.path.exists("/proc/self/fd"):
+        pytest.skip("needs Linux /proc to see the connection")
+    src = tmp_path / "clip.mp4"
+    make_video(src, 40, size=(96, 64), faststart=True)
+    return src, packet_offset(src, 10)
+
+
+def test_quitting_while_the_reader_is_stuck_in_a_stalled_read(default_engine, stalling_clip):
+    assert _wait_until(lambda: not _reader_threads(), 15), "a reader thread of an earlier test is still running"
+    src, stall_at = stalling_clip
+    with StallingServer(src, stall_at) as server:
+        port = int(server.url.split(":")[2].split("/")[0])
+        viewer = QuitOnceStalled(server, port)
+        began = time.monotonic()
+        stats = live(server.url, default_engine, viewer)  # before the fix: ValueError: generator already executing
+        took = time.monotonic() - began
+        assert stats["frames_shown"] == 1 and viewer.closed
+        assert took < 6, f"quitting took {took:.1f}s: it waited for the stalled read (10 s network timeout)"
+        # The scenario really happened: when the viewer quit, the reader was blocked in the read with
+        # the connection open, and live() returned without closing the container under it.
+        assert viewer.sockets_when_quitting == 1
+        assert viewer.reader.is_alive() and _sockets_to(port) == 1
+    # The server is gone: the read returns, and the reader thread closes the source itself.
+    assert _wait_until(lambda: not viewer.reader.is_alive(), 12), "the reader thread never ended"
+    assert not _reader_threads()
+    assert _wait_until(lambda: _sockets_to(port) == 0, 2), "the container was not closed"
+
+
+def test_ctrl_c_while_the_reader_is_stuck_in_a_stalled_read(default_engine, stalling_clip):
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT does not raise KeyboardInterrupt here")
+    assert _wait_until(lambda: not _reader_threads(), 15), "a reader thread of an earlier test is still running"
+    src, stall_at = stalling_clip
+    with StallingServer(src, stall_at) as server:
+        port = int(server.url.split(":")[2].split("/")[0])
+
+        def ctrl_c():  # a real SIGINT, as a terminal sends it, once the reader is blocked
+            if server.stalled.wait(30):
+                time.sleep(0.5)
+                os.kill(os.getpid(), signal.SIGINT)
+
+        # Trace the engine first: the signal is meant for the frame loop, not for TensorFlow's tracing.
+        default_engine.explain(resize_batch([np.zeros((64, 96, 3), np.uint8)], default_engine.classifier.input_size), 1, ())
+        threading.Thread(target=ctrl_c, daemon=True).start()
+        viewer = FakeViewer()  # never quits by itself
+        began = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            live(server.url, default_engine, viewer)
+        took = time.monotonic() - began
+        assert viewer.closed and took < 8, f"Ctrl-C took {took:.1f}s to stop live()"
+        reader = _reader_threads()
+        assert len(reader) == 1 and _sockets_to(port) == 1  # still in the read; the container left open
+    assert _wait_until(lambda: not reader[0].is_alive(), 12), "the reader thread never ended"
+    assert _wait_until(lambda: _sockets_to(port) == 0, 2), "the container was not closed"
+
+
+# -- latest frame wins ---------------------------------------------------------------------------
+
+
+class SlowViewer(FakeViewer):
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def show(self, rgb):
+        time.sleep(self.seconds)
+        return super().show(rgb)
+
+
+def test_live_skips_the_backlog_and_always_shows_the_newest_frame(default_engine, tmp_path):
+    # 60 frames at 100 fps, played at their own speed (0.6 s), shown by a consumer that needs
+    # more than 0.1 s a frame: about 10 new frames arrive while each one is on screen.
+    src = tmp_path / "fast.mp4"
+    make_video(src, 60, size=(96, 64), fps=100)
+    taken = []
+    stats = live(str(src), default_engine, SlowViewer(0.1), on_frame=lambda frame, rate: taken.append(frame.index))
+    assert stats["frames_shown"] == len(taken) and stats["frames_dropped"] > 0
+    assert stats["frames_shown"] + stats["frames_dropped"] == 60
+    assert all(b > a for a, b in zip(taken, taken[1:])), taken  # never an older frame after a newer one
+    assert taken[-1] == 59, taken  # the final frame is the newest at the end: it is shown
+    # After each slow show the next frame taken is one of the newest (>= 5 frames on, or the last),
+    # not the next in line: a reader that queued every frame would show 0, 1, 2, ...
+    assert all(b - a >= min(5, 59 - a) for a, b in zip(taken, taken[1:])), taken
