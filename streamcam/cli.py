@@ -28,6 +28,7 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto (GPU when TensorF
 PreprocessOpt = Annotated[Optional[str], typer.Option("--preprocess", help="Input scaling for a model file: raw (0..255, default), tf (-1..1), torch (ImageNet mean/std), caffe (BGR minus means), lite.")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (mixed float16 on a GPU, float32 on a CPU, where bfloat16 measured slower), float32 or mixed.")]
 AlphaOpt = Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Heatmap weight in overlays, 0..1.")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds a URL may take to connect or to send more data before it counts as lost.")]
 ColormapOpt = Annotated[str, typer.Option("--colormap", help="Heatmap colours: jet, turbo, inferno, magma, viridis, hot, plasma.")]
 
 
@@ -76,7 +77,7 @@ def analyze(
     preset: Annotated[str, typer.Option("--preset", help="Encoder speed preset (libx264/libx265): ultrafast (default: fastest, about twice the size of veryfast) ... veryslow.")] = "ultrafast",
     audio: Annotated[bool, typer.Option("--audio/--no-audio", help="Copy the input's audio into the overlay video.")] = True,
     save_frames: Annotated[Optional[str], typer.Option("--save-frames", help="Write ancestor-style pictures for these instants, e.g. '12.4,00:31'.")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds a URL may take to connect or to send more data before it counts as lost.")] = 10.0,
+    timeout: TimeoutOpt = 10.0,
     model: ModelOpt = "efficientnet-lite0",
     weights: WeightsOpt = None,
     preprocess: PreprocessOpt = None,
@@ -157,6 +158,7 @@ def _report(summary, quiet: bool, json_out: bool) -> None:
 def live(
     source: Annotated[str, typer.Argument(help="Camera number (0 is the first webcam), URL or video file.", show_default=False)] = "0",
     cam_classes: Annotated[str, typer.Option("--cam-classes", help="Classes to explain: top1, top3, ... or ids/names, e.g. 'traffic_light'.")] = "top1",
+    timeout: TimeoutOpt = 10.0,
     model: ModelOpt = "efficientnet-lite0",
     weights: WeightsOpt = None,
     preprocess: PreprocessOpt = None,
@@ -177,7 +179,7 @@ def live(
         with progress.status("loading model"):
             engine = _engine(model, weights, layer, method, device, precision, preprocess)
         top_k, tracked = parse_cam_classes(cam_classes, engine.classifier.labels)
-        stats = run_live(source, engine, WindowViewer(), top_k, tracked, alpha, colormap)
+        stats = run_live(source, engine, WindowViewer(), top_k, tracked, alpha, colormap, timeout=timeout)
     except StreamcamError as exc:
         fail(exc)
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ from .engine import CamEngine
 from .errors import UsageError
 from .frames import Frame
 from .preprocess import resize_batch
-from .video.source import VideoSource, is_local_file
+from .video.source import NETWORK_TIMEOUT_S, VideoSource, is_local_file
 from .video.timecode import format_timecode
 
 
@@ -151,8 +151,12 @@ def live(
     alpha: float = 0.5,
     colormap: str = "jet",
     on_frame: Callable[[Frame, float], None] | None = None,
+    timeout: float = NETWORK_TIMEOUT_S,
 ) -> dict:
-    """Show overlays until the input ends or the viewer says stop; returns counts and the achieved rate."""
+    """Show overlays until the input ends or the viewer says stop; returns counts and the achieved rate.
+
+    timeout: seconds a URL may take to connect or to send more before it counts as lost.
+    """
     render.check_alpha(alpha)
     render.check_colormap(colormap)
     strip = render.LabelStrip()
@@ -160,7 +164,7 @@ def live(
     shown = 0
     began = time.perf_counter()
     # The reader thread owns the source once it exists, and closes it (see _NewestFrame).
-    reader = _NewestFrame(VideoSource(source), pace=is_local_file(source))
+    reader = _NewestFrame(VideoSource(source, timeout=timeout), pace=is_local_file(source))
     try:
         while (frame := reader.get()) is not None:
             result = engine.explain(resize_batch([frame.rgb], engine.classifier.input_size), top_k, class_ids)
