@@ -11,7 +11,7 @@ import pytest
 from streamcam.errors import StreamcamError, UsageError
 from streamcam.video.sink import VideoSink
 from streamcam.video.source import VideoSource
-from videos import frame_image, frame_number, make_video
+from videos import frame_image, frame_number, make_size_change_ts, make_video
 
 
 def read_all(path, **kwargs):
@@ -213,10 +213,12 @@ def test_closing_without_frames_fails_cleanly(tmp_path):
 
 
 def test_wrong_frame_shape_is_rejected(tmp_path):
+    # A different size is scaled (see the size-change tests); not being H x W x 3 uint8 is an error.
     with VideoSink(tmp_path / "s.mp4", width=64, height=48, time_base=Fraction(1, 25), fps=25) as sink:
         sink.write(frame_image(0, 64, 48), 0, 0.0)
-        with pytest.raises(ValueError, match="expected 48x64x3"):
-            sink.write(np.zeros((48, 63, 3), np.uint8), 1, 0.04)
+        for bad in (np.zeros((48, 64), np.uint8), np.zeros((48, 64, 4), np.uint8), np.zeros((48, 64, 3), np.float32)):
+            with pytest.raises(ValueError, match="x3 uint8"):
+                sink.write(bad, 1, 0.04)
 
 
 @pytest.mark.parametrize("name,match", [("out.notaformat", "unknown output format"), ("missing/out.mp4", "folder")])
@@ -245,3 +247,44 @@ def test_colours_survive_encoding(tmp_path):
     for k, colour in enumerate(colours):
         bar = back[8:-8, 32 * k + 8 : 32 * k + 24].reshape(-1, 3).mean(axis=0)
         np.testing.assert_allclose(bar, colour, atol=6)
+
+
+# -- size changes mid-stream (issue 6) --------------------------------------------------------
+
+
+@pytest.mark.parametrize("sizes", [[(96, 64), (160, 120), (48, 32)], [(95, 63), (64, 48)]])
+def test_frames_of_another_size_are_scaled_with_one_warning(tmp_path, sizes):
+    out = tmp_path / "s.mp4"
+    width, height = sizes[0]
+    with VideoSink(out, width=width, height=height, time_base=Fraction(1, 10), fps=10) as sink:
+        i = 0
+        for w, h in sizes:
+            for _ in range(4):
+                sink.write(frame_image(i, w, h), i, i / 10)
+                i += 1
+    assert len(sink.warnings) == 1 and f"{width}x{height}" in sink.warnings[0], sink.warnings
+    src, frames = read_all(out)
+    assert [f.rgb.shape[:2] for f in frames] == [(height + height % 2, width + width % 2)] * i
+    assert [frame_number(f.rgb) for f in frames] == list(range(i))  # each picture kept (scaled), in order
+    for f in frames:  # the marker still covers the top-left quarter: scaled, not cropped or padded
+        assert f.rgb[: height // 5, : width // 5].min() > 200 and f.rgb[height // 2 :, width // 2 :].max() < 230
+
+
+def test_analyze_resolution_change_mid_stream(default_engine, tmp_path):
+    pd = pytest.importorskip("pandas")
+    from streamcam.analyze import AnalyzeOptions, analyze
+
+    src = tmp_path / "change.ts"
+    make_size_change_ts(src, [(96, 64), (160, 120), (64, 48)], frames_each=6)
+    options = AnalyzeOptions(out_dir=tmp_path / "out", top_n=2, batch_size=4, heatmap_video=True,
+                             segmented_video=True, save_frames=["0.7", "1.3"])
+    summary = analyze(src, default_engine, options)
+    assert summary.status == "complete" and summary.frames_analysed == 18
+    assert sum("scaled" in w for w in summary.warnings) == 1  # not one per frame, nor per video written
+    table = pd.read_csv(tmp_path / "out" / "change.predictions.csv")
+    for kind in ("gradcam", "heatmap", "segmented"):
+        with av.open(str(tmp_path / "out" / f"change.{kind}.mp4")) as c:
+            shapes = [f.to_ndarray(format="rgb24").shape for f in c.decode(video=0)]
+        assert len(shapes) == table["frame_index"].nunique() == 18
+        assert set(shapes) == {(64, 96, 3)}
+    assert len(summary.outputs["frames"]) == 2 * 3  # pictures at the frames' own sizes

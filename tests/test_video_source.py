@@ -14,7 +14,17 @@ import pytest
 from streamcam.errors import InputError, UsageError
 from streamcam.video import source as source_mod
 from streamcam.video.source import VideoSource, probe, rotation_k, upright
-from videos import SHARED_VIDEOS, frame_image, frame_number, make_audio_only, make_video, marker_corner
+from videos import (
+    SHARED_VIDEOS,
+    corrupt_packets,
+    flip_header_bytes,
+    frame_image,
+    frame_number,
+    make_audio_only,
+    make_size_change_ts,
+    make_video,
+    marker_corner,
+)
 
 
 def shared(name: str):
@@ -156,7 +166,7 @@ def test_start_end_seeks_instead_of_decoding_everything(cfr):
         frames = list(src)
         decoded = src._decoded
     assert [frame_number(f.rgb) for f in frames] == [23, 24, 25, 26, 27, 28, 29]
-    assert frames[0].index == 0 and frames[0].time_s == pytest.approx(2.3)
+    assert frames[0].index == 23 and frames[0].time_s == pytest.approx(2.3)  # the source's frame number
     # Keyframe before 2.25 s is at 2.0 s: 1 probe frame + frames 20..30 at most, not 30+.
     assert decoded <= 12
 
@@ -174,7 +184,7 @@ def test_start_past_end_is_usage_error(cfr):
 def test_every_nth(cfr):
     _, frames = read_all(cfr, every=3, start=1.0, end=2.0)
     assert [frame_number(f.rgb) for f in frames] == [10, 13, 16, 19]
-    assert [f.index for f in frames] == [0, 1, 2, 3]
+    assert [f.index for f in frames] == [10, 13, 16, 19]  # source frame numbers, not 0, 1, 2...
 
 
 def test_fps_sampling(cfr):
@@ -331,3 +341,118 @@ def test_network_url_gets_timeout_and_tcp(monkeypatch):
 def test_unreachable_tcp_url_is_input_error():
     assert_input_error("tcp://127.0.0.1:9", "cannot open tcp://127.0.0.1:9")
 
+
+
+# -- damaged files (issue 6) ----------------------------------------------------------------
+
+
+def _metadata_breaking_flip(tmp_path):
+    """An MP4 with header bytes flipped so that its metadata is not valid UTF-8 for PyAV.
+
+    The first of a fixed run of seeds whose flips make a plain (strict) av.open raise
+    UnicodeDecodeError: deterministic, and still a reproduction if the muxer's layout moves.
+    """
+    clip = tmp_path / "clip.mp4"
+    make_video(clip, 20, size=(64, 48), fps=10, faststart=True, with_audio=True)
+    data = clip.read_bytes()
+    bad = tmp_path / "bad.mp4"
+    for seed in range(300):
+        bad.write_bytes(flip_header_bytes(data, seed))
+        try:
+            av.open(str(bad)).close()
+        except UnicodeDecodeError:
+            return bad
+        except Exception:  # other damage: not this reproduction
+            continue
+    pytest.fail("no seed in 0..299 damages the metadata")
+
+
+def test_invalid_utf8_metadata_is_no_traceback(tmp_path):
+    bad = _metadata_breaking_flip(tmp_path)
+    try:
+        src, frames = read_all(bad)
+    except InputError as err:
+        assert "\n" not in str(err)
+    else:
+        assert frames and (src.info.width, src.info.height) == (64, 48)
+        assert isinstance(src.info.codec, str) and isinstance(src.info.container, str)
+        with VideoSource(str(bad)) as again:  # metadata read through the source's container decodes too
+            assert isinstance(dict(again._container.metadata), dict)
+            assert all(isinstance(dict(s.metadata), dict) for s in again._container.streams)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_flipped_header_bytes_give_frames_or_input_error(tmp_path, seed):
+    clip = tmp_path / "clip.mp4"
+    make_video(clip, 20, size=(64, 48), fps=10, faststart=seed % 2 == 0, with_audio=seed % 3 == 0)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(flip_header_bytes(clip.read_bytes(), seed))
+    try:
+        src, frames = read_all(bad)
+    except (InputError, UsageError) as err:
+        assert "\n" not in str(err)
+    else:
+        assert all(f.rgb.dtype == np.uint8 and f.rgb.ndim == 3 for f in frames)
+
+
+@pytest.mark.parametrize("codec,ext", [("libx264", ".mp4"), ("mjpeg", ".avi")])
+def test_undecodable_packets_mid_stream_are_skipped(tmp_path, codec, ext):
+    clip = tmp_path / f"clip{ext}"
+    make_video(clip, 30, size=(96, 64), fps=10, codec=codec, gop=10)
+    bad = tmp_path / f"bad{ext}"
+    corrupt_packets(clip, bad, [12, 13, 14], seed=1)
+    src, frames = read_all(bad)
+    numbers = [frame_number(f.rgb) for f in frames]
+    assert numbers[:12] == list(range(12))
+    assert numbers[-10:] == list(range(20, 30))  # from the next keyframe on, all decoded
+    assert [f.index for f in frames[-10:]] == list(range(20, 30))  # source numbers, not a count
+    assert 1 <= src.decode_errors <= 3
+    assert len(src.warnings) == 1 and "undecodable" in src.warnings[0]
+
+
+def test_gives_up_after_many_consecutive_errors(tmp_path):
+    clip = tmp_path / "clip.avi"
+    n = source_mod.MAX_CONSECUTIVE_DECODE_ERRORS + 30
+    make_video(clip, n, size=(64, 48), fps=10, codec="mjpeg")
+    bad = tmp_path / "bad.avi"
+    corrupt_packets(clip, bad, list(range(10, n - 10)), seed=2)
+    src, frames = read_all(bad)
+    assert [frame_number(f.rgb) for f in frames] == list(range(10))
+    assert src.decode_errors == source_mod.MAX_CONSECUTIVE_DECODE_ERRORS
+    assert len(src.warnings) == 1 and "gave up" in src.warnings[0]
+
+
+def test_resolution_change_mid_stream_is_decoded(tmp_path):
+    path = tmp_path / "change.ts"
+    make_size_change_ts(path, [(96, 64), (160, 120)], frames_each=10)
+    src, frames = read_all(path)
+    assert (src.info.width, src.info.height) == (96, 64)
+    assert [f.rgb.shape[:2] for f in frames] == [(64, 96)] * 10 + [(120, 160)] * 10
+    assert [frame_number(f.rgb) for f in frames] == list(range(20))
+    assert [f.index for f in frames] == list(range(20))
+
+
+# -- frame numbers are the source's ---------------------------------------------------------
+
+
+def test_index_after_seek_is_the_source_frame_number(cfr):
+    src, frames = read_all(cfr, start=2.25, end=3.0)
+    assert [f.index for f in frames] == [frame_number(f.rgb) for f in frames] == list(range(23, 30))
+    assert src.frame_index_estimated is False
+
+
+def test_index_with_every_and_fps_after_seek(cfr):
+    _, frames = read_all(cfr, start=1.0, every=3)
+    assert [f.index for f in frames] == list(range(10, 40, 3))
+    _, frames = read_all(cfr, start=1.0, fps=2.5)
+    assert [f.index for f in frames] == [frame_number(f.rgb) for f in frames] == [10, 14, 18, 22, 26, 30, 34, 38]
+
+
+def test_variable_rate_index_after_seek_is_flagged_estimated(tmp_path):
+    path = tmp_path / "vfr.mp4"
+    make_video(path, 40, vfr_durations=[0.04, 0.12, 0.02, 0.07], gop=8)
+    src, frames = read_all(path, start=1.0)
+    assert src.frame_index_estimated is True
+    assert all(b > a for a, b in zip([f.index for f in frames], [f.index for f in frames][1:]))
+    src, frames = read_all(path)  # no seek: a count, exact
+    assert src.frame_index_estimated is False and [f.index for f in frames] == list(range(40))

@@ -120,3 +120,59 @@ def _write_tone(out, stream, seconds: float) -> None:
             out.mux(packet)
     for packet in stream.encode(None):
         out.mux(packet)
+
+
+# -- damaged and unusual files ------------------------------------------------------------
+
+
+def flip_header_bytes(data: bytes, seed: int, span: int = 4096, max_flips: int = 16) -> bytes:
+    """Overwrite 1..max_flips seeded-random bytes among the first `span` with random values."""
+    rng = np.random.default_rng(seed)
+    buf = bytearray(data)
+    n = int(rng.integers(1, max_flips + 1))
+    for pos in rng.integers(0, min(span, len(buf)), n):
+        buf[int(pos)] = int(rng.integers(0, 256))
+    return bytes(buf)
+
+
+def packet_spans(path: Path | str) -> list[tuple[int, int]]:
+    """(byte offset, size) of each video packet, in demux order (PyAV's packet.pos)."""
+    with av.open(str(path)) as c:
+        return [(p.pos, p.size) for p in c.demux(video=0) if p.size and p.pos is not None and p.pos >= 0]
+
+
+def corrupt_packets(src: Path | str, dst: Path | str, indices: list[int], seed: int = 0) -> None:
+    """Copy src to dst with the payload of these video packets replaced by seeded garbage."""
+    spans = packet_spans(src)
+    data = bytearray(Path(src).read_bytes())
+    rng = np.random.default_rng(seed)
+    for k in indices:
+        pos, size = spans[k]
+        data[pos : pos + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+    Path(dst).write_bytes(bytes(data))
+
+
+def make_size_change_ts(path: Path | str, sizes: list[tuple[int, int]], frames_each: int, fps: int = 10) -> None:
+    """An H.264 MPEG-TS file whose resolution changes: one segment per size, bytes concatenated.
+
+    Timestamps continue across segments; frame i shows frame_image(i) at its segment's size.
+    """
+    import io
+
+    chunks, i = [], 0
+    for width, height in sizes:
+        buf = io.BytesIO()
+        with av.open(buf, "w", format="mpegts") as out:
+            video = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "18"})
+            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+            video.codec_context.time_base = Fraction(1, fps)
+            for _ in range(frames_each):
+                frame = av.VideoFrame.from_ndarray(frame_image(i, width, height), format="rgb24")
+                frame.pts, frame.time_base = i, Fraction(1, fps)
+                for packet in video.encode(frame):
+                    out.mux(packet)
+                i += 1
+            for packet in video.encode(None):
+                out.mux(packet)
+        chunks.append(buf.getvalue())
+    Path(path).write_bytes(b"".join(chunks))

@@ -12,6 +12,8 @@ encoder time base and pts are rounded to it; muxers with a fixed time base
 Odd sizes: with chroma-subsampled pixel formats (yuv420p...) the frame is padded to
 even width/height by repeating its last column/row (libx264 refuses odd sizes;
 scaling would blur every pixel). `out_width`/`out_height` give the encoded size.
+A frame of another size (HLS and other adaptive streams switch resolution) is scaled
+to the output size, with one warning in `warnings` the first time.
 
 The file is written as `.<stem>.partial<suffix>` next to the target and renamed on
 close(), so a failed run never leaves a file under the final name.
@@ -65,6 +67,7 @@ class VideoSink:
         self.fps = fps
         self.warnings: list[str] = []
         self.frames_written = 0
+        self._scaled = False  # a frame of another size came (and the warning was given)
         self._closed = False
         self._origin: int | None = None  # first frame's pts (input time base): the rebase amount
         self._t0 = 0.0
@@ -114,11 +117,16 @@ class VideoSink:
     # -- writing -------------------------------------------------------------------
 
     def write(self, rgb: np.ndarray, pts: int | None, time_s: float) -> None:
-        """Encode one H x W x 3 uint8 RGB frame; frames must come in presentation order."""
+        """Encode one H x W x 3 uint8 RGB frame; frames must come in presentation order.
+
+        A frame of another size (streams that change resolution) is scaled to the output size.
+        """
         if self._closed:
             raise RuntimeError("write() after close()/abort()")
-        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or not rgb.size:
             raise ValueError(f"expected {self.height}x{self.width}x3 uint8, got {rgb.shape} {rgb.dtype}")
+        if rgb.shape[:2] != (self.height, self.width):
+            rgb = self._scale(rgb, time_s)
         if pts is None:
             pts = round(time_s / self.time_base)
         if self._origin is None:
@@ -134,6 +142,16 @@ class VideoSink:
         self._last_pts, self._last_time = out_pts, time_s
         self.frames_written += 1
         self._pump_audio(time_s - self._t0)  # interleave: audio up to the current video time
+
+    def _scale(self, rgb: np.ndarray, time_s: float) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        if not self._scaled:  # one warning, not one per frame
+            self._scaled = True
+            self.warnings.append(
+                f"frame size changed to {w}x{h} at {time_s:.3f}s; frames of another size are scaled to {self.width}x{self.height}"
+            )
+        shrink = w * h > self.width * self.height  # INTER_AREA averages (no aliasing); LINEAR enlarges smoothly
+        return cv2.resize(rgb, (self.width, self.height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
     def _to_video_frame(self, rgb: np.ndarray) -> av.VideoFrame:
         if self._stream.pix_fmt == "yuv420p":
@@ -217,33 +235,39 @@ class VideoSink:
 class _AudioCopy:
     """Remuxes (no re-encode) the audio packets of another file into the output."""
 
-    def __init__(self, source, in_stream, out_stream, start, end):
+    def __init__(self, source, in_stream, out_stream, start, end, packets, first):
         self._source, self._in_stream, self._out_stream = source, in_stream, out_stream
         self._start, self._end = start, end
-        self._packets = source.demux(in_stream)
-        self._pending = None
+        self._packets = packets
+        self._pending = first  # read already, to try the muxer with
         self._done = False
 
     @classmethod
     def create(cls, path, output, start, end, warnings) -> _AudioCopy | None:
         try:
-            source = av.open(str(path))
-        except av.FFmpegError as exc:
-            warnings.append(f"no audio copied: cannot open {path}: {exc.strerror}")
+            source = av.open(str(path), metadata_errors="replace")  # damaged files: not valid UTF-8
+        except (av.FFmpegError, UnicodeError, ValueError) as exc:
+            warnings.append(f"no audio copied: cannot open {path}: {getattr(exc, 'strerror', None) or exc}")
             return None
         if not source.streams.audio:
             source.close()
             return None  # nothing to copy; not worth a warning
         in_stream = source.streams.audio[0]
-        problem = _audio_fits(output.format.name, in_stream)
+        try:
+            packets = source.demux(in_stream)
+            first = _next_timed(packets)
+            problem = _audio_fits(output.format.name, in_stream, first)
+            if not problem and start:  # skip demuxing everything before the clip
+                source.seek(math.floor(start / in_stream.time_base), stream=in_stream, backward=True)
+                packets, first = source.demux(in_stream), None
+        except (av.FFmpegError, ValueError) as exc:
+            problem = f"cannot read the audio of {path}: {getattr(exc, 'strerror', None) or exc}"
         if problem:
             source.close()
             warnings.append(f"no audio copied: {problem}")
             return None
         out_stream = output.add_stream_from_template(in_stream)
-        if start:  # skip demuxing everything before the clip
-            source.seek(math.floor(start / in_stream.time_base), stream=in_stream, backward=True)
-        return cls(source, in_stream, out_stream, start, end)
+        return cls(source, in_stream, out_stream, start, end, packets, first)
 
     def pump(self, output, until_s: float, t0: float) -> None:
         """Mux audio packets whose shifted time (input time - t0) is below until_s."""
@@ -271,22 +295,38 @@ class _AudioCopy:
             output.mux(packet)
 
     def _next_packet(self):
-        for packet in self._packets:
-            if packet.pts is not None and packet.dts is not None:  # skip the demuxer's flush packet
-                return packet
-        return None
+        return _next_timed(self._packets)
 
     def close(self) -> None:
         self._done = True
         self._source.close()
 
 
-def _audio_fits(format_name: str, in_stream) -> str | None:
-    """Why this audio cannot be stream-copied into `format_name` (None if it can)."""
+def _next_timed(packets):
+    """The next packet with timestamps (skips the demuxer's final flush packet), or None."""
+    for packet in packets:
+        if packet.pts is not None and packet.dts is not None:
+            return packet
+    return None
+
+
+def _audio_fits(format_name: str, in_stream, packet) -> str | None:
+    """Why this audio cannot be stream-copied into `format_name` (None if it can).
+
+    A trial file in memory gets the header, one packet and the trailer: muxers check codecs
+    at each step (mp4 writes Opus's configuration only in the trailer), and a failure found
+    only when the real file is closed would cost the whole video.
+    """
     trial = av.open(io.BytesIO(), "w", format=format_name)
     try:
-        trial.add_stream_from_template(in_stream)
-        trial.start_encoding()  # writes the header: the muxer's own codec checks run here
+        stream = trial.add_stream_from_template(in_stream)
+        trial.start_encoding()
+        if packet is not None:
+            probe = av.Packet(bytes(packet))  # a copy: muxing rebases the packet's timestamps
+            probe.pts = probe.dts = 0
+            probe.time_base, probe.stream = in_stream.time_base, stream
+            trial.mux(probe)
+        trial.close()
     except (ValueError, av.FFmpegError) as exc:
         return f"{in_stream.codec_context.name} audio cannot go into {format_name}: {exc}"
     finally:

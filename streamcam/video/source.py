@@ -31,6 +31,11 @@ NETWORK_SCHEMES = frozenset(
 )
 NETWORK_TIMEOUT_S = 10.0
 _EPS = 1e-6  # seconds; absorbs float error when comparing timestamps to instants
+# Undecodable packets in a row before the rest of the input is taken as unreadable.
+MAX_CONSECUTIVE_DECODE_ERRORS = 100
+# What damaged input makes PyAV raise besides FFmpeg's own errors: metadata that is not
+# UTF-8, impossible sizes, formats or time bases (None or 0) read from a broken header.
+_DAMAGE_ERRORS = (av.FFmpegError, UnicodeError, ValueError, TypeError, OverflowError, ZeroDivisionError)
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,9 @@ def is_local_file(source: str | int) -> bool:
     return not is_camera(source) and "://" not in str(source)
 
 
-def _open_container(source: str | int, options: dict | None) -> tuple[av.container.InputContainer, str, bool]:
+def _open_container(
+    source: str | int, options: dict | None, timeout: float = NETWORK_TIMEOUT_S
+) -> tuple[av.container.InputContainer, str, bool]:
     """Open the input; returns (container, display name, is_live)."""
     opts = {str(k): str(v) for k, v in (options or {}).items()}
     kwargs: dict = {}
@@ -109,7 +116,7 @@ def _open_container(source: str | int, options: dict | None) -> tuple[av.contain
         kwargs["format"] = "dshow"
     elif _is_network(str(source)):
         file, name, live = str(source), str(source), False  # HTTP files can seek; failures are handled
-        kwargs["timeout"] = NETWORK_TIMEOUT_S  # open and each read; a dead stream must not hang us
+        kwargs["timeout"] = timeout  # open and each read; a dead stream must not hang us
         if file.lower().startswith("rtsp"):
             opts = {"rtsp_transport": "tcp", **opts}  # UDP loses packets through NAT/firewalls
     else:
@@ -117,8 +124,9 @@ def _open_container(source: str | int, options: dict | None) -> tuple[av.contain
         live = False
         check_input_file(file, "a video file")
     try:
-        container = av.open(file, "r", options=opts, **kwargs)
-    except av.FFmpegError as exc:
+        # metadata_errors: PyAV decodes metadata strings as strict UTF-8, some at open time.
+        container = av.open(file, "r", options=opts, metadata_errors="replace", **kwargs)
+    except _DAMAGE_ERRORS as exc:
         raise InputError(f"cannot open {name}: {_reason(exc)}") from exc
     return container, name, live
 
@@ -140,8 +148,12 @@ class VideoSource:
     the source seeks to the keyframe before `start` instead of decoding from zero.
     every=N keeps every Nth frame in range; fps=F keeps a frame whenever its time
     reaches the next instant of an F-per-second grid that starts at `start` (or at
-    the first frame). Decode errors do not raise: frames decoded so far are yielded,
-    then iteration stops and the reason is appended to `warnings`.
+    the first frame). Decode errors do not raise: an undecodable packet is skipped and
+    counted in `decode_errors` (one summarising line in `warnings`), and only
+    MAX_CONSECUTIVE_DECODE_ERRORS in a row end the iteration early.
+
+    Frame.index is the frame's number in the source, counted from the file's first
+    frame (see _FrameNumbers); `frame_index_estimated` says whether some were estimates.
     """
 
     def __init__(
@@ -153,6 +165,7 @@ class VideoSource:
         every: int = 1,
         fps: float | None = None,
         options: dict | None = None,
+        timeout: float = NETWORK_TIMEOUT_S,
     ):
         _check_sampling(start, end, every, fps)
         self.start, self.end, self.every, self.fps = start, end, every, fps
@@ -161,7 +174,10 @@ class VideoSource:
         self._iterated = False
         self._decoded = 0  # raw frames out of the decoder (before range/sampling)
         self._error: str | None = None  # last FFmpeg error while decoding
-        self._container, self._name, self._live = _open_container(source, options)
+        self._warning_at: int | None = None  # the one decode-error line in `warnings`, updated in place
+        self._skipped, self._first_error, self._stopped = 0, "", ""
+        self.frame_index_estimated = False
+        self._container, self._name, self._live = _open_container(source, options, timeout)
         try:
             self._stream = self._pick_stream()
             self._raw = self._raw_frames()
@@ -172,8 +188,11 @@ class VideoSource:
             self.info = self._make_info(self._first)
             if start is not None and self.info.duration_s is not None and start >= self.info.duration_s:
                 raise UsageError(f"start {start:g}s is past the end of {self._name} ({self.info.duration_s:.3f}s)")
-        except BaseException:
+            self._t_first = self._first_time()
+        except BaseException as exc:
             self.close()
+            if isinstance(exc, _DAMAGE_ERRORS):  # a damaged header: one line, not a traceback
+                raise InputError(f"cannot read {self._name}: {_reason(exc)}") from exc
             raise
 
     # -- opening -------------------------------------------------------------------
@@ -181,9 +200,11 @@ class VideoSource:
     def _pick_stream(self):
         # Explicitly the first video stream: audio is stream 0 in some files.
         if not self._container.streams.video:
-            kinds = ", ".join(f"{s.type} {s.codec_context.name}" for s in self._container.streams) or "none"
-            raise InputError(f"no video stream in {self._name} (streams: {kinds})")
+            kinds = ", ".join(f"{s.type} {getattr(s.codec_context, 'name', '?')}" for s in self._container.streams)
+            raise InputError(f"no video stream in {self._name} (streams: {kinds or 'none'})")
         stream = self._container.streams.video[0]
+        if stream.codec_context is None:
+            raise InputError(f"no decoder for the video stream of {self._name}")
         stream.thread_type = "AUTO"  # frame + slice threads
         return stream
 
@@ -207,40 +228,72 @@ class VideoSource:
             frames=s.frames or None,
             duration_s=duration,
             rotation=rotation,
-            has_audio=bool(c.streams.audio),
+            # The first audio stream is the one copied; a damaged header can leave it without a codec.
+            has_audio=bool(c.streams.audio) and c.streams.audio[0].codec_context is not None,
             time_base=Fraction(s.time_base),
         )
 
     # -- decoding ------------------------------------------------------------------
 
     def _raw_frames(self) -> Iterator[av.VideoFrame]:
-        """Decoded frames in presentation order; an FFmpeg error ends the stream with a warning."""
+        """Decoded frames in presentation order; undecodable packets are skipped and counted."""
         packets = self._container.demux(self._stream)
-        while True:
-            packet = None
+        failures = 0  # in a row
+        while failures < MAX_CONSECUTIVE_DECODE_ERRORS:
             try:
                 packet = next(packets, None)
-                if packet is None:
-                    return
-                frames = packet.decode()  # the final empty packet flushes the decoder
             except av.FFmpegError as exc:
-                self.decode_errors += 1
-                self._error = _reason(exc)
-                self.warnings.append(f"decode error after frame {self._decoded}: {self._error} (stopped)")
-                if packet is not None and packet.size:  # not yet flushed: frames may still be queued
-                    yield from self._drain()
+                failures += 1
+                if not isinstance(exc, av.InvalidDataError):  # I/O error, timeout: no retry
+                    self._note_error(exc, stopped=True)
+                    break
+                self._note_error(exc)
+                packets = self._container.demux(self._stream)  # the demuxer goes on after the bad bytes
+                continue
+            if packet is None:
                 return
+            try:
+                frames = packet.decode()  # the final empty packet flushes the decoder
+            except _DAMAGE_ERRORS as exc:
+                failures += 1
+                self._note_error(exc)
+                continue
+            failures = 0
             for frame in frames:
                 self._decoded += 1
                 yield frame
+        else:
+            self._stopped = f"gave up after {MAX_CONSECUTIVE_DECODE_ERRORS} consecutive errors"
+            self._update_warning()
+        yield from self._drain()
+
+    def _note_error(self, exc: BaseException, stopped: bool = False) -> None:
+        """Count a skipped packet or frame (or the error that ended reading)."""
+        self.decode_errors += 1
+        self._error = _reason(exc)
+        if stopped:
+            self._stopped = f"reading stopped after frame {self._decoded}: {self._error}"
+        else:
+            self._skipped += 1
+            self._first_error = self._first_error or f"first after frame {self._decoded}: {self._error}"
+        self._update_warning()
+
+    def _update_warning(self) -> None:
+        """ONE warning line about decode errors, however many there are: kept current in place."""
+        parts = [f"skipped {self._skipped} undecodable packet(s) ({self._first_error})"] if self._skipped else []
+        parts += [f"{self._stopped} (stopped)"] if self._stopped else []
+        if self._warning_at is None:
+            self._warning_at = len(self.warnings)
+            self.warnings.append("")
+        self.warnings[self._warning_at] = "; ".join(parts)
 
     def _drain(self) -> Iterator[av.VideoFrame]:
-        """Frames still queued in the decoder after an error (best effort: a second error ends it)."""
+        """Frames still queued in the decoder after reading stopped (best effort)."""
         try:
             frames = self._stream.codec_context.decode(None)
         except av.EOFError:
             return  # nothing was queued
-        except av.FFmpegError as exc:
+        except _DAMAGE_ERRORS as exc:
             self.warnings.append(f"could not flush the decoder: {_reason(exc)}")
             return
         for frame in frames:
@@ -253,46 +306,54 @@ class VideoSource:
         # No timestamp: assume constant rate (FFmpeg's own default is 25 fps).
         return (self._decoded - 1) / (self.info.fps or 25.0)
 
-    def _seek_to_start(self) -> Iterator[av.VideoFrame]:
-        """Seek to the keyframe at or before `start`; fall back to decoding on if seeking fails."""
-        target = math.floor(self.start / self._stream.time_base)
+    def _first_time(self) -> float:
+        """Time of the file's first frame: the first decoded one, or the stream's start if packets were lost before it."""
+        t, s = self._time_of(self._first), self._stream
+        if self.decode_errors and s.start_time is not None:
+            t = min(t, float(s.start_time * s.time_base))
+        return t
+
+    def _seek_to_start(self) -> bool:
+        """Seek to the keyframe at or before `start`; False (and decoding on) if seeking fails."""
         try:
+            target = math.floor(self.start / self._stream.time_base)
             self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
-        except av.FFmpegError as exc:
+        except _DAMAGE_ERRORS as exc:
             self.warnings.append(f"could not seek to {self.start:g}s ({_reason(exc)}); decoding from the start")
-            return self._raw
+            return False
         self._raw.close()
         self._raw = self._raw_frames()
-        return self._raw
+        return True
 
-    def _in_range(self) -> Iterator[tuple[av.VideoFrame, float]]:
-        """(frame, time_s) within [start, end)."""
+    def _in_range(self) -> Iterator[tuple[av.VideoFrame, float, int]]:
+        """(frame, time_s, source frame number) within [start, end)."""
         first, self._first = self._first, None
         start = self.start
-        if start is not None and not self._live and self._time_of(first) < start - _EPS:
-            frames = self._seek_to_start()
-        else:
-            frames = _prepend(first, self._raw)
+        seeked = start is not None and not self._live and self._time_of(first) < start - _EPS and self._seek_to_start()
+        frames = self._raw if seeked else _prepend(first, self._raw)
+        numbers = _FrameNumbers(self._t_first, self.info.fps, _variable_rate(self._stream))
         last = None
         for frame in frames:
             t = self._time_of(frame)
+            index = numbers.number(t, by_time=seeked, lost=self.decode_errors > 0)
+            self.frame_index_estimated = numbers.estimated
             if start is not None and t < start - _EPS:
                 continue
             if self.end is not None and t >= self.end - _EPS:
                 return
             last = t
-            yield frame, t
+            yield frame, t, index
         self._check_truncated(last)
 
     def _check_truncated(self, last: float | None) -> None:
         """Some truncated files just end (no error): compare the last time with the header."""
         dur = self.info.duration_s if self._stream.duration else None  # video stream's own duration only
-        if self.decode_errors or dur is None or last is None:
+        if dur is None or last is None or self._stopped:  # a stop was reported already
             return
         expected = dur if self.end is None else min(dur, self.end)
         frame_dur = 1.0 / self.info.fps if self.info.fps else 0.1
         if expected - last > max(0.5, 3 * frame_dur):
-            self.decode_errors += 1
+            self.decode_errors = max(1, self.decode_errors)  # a silent end counts once; skipped packets already did
             header = f"{dur:.3f}s" + (f", {self.info.frames} frames" if self.info.frames else "")
             self.warnings.append(
                 f"video ended at {last:.3f}s after {self._decoded} decoded frames but the header says "
@@ -307,13 +368,18 @@ class VideoSource:
 
     def _frames(self) -> Iterator[Frame]:
         keep = _sampler(self.every, self.fps, self.start)
-        index = 0
-        for frame, t in self._in_range():
-            if not keep(t):
-                continue  # skipped frames are never converted to RGB
-            rgb = upright(frame.to_ndarray(format="rgb24"), frame.rotation or 0)
-            yield Frame(index=index, pts=frame.pts, time_s=t, rgb=rgb)
-            index += 1
+        try:
+            for frame, t, index in self._in_range():
+                if not keep(t):
+                    continue  # skipped frames are never converted to RGB
+                try:
+                    rgb = upright(frame.to_ndarray(format="rgb24"), frame.rotation or 0)
+                except _DAMAGE_ERRORS as exc:  # a damaged frame FFmpeg cannot convert: skip it
+                    self._note_error(exc)
+                    continue
+                yield Frame(index=index, pts=frame.pts, time_s=t, rgb=rgb)
+        except _DAMAGE_ERRORS as exc:  # anything else damaged input trips: end with a warning
+            self._note_error(exc, stopped=True)
 
     # -- lifetime ------------------------------------------------------------------
 
@@ -330,6 +396,41 @@ class VideoSource:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _variable_rate(stream) -> bool:
+    """The header's average rate and FFmpeg's base rate (r_frame_rate) disagree: frame times vary."""
+    avg, base = stream.average_rate, stream.base_rate
+    return bool(avg and base and abs(float(avg) / float(base) - 1) > 0.01)
+
+
+class _FrameNumbers:
+    """Each frame's number in the source, counted from the file's first frame.
+
+    While every frame since the first was decoded, a count (exact, variable rate too).
+    After a seek, or once packets were lost, round((t - t_first) * fps): exact on a
+    constant-rate grid, an estimate (`estimated`) for variable-rate files or times off
+    the grid; a variable-rate file that lost packets keeps counting, also an estimate.
+    Numbers always increase, whatever the timestamps do.
+    """
+
+    def __init__(self, t_first: float, fps: float | None, variable: bool):
+        self.t_first, self.fps, self.variable = t_first, fps, variable
+        self.count, self.last, self.estimated = -1, -1, False
+
+    def number(self, t: float, by_time: bool, lost: bool) -> int:
+        self.count += 1
+        if by_time or (lost and not self.variable and self.fps):
+            x = (t - self.t_first) * (self.fps or 25.0)
+            n = round(x)
+            self.estimated |= self.variable or not self.fps or abs(x - n) > 0.25
+        else:
+            n = self.count
+            self.estimated |= lost  # frames lost from a variable-rate file: the count may be short
+        if n <= self.last:
+            n, self.estimated = self.last + 1, True
+        self.last = n
+        return n
 
 
 def _prepend(first, rest: Iterator) -> Iterator:
