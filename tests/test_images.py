@@ -1,10 +1,7 @@
 """streamcam image: library API and CLI, file naming contract, and bad input."""
 
 import re
-import subprocess
-import sys
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
