@@ -23,11 +23,17 @@ FLAT_FRAME_RANGE = 2  # grey levels; a frame is flat when every channel's values
 
 @dataclass(frozen=True)
 class CamBatch:
-    """Results for N images: probabilities (N, classes), explained class ids (N, K), CAMs (N, K, h, w) in [0, 1]."""
+    """Results for N images: probabilities (N, classes), explained class ids (N, K), CAMs (N, K, h, w) in [0, 1].
+
+    local_probabilities (N, K): for each explained class, its largest probability in one region
+    of the image: over the feature cells of a pooling head (softmax of A_ij . W + b), or over the
+    tiles of a fixed-size head. None where the engine cannot tell.
+    """
 
     probabilities: np.ndarray
     class_ids: np.ndarray
     cams: np.ndarray
+    local_probabilities: np.ndarray | None = None
 
     def top(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-n class ids and probabilities per image, best first: (N, n) each."""
