@@ -56,6 +56,7 @@ import numpy as np
 
 from streamcam import CamEngine, load_classifier
 from streamcam.analyze import AnalyzeOptions, analyze
+from streamcam.input_size import InputSize
 from streamcam.preprocess import resize_batch
 from streamcam import render
 from streamcam.video.sink import VideoSink
@@ -289,6 +290,8 @@ def main() -> None:
     ap.add_argument("--skip-baseline", action="store_true", help="skip the naive per-frame loop")
     ap.add_argument("--batch-size", type=int, default=AnalyzeOptions.batch_size)
     ap.add_argument("--preset", default=AnalyzeOptions.preset, help="libx264 preset for the encode and full analyze figures")
+    ap.add_argument("--sizes", default="224x224,448,640", help="--input-size values compared at the end (comma-separated)")
+    ap.add_argument("--sizes-only", action="store_true", help="run only the --input-size comparison")
     ap.add_argument("--rss-child", metavar="PATH", help=argparse.SUPPRESS)
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress shows up live when piped
@@ -338,6 +341,8 @@ def run_all(args, tmp: Path) -> None:
     else:
         print(f"note: {DASHCAM} not found: dashcam clip skipped")
 
+    if args.sizes_only:
+        return input_size_table(engine, clips, args.sizes.split(","), out, bs, args.preset)
     results = []
     for name, path, end in clips:
         print(f"\n== {name} ({path.name})")
@@ -422,6 +427,28 @@ def run_all(args, tmp: Path) -> None:
           f"(load average now {os.getloadavg()[0]:.2f}); figures are only comparable on an idle machine")
     if not (s["reset"] and l["reset"]):
         print("note: /proc/self/clear_refs unavailable: peak RSS includes model start-up (ru_maxrss)")
+    input_size_table(engine, clips, args.sizes.split(","), out, bs, args.preset)
+
+
+def input_size_table(engine, clips, sizes, out: Path, bs: int, preset: str) -> None:
+    """Model-only and full-analyze fps at each --input-size: what the finer maps cost."""
+    print(f"\n== --input-size: model-only and full analyze (with video) fps, batch {bs}")
+    table = {}
+    for name, path, end in clips:
+        end = min(end or 4.0, 4.0)  # 4 s of each clip is enough for a steady figure
+        with VideoSource(str(path), end=end) as video:
+            frames = [f.rgb for f in video]
+        for spec in sizes:
+            size = InputSize.parse(spec).for_frame(frames[0].shape[1], frames[0].shape[0], engine.classifier.stride)
+            batches = [resize_batch(frames[i : i + bs], size) for i in range(0, len(frames) - bs + 1, bs)]
+            model, _, _ = model_fps(engine, batches, bs)
+            full = max(analyze_fps(path, engine, out, batch_size=bs, end=end, preset=preset, input_size=spec) for _ in range(2))
+            table[(name, spec)] = (f"{size[1]}x{size[0]}", model, full)
+            print(f"  {name:<28} {spec:>8} -> {size[1]}x{size[0]:<4} model {model:6.1f} fps   analyze full {full:6.1f} fps")
+    base = {name: table[(name, sizes[0])] for name, _, _ in clips}
+    print(f"\n{'clip':<28}{'--input-size':>13}{'model input':>13}{'model fps':>11}{'full fps':>10}{'vs ' + sizes[0]:>14}")
+    for (name, spec), (shape, model, full) in table.items():
+        print(f"{name:<28}{spec:>13}{shape:>13}{model:>11.1f}{full:>10.1f}{full / base[name][2]:>13.2f}x")
 
 
 if __name__ == "__main__":

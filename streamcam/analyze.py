@@ -19,6 +19,7 @@ from . import render
 from .engine import CamEngine
 from .errors import OutputError, UsageError
 from .frames import Frame
+from .input_size import DEFAULT_INPUT_SIZE, InputSize
 from .images import explained_classes, render_pictures, write_pictures
 from .outputs import PredictionsCsv, partial_path, write_json_atomic
 from .pipeline import Pipeline, StagesStuck
@@ -51,6 +52,7 @@ class AnalyzeOptions:
     colormap: str = "jet"
     save_frames: Sequence[str | float] = ()
     timeout: float = NETWORK_TIMEOUT_S  # seconds a network input may take to open or to send more
+    input_size: str = DEFAULT_INPUT_SIZE  # '224x224', 'WxH', or the long side 'N' with the aspect ratio kept
 
     def check(self) -> None:
         if self.top_n < 1:
@@ -59,6 +61,7 @@ class AnalyzeOptions:
             raise UsageError("--batch-size must be at least 1")
         if not self.timeout > 0:
             raise UsageError("--timeout must be more than 0 seconds")
+        InputSize.parse(self.input_size)
         render.check_alpha(self.alpha)
         render.check_colormap(self.colormap)
 
@@ -81,14 +84,25 @@ class AnalyzeSummary:
 
 
 def parse_cam_classes(spec: str, labels) -> tuple[int, list[int]]:
-    """'top1' / 'top3' -> (k, []); names or ids -> (0, [ids]) tracked through the whole video."""
-    match = re.fullmatch(r"\s*top(\d+)\s*", spec.lower())
-    if match:
-        k = int(match.group(1))
-        if k < 1:
-            raise UsageError("--cam-classes topK needs K >= 1")
-        return k, []
-    return 0, labels.resolve(spec)
+    """'top3' -> (3, []); ids/names -> (0, [ids]); both, 'top1,bicycle' -> (1, [ids]).
+
+    The top-k classes change from frame to frame; named classes are tracked through the whole video.
+    """
+    top_k, names = 0, []
+    for token in (t.strip() for t in spec.split(",")):
+        match = re.fullmatch(r"top(\d+)", token.lower())
+        if match:
+            if top_k:
+                raise UsageError(f"--cam-classes has more than one topK in {spec!r}")
+            top_k = int(match.group(1))
+            if top_k < 1:
+                raise UsageError("--cam-classes topK needs K >= 1")
+        elif token:
+            names.append(token)
+    tracked = labels.resolve(",".join(names)) if names else []
+    if not top_k and not tracked:
+        raise UsageError(f"no classes given in --cam-classes {spec!r}")
+    return top_k, tracked
 
 
 def output_stem(source: str | int) -> str:
@@ -164,8 +178,9 @@ class _Outputs:
 class _FrameWriter:
     """The consume stage: CSV rows, rendered frames into the video sinks, saved pictures."""
 
-    def __init__(self, outputs: _Outputs, options: AnalyzeOptions, labels, on_frame, save_times):
+    def __init__(self, outputs: _Outputs, options: AnalyzeOptions, labels, on_frame, save_times, n_tracked: int):
         self.outputs, self.options, self.labels, self.on_frame = outputs, options, labels, on_frame
+        self.n_tracked = n_tracked  # the tracked classes are the last columns of each batch
         self.pending_saves = sorted(save_times)
         self.saved: list[str] = []
         self.frames = 0
@@ -175,7 +190,9 @@ class _FrameWriter:
         frames, batch = item
         for n, frame in enumerate(frames):
             probs, ids, cams = batch.probabilities[n], batch.class_ids[n], batch.cams[n]
-            self.outputs.csv.write_frame(frame.index, frame.pts, frame.time_s, probs)
+            tracked = slice(len(ids) - self.n_tracked, len(ids))
+            local = None if batch.local_probabilities is None else batch.local_probabilities[n, tracked]
+            self.outputs.csv.write_frame(frame.index, frame.pts, frame.time_s, probs, local, cams[tracked])
             if self.outputs.sinks:
                 self._write_videos(frame, probs, ids, cams)
             while self.pending_saves and frame.time_s >= self.pending_saves[0] - 1e-6:
@@ -255,8 +272,10 @@ def analyze(
     reader_owns_video = False  # once the pipeline runs, its reading thread closes the source
     try:
         info = video.info
+        # One model input size per video (from its upright size): the engine traces once.
+        model_size = InputSize.parse(options.input_size).for_frame(info.width, info.height, engine.classifier.stride)
         outputs = _Outputs(source, info, options, labels, tracked, start, end)
-        writer = _FrameWriter(outputs, options, labels, on_frame, save_times)
+        writer = _FrameWriter(outputs, options, labels, on_frame, save_times, len(tracked))
         try:
             if on_start:
                 on_start(info, expected_frames(info, start, end, options.every, options.fps))
@@ -266,7 +285,7 @@ def analyze(
                 return frames, engine.explain(resized, top_k=top_k, class_ids=tracked, pad_to=options.batch_size)
 
             pipeline = Pipeline(
-                lambda: _batches(video, options.batch_size, engine.classifier.input_size), compute, writer,
+                lambda: _batches(video, options.batch_size, model_size), compute, writer,
                 on_reader_exit=video.close,
             )
             reader_owns_video = True

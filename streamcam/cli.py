@@ -28,6 +28,7 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto (GPU when TensorF
 PreprocessOpt = Annotated[Optional[str], typer.Option("--preprocess", help="Input scaling for a model file: raw (0..255, default), tf (-1..1), torch (ImageNet mean/std), caffe (BGR minus means), lite.")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (mixed float16 on a GPU, float32 on a CPU, where bfloat16 measured slower), float32 or mixed.")]
 AlphaOpt = Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Heatmap weight in overlays, 0..1.")]
+InputSizeOpt = Annotated[str, typer.Option("--input-size", help="Model input: 224x224 (default, the frame squashed), WxH, or N for the long side with the aspect ratio kept (e.g. 640: finer maps of small objects, slower). Rounded to the model's stride.")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds a URL may take to connect or to send more data before it counts as lost.")]
 ColormapOpt = Annotated[str, typer.Option("--colormap", help="Heatmap colours: jet, turbo, inferno, magma, viridis, hot, plasma.")]
 
@@ -62,7 +63,7 @@ def interrupted() -> None:
 def analyze(
     source: Annotated[str, typer.Argument(help="Video file, URL (rtsp/http/udp/tcp) or camera number.", show_default=False)],
     top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="Predictions per frame written to the CSV.")] = 5,
-    cam_classes: Annotated[str, typer.Option("--cam-classes", help="Classes to explain per frame: top1, top3, ... or ids/names tracked through the whole video, e.g. 'traffic_light,bicycle-built-for-two'.")] = "top1",
+    cam_classes: Annotated[str, typer.Option("--cam-classes", help="Classes to explain per frame: top1, top3, ..., ids/names tracked through the whole video (each gets p_, plocal_ and peak columns in the CSV), or both, e.g. 'top1,traffic_light,bicycle-built-for-two'.")] = "top1",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per engine call.")] = 8,
     start: Annotated[Optional[str], typer.Option("--start", help="Start time, seconds or mm:ss (seeks).")] = None,
     end: Annotated[Optional[str], typer.Option("--end", help="End time, seconds or mm:ss.")] = None,
@@ -78,6 +79,7 @@ def analyze(
     audio: Annotated[bool, typer.Option("--audio/--no-audio", help="Copy the input's audio into the overlay video.")] = True,
     save_frames: Annotated[Optional[str], typer.Option("--save-frames", help="Write ancestor-style pictures for these instants, e.g. '12.4,00:31'.")] = None,
     timeout: TimeoutOpt = 10.0,
+    input_size: InputSizeOpt = "224x224",
     model: ModelOpt = "efficientnet-lite0",
     weights: WeightsOpt = None,
     preprocess: PreprocessOpt = None,
@@ -97,7 +99,7 @@ def analyze(
     options = AnalyzeOptions(
         top_n=top_n, cam_classes=cam_classes, batch_size=batch_size, start=start, end=end, every=every, fps=fps,
         out_dir=out_dir, video=video, heatmap_video=heatmap_video, segmented_video=segmented_video, codec=codec,
-        crf=crf, preset=preset, audio=audio, alpha=alpha, colormap=colormap, timeout=timeout,
+        crf=crf, preset=preset, audio=audio, alpha=alpha, colormap=colormap, timeout=timeout, input_size=input_size,
         save_frames=[t for t in (save_frames or "").split(",") if t.strip()],
     )
     progress = FrameProgress(err_console, enabled=not quiet)
@@ -157,8 +159,9 @@ def _report(summary, quiet: bool, json_out: bool) -> None:
 @app.command()
 def live(
     source: Annotated[str, typer.Argument(help="Camera number (0 is the first webcam), URL or video file.", show_default=False)] = "0",
-    cam_classes: Annotated[str, typer.Option("--cam-classes", help="Classes to explain: top1, top3, ... or ids/names, e.g. 'traffic_light'.")] = "top1",
+    cam_classes: Annotated[str, typer.Option("--cam-classes", help="Classes to explain: top1, top3, ..., ids/names, or both, e.g. 'top1,traffic_light'.")] = "top1",
     timeout: TimeoutOpt = 10.0,
+    input_size: InputSizeOpt = "224x224",
     model: ModelOpt = "efficientnet-lite0",
     weights: WeightsOpt = None,
     preprocess: PreprocessOpt = None,
@@ -171,6 +174,7 @@ def live(
 ) -> None:
     """Show the Grad-CAM overlay live in a window (q or Esc quits); frames the model cannot keep up with are skipped."""
     from .analyze import parse_cam_classes
+    from .input_size import InputSize
     from .live import WindowViewer
     from .live import live as run_live
 
@@ -179,7 +183,8 @@ def live(
         with progress.status("loading model"):
             engine = _engine(model, weights, layer, method, device, precision, preprocess)
         top_k, tracked = parse_cam_classes(cam_classes, engine.classifier.labels)
-        stats = run_live(source, engine, WindowViewer(), top_k, tracked, alpha, colormap, timeout=timeout)
+        InputSize.parse(input_size)  # a typo fails before the window opens
+        stats = run_live(source, engine, WindowViewer(), top_k, tracked, alpha, colormap, timeout=timeout, input_size=input_size)
     except StreamcamError as exc:
         fail(exc)
     except KeyboardInterrupt:
@@ -194,6 +199,7 @@ def image(
     classes: Annotated[Optional[str], typer.Option("--classes", help="Also explain these classes, by id or ImageNet name, e.g. 'bicycle,moped' or '920'.")] = None,
     outputs: Annotated[str, typer.Option("--outputs", help="Pictures to write per class: gradcam, heatmap, segmented, guided_bprop, guided_gradcam (comma-separated).")] = "gradcam,heatmap,segmented,guided_bprop,guided_gradcam",
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-o", help="Where to write the pictures (default: next to each input).")] = None,
+    input_size: InputSizeOpt = "224x224",
     model: ModelOpt = "efficientnet-lite0",
     weights: WeightsOpt = None,
     preprocess: PreprocessOpt = None,
@@ -207,16 +213,18 @@ def image(
 ) -> None:
     """Explain still images: ranked classes, and per class a Grad-CAM overlay, heatmap, segmented and guided pictures."""
     from .images import ImageExplainer, parse_outputs
+    from .input_size import InputSize
     from .render import check_colormap
 
     progress = FrameProgress(err_console, enabled=not quiet)
     try:
         parse_outputs(outputs)
         check_colormap(colormap)
+        InputSize.parse(input_size)
         with progress.status("loading model"):
             engine = _engine(model, weights, layer, method, device, precision, preprocess)
             class_ids = engine.classifier.labels.resolve(classes) if classes else []
-            explainer = ImageExplainer(engine, outputs.split(","), alpha, colormap)
+            explainer = ImageExplainer(engine, outputs.split(","), alpha, colormap, input_size)
     except StreamcamError as exc:
         fail(exc)
     except KeyboardInterrupt:
@@ -244,16 +252,22 @@ def _print_ranked(out: Console, result) -> None:
         from rich.table import Table
 
         table = Table(title=f"{result.path} ({result.size[0]}x{result.size[1]})")
-        for col, justify in (("rank", "right"), ("class id", "right"), ("name", "left"), ("probability", "right"), ("synset", "left")):
+        columns = (("rank", "right"), ("class id", "right"), ("name", "left"), ("probability", "right"),
+                   ("local", "right"), ("CAM peak x, y", "right"), ("synset", "left"))
+        for col, justify in columns:
             table.add_column(col, justify=justify)
-        for c in result.ranked:
-            table.add_row(str(c.rank), str(c.class_id), c.name, f"{c.probability:.3f}", c.synset)
+        for c in result.explained:  # the top-n, then named classes at their real rank
+            local = "-" if c.local_probability is None else f"{c.local_probability:.3f}"
+            peak = "-" if c.peak is None else f"{c.peak[0]:.2f}, {c.peak[1]:.2f}"
+            table.add_row(str(c.rank), str(c.class_id), c.name, f"{c.probability:.3f}", local, peak, c.synset)
         out.print(table)
         out.print(f"wrote {len(result.written)} pictures to {result.written[0].parent if result.written else '-'}")
     else:
         print(f"{result.path}:")
         for c in result.ranked:
             print(c.ancestor_line())
+        for c in result.explained:  # the local evidence beside each explained class
+            print(c.local_line())
         for p in result.written:
             print(f"wrote {p}")
 

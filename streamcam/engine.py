@@ -1,8 +1,10 @@
 """The CAM engine: one compiled TensorFlow call per batch gives probabilities and CAMs.
 
 The gradient model (features + logits) is built once per classifier. The compiled call is
-traced once per batch shape and number of target classes, then reused for every batch; only
-the backward pass through the head (feature map -> logits) is computed for each target class.
+traced once per batch shape (input size included) and number of target classes, then reused
+for every batch; only the backward pass through the head (feature map -> logits) is computed
+for each target class. A pooling-head classifier takes images of any size (at least one
+stride); a fixed-size head takes only its native size (streamcam.tiling covers larger images).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from ._tf import device_scope, tensorflow, uses_gpu
 from .cams import get_method, normalize_maps
 from .errors import UsageError
 from .models import Classifier
-from .models.layers import tapped_forward
+from .models.layers import cell_head, tapped_forward
 
 FLAT_FRAME_RANGE = 2  # grey levels; a frame is flat when every channel's values lie within this range
 
@@ -44,7 +46,10 @@ class CamBatch:
 class CamEngine:
     """Explains batches of images with one CAM method on one classifier."""
 
-    def __init__(self, classifier: Classifier, method="gradcam", device: str = "auto", jit: bool | None = None):
+    def __init__(self, classifier: Classifier, method="gradcam", device: str = "auto", jit: bool | None = None,
+                 local_evidence: bool = True):
+        """local_evidence: fill CamBatch.local_probabilities where the head allows (a pooling head
+        whose layers run per cell); it costs a (cells x channels x classes) matmul, 2-15% on a CPU."""
         tf = tensorflow()
         self.classifier = classifier
         self.method = get_method(method)
@@ -52,7 +57,13 @@ class CamEngine:
         device_scope(device)  # an unknown or missing device fails now, not on the first batch
         # XLA was slower than plain graphs on CPUs (depthwise convs); on GPUs it is the fast path.
         self.jit = uses_gpu(device) if jit is None else jit
-        self._forward = tapped_forward(classifier.model, classifier.target_layer)
+        head = classifier.head
+        self._model = head.model  # takes any input size when the classifier has a pooling head
+        self._pooling = head.pool is not None
+        # Local evidence: the head run on each cell of the pooled feature map (see _local_probabilities).
+        local_pool = head.pool if head.local and local_evidence else None
+        self._forward = tapped_forward(head.model, classifier.target_layer, local_pool)
+        self._cell_head = cell_head(head.model, local_pool) if local_pool else None
         self._explain = tf.function(self._explain_graph, jit_compile=self.jit and not self.method.uses_model)
         self._guided = None
 
@@ -60,11 +71,17 @@ class CamEngine:
     def explain(self, images: np.ndarray, top_k: int = 1, class_ids: Sequence[int] = (), pad_to: int | None = None) -> CamBatch:
         """CAMs for the top_k classes of each image, then for each of class_ids.
 
-        images: (N, H, W, 3) uint8 at the model's input size.
+        images: (N, H, W, 3) uint8: any H, W >= the stride for a pooling-head classifier (CAMs
+        (N, K, ceil(H / stride), ceil(W / stride)) for 'same'-padded models); for a fixed-size head,
+        the input size, or anything larger, explained in overlapping tiles (see tiling.py).
         pad_to: pad a short batch to this size (results for the padding are dropped), so the last
         batch of a video reuses the compiled call instead of tracing a new one (about 1 s).
         """
         tf = tensorflow()
+        if self._needs_tiles(images):  # a fixed-size head and a larger picture: overlapping native tiles
+            from .tiling import MAX_TILE_BATCH, explain_tiled
+
+            return explain_tiled(self, images, top_k, class_ids, pad_to=MAX_TILE_BATCH)
         images = self._check_images(images)
         count = len(images)
         if pad_to is not None and count < pad_to:
@@ -73,10 +90,11 @@ class CamEngine:
         if top_k < 0 or top_k + len(fixed) == 0:
             raise UsageError("nothing to explain: ask for top_k >= 1 or name classes")
         with device_scope(self.device):
-            probs, targets, cams = self._explain(
+            probs, targets, cams, local = self._explain(
                 tf.constant(images), tf.constant(fixed, dtype=tf.int32), int(min(top_k, self.classifier.num_classes))
             )
-        return CamBatch(probs.numpy()[:count], targets.numpy()[:count], cams.numpy()[:count])
+        local = None if local is None else local.numpy()[:count]
+        return CamBatch(probs.numpy()[:count], targets.numpy()[:count], cams.numpy()[:count], local)
 
     def guided_backprop(self, images: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
         """Guided backpropagation: d logit / d input with ReLUs passing only positive gradients.
@@ -87,7 +105,7 @@ class CamEngine:
         if self._guided is None:
             from .guided import guided_model
 
-            model = guided_model(self.classifier.model)
+            model = guided_model(self._model)
             preprocess = self.classifier.preprocess
 
             def gradients(x, ids):
@@ -113,16 +131,17 @@ class CamEngine:
         fixed = self._check_classes(class_ids)
         with device_scope(self.device):
             x = self.classifier.preprocess(tf.cast(tf.constant(images), tf.float32))
-            features, _, _, grads = self._forward_and_gradients(x, tf.constant(fixed), 0, True)
+            features, _, _, grads, _ = self._forward_and_gradients(x, tf.constant(fixed), 0, True)
         return features.numpy(), tf.stack(grads, axis=1).numpy()
 
     # -- compiled graph -----------------------------------------------------------------------
     def _forward_and_gradients(self, x, fixed_ids, top_k: int, with_gradients: bool):
-        """Features, logits, target ids (N, K: top_k then fixed_ids) and, if asked, K gradients d S_k / d features."""
+        """Features, logits, target ids (N, K: top_k then fixed_ids), if asked K gradients d S_k / d features,
+        and the pooled feature map (None without local evidence)."""
         tf = tensorflow()
         n = tf.shape(x)[0]
         with tf.GradientTape(persistent=True) as tape:
-            features, logits = self._forward(x)
+            features, logits, *pooled = self._forward(x)
             logits = tf.cast(logits, tf.float32)
             top_ids = tf.math.top_k(logits, top_k).indices if top_k else tf.zeros([n, 0], tf.int32)
             targets = tf.concat([top_ids, tf.tile(fixed_ids[None, :], [n, 1])], axis=1)
@@ -131,14 +150,14 @@ class CamEngine:
             per_class = [tf.reduce_sum(scores[:, k]) for k in range(top_k + fixed_ids.shape[0])] if with_gradients else []
         grads = [tf.cast(tape.gradient(s, features), tf.float32) for s in per_class]
         del tape
-        return tf.cast(features, tf.float32), logits, targets, grads
+        return tf.cast(features, tf.float32), logits, targets, grads, (pooled[0] if pooled else None)
 
     def _explain_graph(self, images, fixed_ids, top_k: int):
         tf = tensorflow()
         method = self.method
         pixels = tf.cast(images, tf.float32)
         x = self.classifier.preprocess(pixels)
-        features, logits, targets, grads = self._forward_and_gradients(x, fixed_ids, top_k, method.uses_gradients)
+        features, logits, targets, grads, pooled = self._forward_and_gradients(x, fixed_ids, top_k, method.uses_gradients)
         if method.uses_model:
             probs_fn = lambda masked: tf.nn.softmax(tf.cast(self._forward(masked)[1], tf.float32), -1)
             maps = method.cam_from_model(features, x, probs_fn, targets)
@@ -152,14 +171,39 @@ class CamEngine:
         channel_range = tf.reduce_max(pixels, axis=[1, 2]) - tf.reduce_min(pixels, axis=[1, 2])  # (N, 3)
         structured = tf.reduce_any(channel_range > FLAT_FRAME_RANGE, axis=1)
         structured = tf.cast(structured, tf.float32)[:, None, None, None]
-        return tf.nn.softmax(logits, axis=-1), targets, normalize_maps(maps) * structured
+        local = None if pooled is None else self._local_probabilities(pooled, targets)
+        return tf.nn.softmax(logits, axis=-1), targets, normalize_maps(maps) * structured, local
+
+    def _local_probabilities(self, pooled, targets):
+        """(N, K): each target class's largest probability over the cells of the pooled feature map.
+
+        Every cell's feature vector goes through the head as if it were the pooled vector (for
+        GAP -> Dense: softmax(A_ij . W + b)), so a cyclist filling 2 of 220 cells, whose share of
+        the average is tiny, still shows as a confident cell.
+        """
+        tf = tensorflow()
+        n, h, w = tf.shape(pooled)[0], tf.shape(pooled)[1], tf.shape(pooled)[2]
+        logits = tf.cast(self._cell_head(tf.stop_gradient(pooled)), tf.float32)  # (N*h*w, classes)
+        probs = tf.reshape(tf.nn.softmax(logits, axis=-1), [n, h * w, -1])
+        return tf.reduce_max(tf.gather(probs, targets, axis=2, batch_dims=1), axis=1)
 
     # -- checks -----------------------------------------------------------------------------
+    def _needs_tiles(self, images) -> bool:
+        h, w = self.classifier.input_size
+        shape = np.shape(images)
+        return (not self._pooling and len(shape) == 4 and shape[3] == 3 and shape[1:3] != (h, w)
+                and shape[1] >= h and shape[2] >= w)
+
     def _check_images(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
+        if self._pooling:
+            s = self.classifier.stride
+            if images.ndim != 4 or images.shape[3] != 3 or min(images.shape[1:3]) < s:
+                raise UsageError(f"expected images of shape (N, H, W, 3) with H, W >= {s} (the model's stride), got {images.shape}")
+            return images
         h, w = self.classifier.input_size
         if images.ndim != 4 or images.shape[1:] != (h, w, 3):
-            raise UsageError(f"expected images of shape (N, {h}, {w}, 3), got {images.shape}")
+            raise UsageError(f"expected images of shape (N, {h}, {w}, 3) (a fixed-size head), got {images.shape}")
         return images
 
     def _check_classes(self, class_ids: Sequence[int]) -> np.ndarray:

@@ -18,6 +18,7 @@ from . import render
 from .engine import CamEngine
 from .errors import UsageError
 from .frames import Frame
+from .input_size import DEFAULT_INPUT_SIZE, InputSize
 from .preprocess import resize_batch
 from .video.source import NETWORK_TIMEOUT_S, VideoSource, is_local_file
 from .video.timecode import format_timecode
@@ -152,10 +153,12 @@ def live(
     colormap: str = "jet",
     on_frame: Callable[[Frame, float], None] | None = None,
     timeout: float = NETWORK_TIMEOUT_S,
+    input_size: str = DEFAULT_INPUT_SIZE,
 ) -> dict:
     """Show overlays until the input ends or the viewer says stop; returns counts and the achieved rate.
 
     timeout: seconds a URL may take to connect or to send more before it counts as lost.
+    input_size: '224x224', 'WxH', or the long side 'N' with the aspect ratio kept (see input_size.py).
     """
     render.check_alpha(alpha)
     render.check_colormap(colormap)
@@ -164,10 +167,13 @@ def live(
     shown = 0
     began = time.perf_counter()
     # The reader thread owns the source once it exists, and closes it (see _NewestFrame).
-    reader = _NewestFrame(VideoSource(source, timeout=timeout), pace=is_local_file(source))
+    size = InputSize.parse(input_size)
+    video = VideoSource(source, timeout=timeout)
+    model_size = size.for_frame(video.info.width, video.info.height, engine.classifier.stride)
+    reader = _NewestFrame(video, pace=is_local_file(source))
     try:
         while (frame := reader.get()) is not None:
-            result = engine.explain(resize_batch([frame.rgb], engine.classifier.input_size), top_k, class_ids)
+            result = engine.explain(resize_batch([frame.rgb], model_size), top_k, class_ids)
             rate = (shown + 1) / max(time.perf_counter() - began, 1e-6)
             lines = [labels.top_line(result.probabilities[0]), f"{format_timecode(frame.time_s)}  {rate:.1f} fps  (q to quit)"]
             picture = strip.annotate(render.overlay(frame.rgb, result.cams[0].max(axis=0), alpha, colormap), lines)

@@ -56,7 +56,8 @@ def test_tracked_classes_get_csv_columns_and_extra_videos(default_engine, tmp_pa
                              heatmap_video=True, segmented_video=True, save_frames=["0.2"])
     summary = analyze(src, default_engine, options)
     table = pd.read_csv(tmp_path / "clip.predictions.csv")
-    assert list(table.columns) == CSV_COLUMNS + ["p_traffic_light", "p_bicycle-built-for-two"]
+    tracked = [f"{kind}_{name}" for kind in ("p", "plocal", "peak_x", "peak_y") for name in ("traffic_light", "bicycle-built-for-two")]
+    assert list(table.columns) == CSV_COLUMNS + tracked
     assert ((table["p_traffic_light"] >= 0) & (table["p_traffic_light"] <= 1)).all()
     for name in ("clip.gradcam.mp4", "clip.heatmap.mp4", "clip.segmented.mp4"):
         assert len(decoded(tmp_path / name)[0]) == 10

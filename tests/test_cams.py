@@ -253,7 +253,7 @@ def test_method_names():
 def test_engine_rejects_bad_shapes_and_classes():
     engine = CamEngine(gap_dense_classifier())
     with pytest.raises(UsageError, match="shape"):
-        engine.explain(np.zeros((1, 10, 10, 3), np.uint8))
+        engine.explain(np.zeros((1, 16, 16), np.uint8))  # no colour axis (any H, W fits a GAP head)
     with pytest.raises(UsageError, match="class ids"):
         engine.explain(random_images(1, 16), class_ids=[99])
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from streamcam.engine import FLAT_FRAME_RANGE, CamEngine
-from tiny_models import nonlinear_head_classifier, random_images
+from tiny_models import nonlinear_head_classifier, patch_features, patch_pool_classifier, random_images
 
 # Solid colours: each channel is constant, but the channels differ (an all-pixels-and-channels
 # range would call these structured).
@@ -53,3 +53,47 @@ def test_solid_colour_frames_give_all_zero_maps_on_the_default_model(default_eng
     for n, colour in enumerate(SOLID_COLOURS):
         assert not result.cams[n].any(), f"solid {colour} got a map"
     assert result.cams[-1].max() == pytest.approx(1.0)
+
+
+# -- local class evidence: the head applied to each cell of the pooled feature map -------------
+def _softmax(logits):
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _cell_logits(clf, features):
+    """What the head says about each cell's feature vector (N, h, w, C) -> (N, h, w, classes), in numpy."""
+    x = features
+    if "hidden" in [layer.name for layer in clf.model.layers]:
+        kernel, bias = clf.model.get_layer("hidden").get_weights()
+        x = np.maximum(x @ kernel + bias, 0.0)  # dropout is off at inference
+    kernel, bias = clf.model.get_layer("logits").get_weights()
+    return x @ kernel + bias
+
+
+@pytest.mark.parametrize("pooling,deep_head", [("avg", False), ("max", False), ("avg", True)])
+def test_local_probabilities_are_the_best_cell_of_a_per_cell_softmax(pooling, deep_head):
+    clf = patch_pool_classifier(num_classes=5, size=16, pooling=pooling, deep_head=deep_head)
+    images = random_images(3, 48, seed=4)[:, :, :40]  # a 6x5 grid of 8x8 patches
+    result = CamEngine(clf).explain(images, top_k=2, class_ids=[4])
+    probs = _softmax(_cell_logits(clf, patch_features(clf, images))).reshape(3, 30, 5)
+    expected = np.take_along_axis(probs.max(axis=1), result.class_ids, axis=1)
+    np.testing.assert_allclose(result.local_probabilities, expected, atol=1e-5)
+    # Local evidence is not the whole-frame probability: some class is stronger in one cell.
+    whole = np.take_along_axis(result.probabilities, result.class_ids, axis=1)
+    assert np.abs(result.local_probabilities - whole).max() > 0.01
+
+
+def test_on_a_one_cell_grid_local_evidence_is_the_whole_frame_probability():
+    clf = patch_pool_classifier(num_classes=5, size=16, deep_head=True)
+    images = random_images(4, 8, seed=5)  # one 8x8 patch: a 1x1 feature grid
+    result = CamEngine(clf).explain(images, top_k=3, class_ids=[0])
+    assert result.cams.shape == (4, 4, 1, 1)
+    whole = np.take_along_axis(result.probabilities, result.class_ids, axis=1)
+    np.testing.assert_allclose(result.local_probabilities, whole, atol=1e-6)
+
+
+def test_local_evidence_can_be_switched_off():
+    clf = patch_pool_classifier()
+    assert CamEngine(clf, local_evidence=False).explain(random_images(1, 16), top_k=1).local_probabilities is None
+    assert CamEngine(clf).explain(random_images(1, 16), top_k=1).local_probabilities is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -12,7 +12,7 @@ from ..errors import ModelError, UsageError
 from ..labels import Labels
 from .cache import cache_dir
 from .keras_weights import load_keras_weights
-from .layers import find_target_layer, resolve_layer
+from .layers import Head, describe_head, find_target_layer, resolve_layer
 
 DEFAULT_MODEL = "efficientnet-lite0"
 BUILTIN_MODELS = ("efficientnet-lite0", "vgg16")
@@ -28,10 +28,30 @@ class Classifier:
     preprocess: Callable  # float32 RGB 0..255 tensor -> model input tensor
     target_layer: tuple[str, ...]  # path to the feature map the CAMs are computed on
     labels: Labels
+    _head: tuple = field(default=(), init=False, repr=False, compare=False)  # (model, target_layer, Head)
 
     @property
     def num_classes(self) -> int:
         return self.labels.num_classes
+
+    @property
+    def head(self) -> Head:
+        """The head after the target layer, found once per model and target layer (models/layers.py)."""
+        if not self._head or self._head[0] is not self.model or self._head[1] != self.target_layer:
+            head = describe_head(self.model, self.target_layer, self.input_size, self.num_classes)
+            self._head = (self.model, self.target_layer, head)
+        return self._head[2]
+
+    @property
+    def pooling_head(self) -> bool:
+        """True when the model pools the feature map globally before its dense layers (GAP or global
+        max pooling): its trunk then takes any input size. False for a fixed-size head (Flatten + dense)."""
+        return self.head.pool is not None
+
+    @property
+    def stride(self) -> int:
+        """Input pixels per cell of the target feature map (32 for EfficientNet-Lite0, 16 for VGG16's block5_conv3)."""
+        return self.head.stride
 
 
 def load_classifier(model: str = DEFAULT_MODEL, weights: str | Path | None = None, layer: str | None = None,
@@ -113,7 +133,7 @@ PREPROCESSING: dict[str, Callable] = {
 def _efficientnet_lite0(weights: str | Path | None) -> Classifier:
     from . import efficientnet_lite as effnet
 
-    model = effnet.build()
+    model = effnet.build(size=None)  # any input size: the head averages the feature map
     if weights is not None:
         load_keras_weights(model, Path(weights))
     else:
@@ -176,7 +196,12 @@ def _keras_file(path: Path) -> Classifier:
         raise ModelError(f"model {path} must take fixed-size images (batch, height, width, 3); it takes {shape}")
     num_classes = int(model.outputs[0].shape[-1])
     # Model files are assumed to carry their own preprocessing (RGB 0..255) unless --preprocess says otherwise.
-    return Classifier(path.stem, model, (int(shape[1]), int(shape[2])), PREPROCESSING["raw"], find_target_layer(model), Labels(num_classes))
+    classifier = Classifier(path.stem, model, (int(shape[1]), int(shape[2])), PREPROCESSING["raw"], find_target_layer(model), Labels(num_classes))
+    head = classifier.head
+    if head.pool is not None:  # from now on the model takes any input size (a copy, same weights)
+        classifier.model = head.model
+        classifier._head = (head.model, classifier.target_layer, head)
+    return classifier
 
 
 def _softmax_to_logits(model) -> None:

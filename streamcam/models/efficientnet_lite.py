@@ -30,8 +30,12 @@ BLOCKS = (
 TARGET_LAYER = "top_activation"
 
 
-def build(num_classes: int = 1000):
-    """The Lite0 graph with logits output (softmax is applied by the engine)."""
+def build(num_classes: int = 1000, size: int | None = INPUT_SIZE):
+    """The Lite0 graph with logits output (softmax is applied by the engine).
+
+    size None: an input of any height and width. The trunk is convolutional and the head
+    averages the last feature map, so larger, non-square inputs give finer CAM grids.
+    """
     tensorflow()
     import keras
     from keras import layers
@@ -44,7 +48,7 @@ def build(num_classes: int = 1000):
         x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{prefix}bn")(x)
         return layers.Activation("relu6", name=f"{prefix}activation")(x) if activation else x
 
-    inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="image")
+    inputs = keras.Input((size, size, 3), name="image")
     x = conv_bn_act(inputs, 32, 3, 2, "stem_")
     index = 0
     for kernel, repeats, f_in, f_out, expand, stride in BLOCKS:
