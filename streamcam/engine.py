@@ -18,7 +18,8 @@ from ._tf import device_scope, tensorflow, uses_gpu
 from .cams import get_method, normalize_maps
 from .errors import UsageError
 from .models import Classifier
-from .models.layers import cell_head, tapped_forward
+from .models.head import cell_head
+from .models.layers import tapped_forward
 
 FLAT_FRAME_RANGE = 2  # grey levels; a frame is flat when every channel's values lie within this range
 

@@ -12,7 +12,8 @@ from ..errors import ModelError, UsageError
 from ..labels import Labels
 from .cache import cache_dir
 from .keras_weights import load_keras_weights
-from .layers import Head, describe_head, find_target_layer, resolve_layer
+from .head import Head, describe_head
+from .layers import find_target_layer, resolve_layer
 
 DEFAULT_MODEL = "efficientnet-lite0"
 BUILTIN_MODELS = ("efficientnet-lite0", "vgg16")
