@@ -45,6 +45,16 @@ def test_live_stops_when_the_viewer_says_so(default_engine, tmp_path):
     assert live(str(src), default_engine, viewer)["frames_shown"] == 2 and viewer.closed
 
 
+def test_live_at_a_larger_input_size_keeps_the_frame_size(default_engine, tmp_path):
+    src = tmp_path / "wide.mp4"
+    make_video(src, 6, size=(320, 128))
+    viewer = FakeViewer()
+    stats = live(str(src), default_engine, viewer, top_k=1, class_ids=[444], input_size="320")
+    assert stats["frames_shown"] >= 1 and all(f.shape == (128, 320, 3) for f in viewer.frames)
+    with pytest.raises(UsageError, match="--input-size"):
+        live(str(src), default_engine, FakeViewer(), input_size="wide")
+
+
 def test_live_bad_input(default_engine, tmp_path):
     with pytest.raises(InputError):
         live(str(tmp_path / "missing.mp4"), default_engine, FakeViewer())
