@@ -8,7 +8,8 @@ Inputs: tiny generated clips (mp4/mkv/mov/ts with H.264, webm with VP9, avi with
 without audio, constant and variable rate) and the shared clips in ../shared/media/videos (left
 out when absent). Each case damages one input with one mutation (truncation, cut head, bit flips,
 flipped header bytes, a zeroed block, or an entire file of random bytes) and runs the real CLI
-(`streamcam.cli.app`) with seeded options (--start/--end/--every/--fps, extra videos, codecs).
+(`streamcam.cli.app`) with seeded options (--start/--end/--every/--fps, extra videos, codecs,
+--input-size, tracked classes).
 
 Checks per case: no traceback and no hang (per-case timeout); exit code 0, 2 or 130; exit 2
 prints one `error:` line and leaves no files; exit 0 gives an overlay video with as many
@@ -206,6 +207,10 @@ def plan_case(seed: int, case_id: int, generated: list[Path], shared: list[Path]
         opts += ["--save-frames", "0.3,1"]
     if rng.random() < 0.1:
         opts += ["--codec", str(rng.choice(["libvpx-vp9", "mpeg4"]))]
+    if rng.random() < 0.15:  # other model input sizes (a few, so the engine traces a few shapes)
+        opts += ["--input-size", str(rng.choice(["96", "128x64", "160"]))]
+    if rng.random() < 0.15:  # tracked classes: local evidence and peak columns in the CSV
+        opts += ["--cam-classes", "top1,tabby"]
     return Case(case_id, base, mutation, opts)
 
 
