@@ -53,6 +53,8 @@ class AnalyzeOptions:
     save_frames: Sequence[str | float] = ()
     timeout: float = NETWORK_TIMEOUT_S  # seconds a network input may take to open or to send more
     input_size: str = DEFAULT_INPUT_SIZE  # '224x224', 'WxH', or the long side 'N' with the aspect ratio kept
+    review: bool = False  # also write <stem>.review.html (streamcam.review)
+    review_max_mb: float = 50.0
 
     def check(self) -> None:
         if self.top_n < 1:
@@ -62,6 +64,8 @@ class AnalyzeOptions:
         if not self.timeout > 0:
             raise UsageError("--timeout must be more than 0 seconds")
         InputSize.parse(self.input_size)
+        if not self.review_max_mb > 0:
+            raise UsageError("--max-mb must be more than 0")
         render.check_alpha(self.alpha)
         render.check_colormap(self.colormap)
 
@@ -128,6 +132,8 @@ class _Outputs:
         ext = ".webm" if options.codec in ("libvpx-vp9", "libvpx") else ".mp4"
         self.paths = {"predictions": self.out_dir / f"{self.stem}.predictions.csv", "summary": self.out_dir / f"{self.stem}.summary.json"}
         self.paths |= {key: self.out_dir / f"{self.stem}.{kind}{ext}" for key, kind in self.VIDEOS if getattr(options, key)}
+        if options.review:
+            self.paths["review"] = self.out_dir / f"{self.stem}.review.html"
         for path in self.paths.values():
             if path.is_dir():  # found now, not after the whole video has been analysed
                 raise UsageError(f"cannot write {path}: a folder of that name is in the way")
@@ -178,8 +184,10 @@ class _Outputs:
 class _FrameWriter:
     """The consume stage: CSV rows, rendered frames into the video sinks, saved pictures."""
 
-    def __init__(self, outputs: _Outputs, options: AnalyzeOptions, labels, on_frame, save_times, n_tracked: int):
+    def __init__(self, outputs: _Outputs, options: AnalyzeOptions, labels, on_frame, save_times, n_tracked: int,
+                 collectors: Sequence = ()):
         self.outputs, self.options, self.labels, self.on_frame = outputs, options, labels, on_frame
+        self.collectors = list(collectors)  # extra consumers of (frame, results row), e.g. a review page
         self.n_tracked = n_tracked  # the tracked classes are the last columns of each batch
         self.pending_saves = sorted(save_times)
         self.saved: list[str] = []
@@ -191,8 +199,11 @@ class _FrameWriter:
         for n, frame in enumerate(frames):
             probs, ids, cams = batch.probabilities[n], batch.class_ids[n], batch.cams[n]
             tracked = slice(len(ids) - self.n_tracked, len(ids))
-            local = None if batch.local_probabilities is None else batch.local_probabilities[n, tracked]
+            local_all = None if batch.local_probabilities is None else batch.local_probabilities[n]
+            local = None if local_all is None else local_all[tracked]
             self.outputs.csv.write_frame(frame.index, frame.pts, frame.time_s, probs, local, cams[tracked])
+            for collector in self.collectors:
+                collector.add(frame, probs, ids, cams, local_all)
             if self.outputs.sinks:
                 self._write_videos(frame, probs, ids, cams)
             while self.pending_saves and frame.time_s >= self.pending_saves[0] - 1e-6:
@@ -237,6 +248,20 @@ def _batches(video: VideoSource, batch_size: int, size):
         yield chunk, resize_batch([f.rgb for f in chunk], size)
 
 
+def _write_review(outputs: _Outputs, review, labels, source, max_mb: float) -> list[str]:
+    """The review page beside the other outputs; returns errors (the page is dropped alone)."""
+    from .review import write_review
+
+    path = outputs.paths["review"]
+    try:
+        result = write_review(path, review, labels, str(source), max_mb)
+    except OSError as exc:
+        outputs.paths.pop("review")
+        return [f"could not write {path}: {exc}"]
+    outputs.warnings += result.warnings
+    return []
+
+
 def expected_frames(info: VideoInfo, start: float | None, end: float | None, every: int, fps: float | None) -> int | None:
     """How many frames the run will analyse, when the container says enough to know."""
     if info.fps is None or (info.frames is None and info.duration_s is None):
@@ -255,8 +280,13 @@ def analyze(
     options: AnalyzeOptions | None = None,
     on_start: Callable[[VideoInfo, int | None], None] | None = None,
     on_frame: Callable[[Frame], None] | None = None,
+    collectors: Sequence = (),
 ) -> AnalyzeSummary:
-    """Analyse a video file, URL or camera; returns the summary (also written as JSON)."""
+    """Analyse a video file, URL or camera; returns the summary (also written as JSON).
+
+    collectors: extra consumers, each with add(frame, probabilities, class_ids, cams, local_probabilities)
+    called per frame in the consume stage (the same frames and results the files get).
+    """
     options = options or AnalyzeOptions()
     options.check()
     labels = engine.classifier.labels
@@ -275,7 +305,13 @@ def analyze(
         # One model input size per video (from its upright size): the engine traces once.
         model_size = InputSize.parse(options.input_size).for_frame(info.width, info.height, engine.classifier.stride)
         outputs = _Outputs(source, info, options, labels, tracked, start, end)
-        writer = _FrameWriter(outputs, options, labels, on_frame, save_times, len(tracked))
+        review = None
+        if options.review:
+            from .review import ReviewCollector
+
+            review = ReviewCollector(tracked, options.top_n)
+            collectors = [*collectors, review]
+        writer = _FrameWriter(outputs, options, labels, on_frame, save_times, len(tracked), collectors)
         try:
             if on_start:
                 on_start(info, expected_frames(info, start, end, options.every, options.fps))
@@ -295,6 +331,8 @@ def analyze(
                     raise KeyboardInterrupt  # Ctrl-C before the first frame: nothing to keep
                 raise UsageError("no frames were analysed (check --start/--end)")
             errors = outputs.close()
+            if review is not None:
+                errors += _write_review(outputs, review, labels, source, options.review_max_mb)
         except StagesStuck:
             outputs.discard()
             raise

@@ -30,6 +30,7 @@ PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (mixed floa
 AlphaOpt = Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Heatmap weight in overlays, 0..1.")]
 InputSizeOpt = Annotated[str, typer.Option("--input-size", help="Model input: 224x224 (default, the frame squashed), WxH, or N for the long side with the aspect ratio kept (e.g. 640: finer maps of small objects, slower). Rounded to the model's stride.")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds a URL may take to connect or to send more data before it counts as lost.")]
+MaxMbOpt = Annotated[float, typer.Option("--max-mb", min=0.01, help="Size cap of the review page in MB: past it the frames are stored smaller, then only every k-th frame plus those near peaks is kept (the page says so).")]
 ColormapOpt = Annotated[str, typer.Option("--colormap", help="Heatmap colours: jet, turbo, inferno, magma, viridis, hot, plasma.")]
 
 
@@ -91,6 +92,8 @@ def analyze(
     precision: PrecisionOpt = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; errors only.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    review: Annotated[bool, typer.Option("--review", help="Also write <stem>.review.html: the analysed frames in one offline page to step through (see 'streamcam review').")] = False,
+    review_max_mb: Annotated[float, typer.Option("--review-max-mb", min=0.01, help="Size cap of the --review page in MB (see 'streamcam review --max-mb').")] = 50.0,
 ) -> None:
     """Analyse a video: overlay video, per-frame CSV predictions and a summary JSON."""
     from .analyze import AnalyzeOptions
@@ -100,7 +103,7 @@ def analyze(
         top_n=top_n, cam_classes=cam_classes, batch_size=batch_size, start=start, end=end, every=every, fps=fps,
         out_dir=out_dir, video=video, heatmap_video=heatmap_video, segmented_video=segmented_video, codec=codec,
         crf=crf, preset=preset, audio=audio, alpha=alpha, colormap=colormap, timeout=timeout, input_size=input_size,
-        save_frames=[t for t in (save_frames or "").split(",") if t.strip()],
+        save_frames=[t for t in (save_frames or "").split(",") if t.strip()], review=review, review_max_mb=review_max_mb,
     )
     progress = FrameProgress(err_console, enabled=not quiet)
     try:
@@ -122,6 +125,66 @@ def analyze(
     except KeyboardInterrupt:  # before the first frame, or a stage that would not stop: nothing kept
         interrupted()
     _report(summary, quiet, json_out)
+    if summary.status == "interrupted":
+        raise typer.Exit(130)
+
+
+@app.command()
+def review(
+    source: Annotated[str, typer.Argument(help="Video file to review.", show_default=False)],
+    start: Annotated[Optional[str], typer.Option("--start", help="Window start, seconds or mm:ss.")] = None,
+    end: Annotated[Optional[str], typer.Option("--end", help="Window end, seconds or mm:ss.")] = None,
+    around: Annotated[Optional[str], typer.Option("--around", help="Centre of the window, seconds or mm:ss (instead of --start/--end).")] = None,
+    span: Annotated[float, typer.Option("--span", min=0.01, help="Window length in seconds with --around.")] = 10.0,
+    top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="Classes listed per frame, and the window's top classes offered in the class selector.")] = 5,
+    classes: Annotated[Optional[str], typer.Option("--classes", help="Also explain these classes on every frame (ids or ImageNet names, e.g. 'traffic_light,bicycle-built-for-two'); their probability and plocal are charted.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-o", help="Output folder (default: next to the input).")] = None,
+    max_mb: MaxMbOpt = 50.0,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per engine call.")] = 8,
+    input_size: InputSizeOpt = "224x224",
+    model: ModelOpt = "efficientnet-lite0",
+    weights: WeightsOpt = None,
+    preprocess: PreprocessOpt = None,
+    layer: LayerOpt = None,
+    method: MethodOpt = "gradcam",
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; errors only.")] = False,
+) -> None:
+    """Incident review: analyse a window at the full frame rate into one offline HTML page (<stem>.review.html) to step through frame by frame; the CSV and summary are written beside it."""
+    from .analyze import AnalyzeOptions
+    from .analyze import analyze as run_analyze
+    from .errors import UsageError
+    from .video.timecode import parse_timecode
+
+    progress = FrameProgress(err_console, enabled=not quiet)
+    try:
+        if around is not None:
+            if start is not None or end is not None:
+                raise UsageError("give either --around/--span or --start/--end, not both")
+            centre = parse_timecode(around)
+            start, end = str(max(0.0, centre - span / 2)), str(centre + span / 2)
+        options = AnalyzeOptions(
+            top_n=top_n, cam_classes="top1" + (f",{classes}" if classes else ""), batch_size=batch_size, start=start,
+            end=end, out_dir=out_dir, video=False, input_size=input_size, review=True, review_max_mb=max_mb,
+        )
+        options.check()
+        from .video.source import probe
+
+        probe(source)  # no video stream, not a file: fails before the model loads
+        with progress.status("loading model"):
+            engine = _engine(model, weights, layer, method, device, precision, preprocess)
+        with progress:
+            summary = run_analyze(source, engine, options, on_start=progress.start, on_frame=progress.advance)
+    except OutputError as exc:
+        if exc.summary is not None:
+            _report(exc.summary, quiet, False)
+        fail(exc)
+    except StreamcamError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        interrupted()
+    _report(summary, quiet, False)
     if summary.status == "interrupted":
         raise typer.Exit(130)
 

@@ -1,0 +1,229 @@
+// streamcam review viewer: frames and CAM grids from the inline JSON; heatmaps coloured here.
+(function () {
+  "use strict";
+  const D = JSON.parse(document.getElementById("review-data").textContent);
+  const frames = D.frames;
+  const $ = (id) => document.getElementById(id);
+  const canvas = $("frame"), ctx = canvas.getContext("2d", { willReadFrequently: true });
+  const state = { pos: 0, cls: "top1", alpha: 0.5, cmap: "jet", original: false, playing: false };
+  const classById = new Map(D.classes.map((c) => [String(c.id), c]));
+
+  function bytes(b64) {
+    const s = atob(b64), out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return out;
+  }
+  const luts = {};
+  for (const name of Object.keys(D.colormaps)) luts[name] = bytes(D.colormaps[name]);
+
+  // Images decode once and stay cached; a few thousand small JPEGs are what the page holds anyway.
+  const images = new Array(frames.length);
+  function image(n) {
+    if (!images[n]) {
+      const img = new Image();
+      img.ready = new Promise((ok) => { img.onload = ok; img.onerror = ok; });
+      img.src = "data:image/jpeg;base64," + frames[n].img;
+      images[n] = img;
+    }
+    return images[n];
+  }
+
+  function className(id) {
+    const c = classById.get(String(id));
+    return c ? c.name : (D.names[String(id)] || String(id));
+  }
+
+  // Which explained class the heatmap shows: the selected one, or each frame's top-1.
+  function camClass(f) { return state.cls === "top1" ? String(f.top[0][0]) : state.cls; }
+
+  // Bilinear upsampling with pixel centres aligned as cv2.resize does (the overlay video's look).
+  function heat(grid, W, H) {
+    const [h, w, b64] = grid, g = bytes(b64), out = new Uint8Array(W * H);
+    const sx = w / W, sy = h / H;
+    const x0 = new Int32Array(W), x1 = new Int32Array(W), fx = new Float32Array(W);
+    for (let x = 0; x < W; x++) {
+      let gx = (x + 0.5) * sx - 0.5; if (gx < 0) gx = 0;
+      const i = Math.min(Math.floor(gx), w - 1);
+      x0[x] = i; x1[x] = Math.min(i + 1, w - 1); fx[x] = Math.min(gx - i, 1);
+    }
+    for (let y = 0; y < H; y++) {
+      let gy = (y + 0.5) * sy - 0.5; if (gy < 0) gy = 0;
+      const j = Math.min(Math.floor(gy), h - 1), j1 = Math.min(j + 1, h - 1), fy = Math.min(gy - j, 1);
+      const r0 = j * w, r1 = j1 * w;
+      for (let x = 0; x < W; x++) {
+        const a = g[r0 + x0[x]] + (g[r0 + x1[x]] - g[r0 + x0[x]]) * fx[x];
+        const b = g[r1 + x0[x]] + (g[r1 + x1[x]] - g[r1 + x0[x]]) * fx[x];
+        out[y * W + x] = Math.round(a + (b - a) * fy);
+      }
+    }
+    return out;
+  }
+
+  let drawToken = 0;
+  async function draw() {
+    const token = ++drawToken, n = state.pos, f = frames[n], img = image(n);
+    await img.ready;
+    if (token !== drawToken) return;  // a newer frame was asked for meanwhile
+    const W = img.naturalWidth || D.size[0], H = img.naturalHeight || D.size[1];
+    if (canvas.width !== W || canvas.height !== H) { canvas.width = W; canvas.height = H; }
+    ctx.drawImage(img, 0, 0, W, H);
+    const cid = camClass(f), grid = f.cams[cid];
+    let info = "";
+    if (!state.original && grid && state.alpha > 0) {
+      const px = ctx.getImageData(0, 0, W, H), d = px.data, lv = heat(grid, W, H), lut = luts[state.cmap];
+      const a = state.alpha, b = 1 - a;
+      for (let p = 0, q = 0; p < lv.length; p++, q += 4) {
+        const l = lv[p] * 3;
+        d[q] = lut[l] * a + d[q] * b; d[q + 1] = lut[l + 1] * a + d[q + 1] * b; d[q + 2] = lut[l + 2] * a + d[q + 2] * b;
+      }
+      ctx.putImageData(px, 0, 0);
+    } else if (!grid) {
+      info = "no heatmap of this class at this frame (not explained there)";
+    }
+    canvas.dataset.camClass = grid ? cid : "";
+    $("frame-index").textContent = String(f.i);
+    $("time-code").textContent = f.tc;
+    $("time-code").dataset.seconds = String(f.t);
+    $("position").textContent = `(${n + 1} of ${frames.length})`;
+    const rows = f.top.map(([c, p], r) =>
+      `<tr class="${String(c) === cid ? "selected" : ""}"><td>${r + 1}</td><td>${esc(className(c))}</td><td>${p.toFixed(3)}</td></tr>`);
+    document.querySelector("#top-table tbody").innerHTML = rows.join("");
+    const pl = f.pl[cid], cls = classById.get(cid);
+    let text = cls ? `${esc(cls.name)}: p ${cls.p[n].toFixed(4)}` : `${esc(className(cid))}`;
+    if (pl !== undefined) text += `, plocal ${pl.toFixed(4)}`;
+    $("class-info").innerHTML = text + (info ? `<br><em>${info}</em>` : "");
+    if (plot) plot.redraw(false, false);
+  }
+
+  function esc(s) { return String(s).replace(/[&<>"]/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[ch]); }
+
+  function seek(n) {
+    state.pos = Math.max(0, Math.min(frames.length - 1, n));
+    return draw();
+  }
+
+  // Peaks (frame indices in the video, found in Python) -> positions in this page's frames.
+  const posOfIndex = new Map(frames.map((f, n) => [f.i, n]));
+  function peakPositions() {
+    const c = classById.get(state.cls);
+    return c ? c.peaks.map((i) => posOfIndex.get(i)).filter((p) => p !== undefined) : [];
+  }
+  function jumpPeak(dir) {
+    const ps = peakPositions();
+    const target = dir > 0 ? ps.find((p) => p > state.pos) : ps.filter((p) => p < state.pos).pop();
+    if (target !== undefined) seek(target);
+  }
+
+  // Playback at the frames' own timestamps, so variable-rate clips play at their real pace.
+  let timer = null;
+  function play(on) {
+    state.playing = on;
+    $("play").innerHTML = on ? "&#10074;&#10074;" : "&#9654;";
+    clearTimeout(timer);
+    if (!on) return;
+    if (state.pos >= frames.length - 1) seek(0);
+    const t0 = performance.now(), start = state.pos, base = frames[start].t;
+    const step = () => {
+      if (!state.playing) return;
+      if (state.pos >= frames.length - 1) { play(false); return; }
+      const next = state.pos + 1;
+      seek(next);
+      if (next >= frames.length - 1) { play(false); return; }
+      timer = setTimeout(step, Math.max(0, (frames[next + 1].t - base) * 1000 - (performance.now() - t0)));
+    };
+    timer = setTimeout(step, Math.max(0, (frames[Math.min(start + 1, frames.length - 1)].t - base) * 1000));
+  }
+
+  // Timeline: the selected class's probability (and plocal) over time, uPlot from the page itself.
+  let plot = null;
+  const times = frames.map((f) => f.t);
+  function seriesFor() {
+    const c = classById.get(state.cls);
+    if (!c) return { label: "top-1 p", ys: [frames.map((f) => f.top[0][1])], names: ["top-1 p"] };
+    const ys = [c.p], names = [`p ${c.name}`];
+    if (c.plocal) { ys.push(c.plocal.map((v) => (v === null ? null : v))); names.push(`plocal ${c.name}`); }
+    return { ys, names };
+  }
+  function buildPlot() {
+    const el = $("timeline");
+    if (plot) { plot.destroy(); plot = null; }
+    const s = seriesFor(), colours = ["#d62728", "#1f77b4"];
+    const opts = {
+      width: Math.max(300, el.clientWidth || 800), height: 180,
+      scales: { x: { time: false }, y: { range: (u, lo, hi) => [0, Math.min(1, Math.max(0.05, (hi || 0) * 1.1))] } },  // small probabilities stay visible
+      axes: [{ label: "time (s)" }, { label: "probability" }],
+      series: [{ label: "t (s)" }, ...s.names.map((name, k) => ({ label: name, stroke: colours[k], width: 1.5, spanGaps: true }))],
+      cursor: { drag: { x: false, y: false } },
+      legend: { show: true },
+      hooks: { draw: [drawMarks] },
+    };
+    plot = new uPlot(opts, [times, ...s.ys], el);
+    plot.over.addEventListener("click", (e) => {
+      const t = plot.posToVal(e.offsetX, "x");
+      let best = 0;
+      for (let n = 1; n < times.length; n++) if (Math.abs(times[n] - t) < Math.abs(times[best] - t)) best = n;
+      seek(best);
+    });
+  }
+  function drawMarks(u) {
+    const c = u.ctx, dpr = window.devicePixelRatio || 1, top = u.bbox.top, h = u.bbox.height;
+    c.save();
+    const cls = classById.get(state.cls);
+    if (cls) {
+      c.fillStyle = "#000";
+      for (const p of peakPositions()) {
+        const x = u.valToPos(times[p], "x", true), y = u.valToPos(cls.p[p], "y", true);
+        c.beginPath(); c.moveTo(x, y - 10 * dpr); c.lineTo(x - 5 * dpr, y - 18 * dpr); c.lineTo(x + 5 * dpr, y - 18 * dpr); c.fill();
+      }
+    }
+    const x = u.valToPos(times[state.pos], "x", true);
+    c.strokeStyle = "#2ca02c"; c.lineWidth = 2 * dpr;
+    c.beginPath(); c.moveTo(x, top); c.lineTo(x, top + h); c.stroke();
+    c.restore();
+  }
+
+  // Controls
+  const select = $("class-select");
+  select.add(new Option("top-1 of each frame", "top1"));
+  for (const c of D.classes) {
+    const maxLocal = c.plocal ? Math.max(...c.plocal.filter((v) => v !== null), 0) : null;
+    let label = `${c.name} (max p ${Math.max(...c.p).toFixed(3)}`;
+    if (maxLocal !== null) label += `, max plocal ${maxLocal.toFixed(3)}`;
+    select.add(new Option(label + (c.tracked ? ", named" : "") + ")", String(c.id)));
+  }
+  select.addEventListener("change", () => { state.cls = select.value; buildPlot(); draw(); });
+  const cm = $("colormap");
+  for (const name of Object.keys(D.colormaps)) cm.add(new Option(name, name));
+  cm.addEventListener("change", () => { state.cmap = cm.value; draw(); });
+  $("alpha").addEventListener("input", (e) => { state.alpha = parseFloat(e.target.value); draw(); });
+  $("original").addEventListener("change", (e) => { state.original = e.target.checked; draw(); });
+  $("prev").onclick = () => seek(state.pos - 1);
+  $("next").onclick = () => seek(state.pos + 1);
+  $("prev-peak").onclick = () => jumpPeak(-1);
+  $("next-peak").onclick = () => jumpPeak(1);
+  $("play").onclick = () => play(!state.playing);
+  document.addEventListener("keydown", (e) => {
+    if (e.target.tagName === "SELECT" || e.target.tagName === "INPUT" && e.target.type !== "checkbox" && e.target.type !== "range") return;
+    const k = e.key, step = e.shiftKey ? 10 : 1;
+    if (k === "ArrowRight") seek(state.pos + step);
+    else if (k === "ArrowLeft") seek(state.pos - step);
+    else if (k === "Home") seek(0);
+    else if (k === "End") seek(frames.length - 1);
+    else if (k === "j" || k === "J") jumpPeak(-1);
+    else if (k === "k" || k === "K") jumpPeak(1);
+    else if (k === " ") play(!state.playing);
+    else if (k === "o" || k === "O") { $("original").checked = !state.original; state.original = !state.original; draw(); }
+    else return;
+    e.preventDefault();
+  });
+
+  $("title").textContent = `${D.source}: ${frames.length} frames, ${frames[0].tc} - ${frames[frames.length - 1].tc}`;
+  if (D.notice) { $("notice").hidden = false; $("notice").textContent = "Reduced to fit the size limit: " + D.notice; }
+  const peaks = {};
+  for (const c of D.classes) peaks[String(c.id)] = c.peaks.slice();
+  // Test and scripting hook: the data, the peaks Python found, and the viewer's state.
+  window.streamcamReview = { data: D, peaks, state, seek, draw, markedPeaks: () => peakPositions().map((p) => frames[p].i) };
+  buildPlot();
+  draw();
+  window.addEventListener("resize", buildPlot);
+})();

@@ -1,0 +1,125 @@
+"""The review page in a real headless Chromium (fixture `browser_page`, conftest.py): offline,
+keys, class switching, timeline seeking, peaks, and variable-rate time codes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamcam.analyze import AnalyzeOptions, analyze
+from streamcam.review import ReviewCollector, find_peaks, write_review
+from streamcam.video.timecode import format_timecode
+from videos import make_video
+
+_CANVAS_SUM = """() => {
+  const c = document.querySelector('[data-testid="frame-canvas"]');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let s = 0; for (let i = 0; i < d.length; i += 7) s = (s * 31 + d[i]) % 1000000007;
+  return s;
+}"""
+
+
+class _Frame:
+    def __init__(self, i, rgb):
+        self.index, self.pts, self.time_s, self.rgb = i, i * 2, i / 25, rgb
+
+
+class _Labels:
+    def name(self, c):
+        return f"class{c}"
+
+
+def synthetic_page(tmp_path):
+    """40 frames of changing brightness; class 3 looks top-left, class 5 bottom-right; class 3's
+    probability has two bumps (peaks at 10 and 30)."""
+    collector = ReviewCollector(tracked=[3, 5], top_n=3)
+    t = np.arange(40)
+    p3 = 0.8 * np.exp(-((t - 10) / 2.0) ** 2) + 0.6 * np.exp(-((t - 30) / 2.0) ** 2)
+    left, right = np.zeros((7, 7), np.float32), np.zeros((7, 7), np.float32)
+    left[:3, :3], right[4:, 4:] = 1, 1
+    for i in range(40):
+        probs = np.full(10, 0.01, np.float32)
+        probs[3], probs[5] = p3[i], 0.4
+        rgb = np.full((90, 160, 3), 40 + 4 * i, np.uint8)
+        collector.add(_Frame(i, rgb), probs, np.array([5, 3, 5]), np.stack([right, left, right]), np.array([0.5, 0.9, 0.5]))
+    path = write_review(tmp_path / "synthetic.review.html", collector, _Labels(), "synthetic.mp4").path
+    return path, p3
+
+
+def _open(page, path):
+    page.goto(path.as_uri())
+    page.wait_for_function("() => window.streamcamReview && document.querySelector('[data-testid=frame-index]').textContent !== ''")
+
+
+def _frame_index(page) -> int:
+    return int(page.inner_text('[data-testid="frame-index"]'))
+
+
+def _wait_index(page, value: int):
+    page.wait_for_function(f"() => document.querySelector('[data-testid=frame-index]').textContent === '{value}'")
+
+
+def test_page_is_offline_and_responds_to_keys_classes_and_timeline(browser_page, tmp_path):
+    page = browser_page
+    path, p3 = synthetic_page(tmp_path)
+    _open(page, path)
+    assert _frame_index(page) == 0
+    page.wait_for_timeout(100)
+    before = page.evaluate(_CANVAS_SUM)
+
+    page.keyboard.press("ArrowRight")
+    _wait_index(page, 1)
+    page.wait_for_timeout(100)
+    assert page.evaluate(_CANVAS_SUM) != before
+    page.keyboard.press("Shift+ArrowRight")
+    _wait_index(page, 11)
+
+    # class 3 (top-left map) then class 5 (bottom-right map): the heatmap moves
+    page.select_option('[data-testid="class-select"]', "3")
+    page.wait_for_function("() => document.querySelector('[data-testid=frame-canvas]').dataset.camClass === '3'")
+    with_3 = page.evaluate(_CANVAS_SUM)
+    page.select_option('[data-testid="class-select"]', "5")
+    page.wait_for_function("() => document.querySelector('[data-testid=frame-canvas]').dataset.camClass === '5'")
+    assert page.evaluate(_CANVAS_SUM) != with_3
+
+    # the peaks the page marks are Python's
+    page.select_option('[data-testid="class-select"]', "3")
+    expected = find_peaks(p3.astype(np.float16).astype(np.float32))
+    assert expected == [10, 30]
+    assert page.evaluate("() => window.streamcamReview.peaks['3']") == expected
+    assert page.evaluate("() => window.streamcamReview.markedPeaks()") == expected
+    page.keyboard.press("Home")
+    _wait_index(page, 0)
+    page.keyboard.press("k")
+    _wait_index(page, 10)
+    page.keyboard.press("k")
+    _wait_index(page, 30)
+    page.keyboard.press("j")
+    _wait_index(page, 10)
+
+    # clicking near the right end of the timeline seeks later
+    box = page.locator('[data-testid="timeline"] .u-over').bounding_box()
+    page.mouse.click(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=frame-index]').textContent) >= 35")
+    page.keyboard.press("End")
+    _wait_index(page, 39)
+
+    assert page.console_errors == []
+    assert page.external_requests == []
+
+
+def test_variable_rate_clip_shows_each_frames_own_time(browser_page, default_engine, tmp_path):
+    clip = tmp_path / "vfr.mp4"
+    times = make_video(clip, 10, size=(96, 64), vfr_durations=[0.04, 0.1, 0.02])
+    analyze(clip, default_engine, AnalyzeOptions(out_dir=tmp_path, video=False, review=True))
+    page = browser_page
+    _open(page, tmp_path / "vfr.review.html")
+    shown = []
+    for i in range(len(times)):
+        _wait_index(page, i)
+        shown.append((page.inner_text('[data-testid="time-code"]'),
+                       float(page.get_attribute('[data-testid="time-code"]', "data-seconds"))))
+        page.keyboard.press("ArrowRight")
+    assert [s[0] for s in shown] == [format_timecode(t) for t in times]
+    assert [s[1] for s in shown] == [round(t, 6) for t in times]
+    assert page.evaluate("() => document.querySelectorAll('[data-testid=top-table] tbody tr').length") == 5
+    assert page.console_errors == [] and page.external_requests == []
