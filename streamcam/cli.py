@@ -97,7 +97,6 @@ def analyze(
 ) -> None:
     """Analyse a video: overlay video, per-frame CSV predictions and a summary JSON."""
     from .analyze import AnalyzeOptions
-    from .analyze import analyze as run_analyze
 
     options = AnalyzeOptions(
         top_n=top_n, cam_classes=cam_classes, batch_size=batch_size, start=start, end=end, every=every, fps=fps,
@@ -105,15 +104,21 @@ def analyze(
         crf=crf, preset=preset, audio=audio, alpha=alpha, colormap=colormap, timeout=timeout, input_size=input_size,
         save_frames=[t for t in (save_frames or "").split(",") if t.strip()], review=review, review_max_mb=review_max_mb,
     )
+    _run_analyze(source, options, (model, weights, layer, method, device, precision, preprocess), quiet, json_out)
+
+
+def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out: bool) -> None:
+    """What analyze and review share: checks, model, the run with a progress bar, the report, exit codes."""
+    from .analyze import analyze as run_analyze
+    from .video.source import is_local_file, probe
+
     progress = FrameProgress(err_console, enabled=not quiet)
     try:
         options.check()
-        from .video.source import is_local_file, probe
-
         if is_local_file(source):
             probe(source)  # a bad file fails in a second, before the model loads
         with progress.status("loading model"):
-            engine = _engine(model, weights, layer, method, device, precision, preprocess)
+            engine = _engine(*engine_args)
         with progress:
             summary = run_analyze(source, engine, options, on_start=progress.start, on_frame=progress.advance)
     except OutputError as exc:
@@ -153,40 +158,29 @@ def review(
 ) -> None:
     """Incident review: analyse a window at the full frame rate into one offline HTML page (<stem>.review.html) to step through frame by frame; the CSV and summary are written beside it."""
     from .analyze import AnalyzeOptions
-    from .analyze import analyze as run_analyze
+
+    try:
+        start, end = _review_window(start, end, around, span)
+    except StreamcamError as exc:
+        fail(exc)
+    options = AnalyzeOptions(
+        top_n=top_n, cam_classes="top1" + (f",{classes}" if classes else ""), batch_size=batch_size, start=start,
+        end=end, out_dir=out_dir, video=False, input_size=input_size, review=True, review_max_mb=max_mb,
+    )
+    _run_analyze(source, options, (model, weights, layer, method, device, precision, preprocess), quiet, False)
+
+
+def _review_window(start: str | None, end: str | None, around: str | None, span: float) -> tuple:
+    """--around T --span S as --start/--end (the window centred on T)."""
     from .errors import UsageError
     from .video.timecode import parse_timecode
 
-    progress = FrameProgress(err_console, enabled=not quiet)
-    try:
-        if around is not None:
-            if start is not None or end is not None:
-                raise UsageError("give either --around/--span or --start/--end, not both")
-            centre = parse_timecode(around)
-            start, end = str(max(0.0, centre - span / 2)), str(centre + span / 2)
-        options = AnalyzeOptions(
-            top_n=top_n, cam_classes="top1" + (f",{classes}" if classes else ""), batch_size=batch_size, start=start,
-            end=end, out_dir=out_dir, video=False, input_size=input_size, review=True, review_max_mb=max_mb,
-        )
-        options.check()
-        from .video.source import probe
-
-        probe(source)  # no video stream, not a file: fails before the model loads
-        with progress.status("loading model"):
-            engine = _engine(model, weights, layer, method, device, precision, preprocess)
-        with progress:
-            summary = run_analyze(source, engine, options, on_start=progress.start, on_frame=progress.advance)
-    except OutputError as exc:
-        if exc.summary is not None:
-            _report(exc.summary, quiet, False)
-        fail(exc)
-    except StreamcamError as exc:
-        fail(exc)
-    except KeyboardInterrupt:
-        interrupted()
-    _report(summary, quiet, False)
-    if summary.status == "interrupted":
-        raise typer.Exit(130)
+    if around is None:
+        return start, end
+    if start is not None or end is not None:
+        raise UsageError("give either --around/--span or --start/--end, not both")
+    centre = parse_timecode(around)
+    return str(max(0.0, centre - span / 2)), str(centre + span / 2)
 
 
 def _engine(model, weights, layer, method, device, precision="auto", preprocess=None):
