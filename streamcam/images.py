@@ -6,7 +6,6 @@ the input's own resolution.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -17,7 +16,7 @@ import numpy as np
 from . import render
 from .errors import InputError, UsageError
 from .input_size import DEFAULT_INPUT_SIZE, InputSize
-from .outputs import peak_position
+from .outputs import peak_position, write_bytes_atomic
 from .paths import check_input_file
 from .preprocess import resize_batch
 
@@ -83,12 +82,7 @@ def write_image_atomic(path: Path, rgb: np.ndarray) -> None:
     ok, encoded = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise InputError(f"cannot encode {path.name}")
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_bytes(encoded.tobytes())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_bytes_atomic(path, encoded.tobytes())
 
 
 class ImageExplainer:

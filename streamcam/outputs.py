@@ -86,12 +86,17 @@ def peak_position(cam: np.ndarray) -> tuple[float, float] | None:
     return (col + 0.5) / cam.shape[1], (row + 0.5) / cam.shape[0]
 
 
-def write_json_atomic(path: Path, data: dict) -> Path:
-    partial = partial_path(path)
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write under a temporary name, then rename: a file under the final name is always complete."""
+    partial = partial_path(Path(path))
     try:
-        partial.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        partial.write_bytes(data)
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return path
+    return Path(path)
+
+
+def write_json_atomic(path: Path, data: dict) -> Path:
+    return write_bytes_atomic(path, (json.dumps(data, indent=2, default=str) + "\n").encode("utf-8"))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..outputs import write_bytes_atomic
 from ..render import COLORMAPS
 from ..video.timecode import format_timecode
 from .collect import ReviewCollector, ReviewFrame, encode_jpeg
@@ -151,13 +151,6 @@ def write_review(path: Path, collector: ReviewCollector, labels, source: str, ma
         raise ValueError("no frames to review")
     data, notes = build_data(collector, labels, source, max_mb)
     html = render_html(data).encode("utf-8")
-    path = Path(path)
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        partial.write_bytes(html)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    path = write_bytes_atomic(path, html)
     warnings = [f"review page over --max-mb {max_mb:g}: {n}" for n in notes]
     return ReviewResult(path, len(data["frames"]), len(collector.frames), len(html), warnings)
