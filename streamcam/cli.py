@@ -215,7 +215,11 @@ def _report(summary, quiet: bool, json_out: bool) -> None:
 
 @app.command()
 def live(
-    source: Annotated[str, typer.Argument(help="Camera number (0 is the first webcam), URL or video file.", show_default=False)] = "0",
+    source: Annotated[str, typer.Argument(help="Camera number (0 is the first webcam), URL (rtsp/http/udp/tcp) or video file.", show_default=False)] = "0",
+    serve: Annotated[Optional[str], typer.Option("--serve", help="Serve the live view to browsers at [HOST:]PORT (the page, /stream.mjpg and /stats.json); HOST is 127.0.0.1 unless named, e.g. 0.0.0.0:8080 for every interface. Without a display it serves on 127.0.0.1:8080 anyway.")] = None,
+    no_window: Annotated[bool, typer.Option("--no-window", help="Open no window, even with a display (serve and/or record only).")] = False,
+    record: Annotated[Optional[Path], typer.Option("--record", help="Write what 'streamcam analyze' writes (overlay video, CSV, summary) for the shown frames into this folder.")] = None,
+    top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="Predictions per frame in the --record CSV.")] = 5,
     cam_classes: Annotated[str, typer.Option("--cam-classes", help="Classes to explain: top1, top3, ..., ids/names, or both, e.g. 'top1,traffic_light'.")] = "top1",
     timeout: TimeoutOpt = 10.0,
     input_size: InputSizeOpt = "224x224",
@@ -229,24 +233,62 @@ def live(
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
 ) -> None:
-    """Show the Grad-CAM overlay live in a window (q or Esc quits); frames the model cannot keep up with are skipped."""
-    from .analyze import parse_cam_classes
+    """Show the Grad-CAM overlay live in a window (q or Esc quits) and/or a browser (--serve); frames the model cannot keep up with are skipped, and a lost stream is reconnected."""
+    from .analyze import AnalyzeOptions, parse_cam_classes
     from .input_size import InputSize
-    from .live import WindowViewer
+    from .live import LiveStats, WindowViewer, has_display
     from .live import live as run_live
+    from .live.server import DEFAULT_HOST, DEFAULT_PORT, BrowserView, LiveServer, parse_address
 
     progress = FrameProgress(err_console)
+    server = None
     try:
+        address = parse_address(serve) if serve is not None else None
+        InputSize.parse(input_size)  # a typo fails before the model loads
+        options = None
+        if record is not None:
+            options = AnalyzeOptions(out_dir=record, top_n=top_n, cam_classes=cam_classes, alpha=alpha, colormap=colormap,
+                                     timeout=timeout, input_size=input_size)
+            options.check()
+        window = not no_window and has_display()
+        if address is None and (not no_window or record is None) and not window:
+            address = (DEFAULT_HOST, DEFAULT_PORT)  # nothing else would show it
+            if not no_window:
+                err_console.print("no display: serving the live view to browsers instead (--serve [HOST:]PORT to choose where)")
         with progress.status("loading model"):
             engine = _engine(model, weights, layer, method, device, precision, preprocess)
         top_k, tracked = parse_cam_classes(cam_classes, engine.classifier.labels)
-        InputSize.parse(input_size)  # a typo fails before the window opens
-        stats = run_live(source, engine, WindowViewer(), top_k, tracked, alpha, colormap, timeout=timeout, input_size=input_size)
+        stats = LiveStats(stall_after_s=min(2.0, timeout))
+        viewers = []
+        if address is not None:
+            server = LiveServer(stats, *address, title=f"streamcam live: {source}")
+            err_console.print(f"live view: {server.url}  (Ctrl-C to stop)")
+            viewers.append(BrowserView(server))
+        if window:
+            viewers.append(WindowViewer())
+        figures = run_live(source, engine, viewers, top_k, tracked, alpha, colormap, timeout=timeout,
+                           input_size=input_size, stats=stats, record=options)
+    except OutputError as exc:
+        fail(exc)
     except StreamcamError as exc:
         fail(exc)
     except KeyboardInterrupt:
         interrupted()
-    print(f"{stats['frames_shown']} frames shown at {stats['frames_per_second']:.1f} fps, {stats['frames_dropped']} skipped")
+    finally:
+        if server is not None:
+            server.close()
+    _report_live(figures)
+    if figures["status"] == "interrupted":
+        raise typer.Exit(130)
+
+
+def _report_live(figures: dict) -> None:
+    age = figures["frame_age_ms_p50"]
+    ages = "" if age is None else f", frame age p50 {age:.0f} ms, p95 {figures['frame_age_ms_p95']:.0f} ms"
+    print(f"{figures['frames_shown']} frames shown at {figures['frames_per_second']:.1f} fps, "
+          f"{figures['frames_dropped']} skipped, {figures['reconnects']} reconnects{ages}")
+    for key, path in figures.get("outputs", {}).items():
+        print(f"  {key}: {path}")
 
 
 @app.command()

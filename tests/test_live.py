@@ -176,9 +176,9 @@ def test_ctrl_c_while_the_reader_is_stuck_in_a_stalled_read(default_engine, stal
         threading.Thread(target=ctrl_c, daemon=True).start()
         viewer = FakeViewer()  # never quits by itself
         began = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
-            live(server.url, default_engine, viewer)
+        figures = live(server.url, default_engine, viewer)  # the first Ctrl-C ends the session cleanly
         took = time.monotonic() - began
+        assert figures["status"] == "interrupted" and figures["frames_shown"] >= 1
         assert viewer.closed and took < 8, f"Ctrl-C took {took:.1f}s to stop live()"
         reader = _reader_threads()
         assert len(reader) == 1 and _sockets_to(port) == 1  # still in the read; the container left open

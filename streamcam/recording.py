@@ -1,0 +1,161 @@
+"""The files one run writes, and the stage that writes them, shared by every command that records.
+
+`streamcam analyze`, `streamcam review`, `streamcam live --record` and batch runs all write
+through RunOutputs (the CSV, the videos, under temporary names until close()) and FrameWriter
+(one frame's CSV row, rendered video frames, saved pictures, extra collectors): one copy.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+from urllib.parse import urlparse
+
+import numpy as np
+
+from . import render
+from .errors import UsageError
+from .frames import Frame
+from .images import explained_classes, render_pictures, write_pictures
+from .outputs import PredictionsCsv, partial_path
+from .video.sink import VideoSink
+from .video.source import VideoInfo, is_camera, is_local_file
+from .video.timecode import format_timecode
+
+if TYPE_CHECKING:
+    from .analyze import AnalyzeOptions
+
+FRAME_PICTURE_KINDS = ("gradcam", "heatmap", "segmented")
+
+
+def output_stem(source: str | int) -> str:
+    text = str(source)
+    if is_camera(source):
+        return f"camera{text}"
+    if "://" in text:
+        url = urlparse(text)  # rtsp://cam.local/live/main -> 'main'; http://host/clip.mp4 -> 'clip'
+        return re.sub(r"[^\w.-]+", "_", Path(url.path).stem or url.hostname or "").strip("_.") or "stream"
+    return Path(text).stem
+
+
+class RunOutputs:
+    """The files one run writes, all under temporary names until close()."""
+
+    VIDEOS = (("video", "gradcam"), ("heatmap_video", "heatmap"), ("segmented_video", "segmented"))
+
+    def __init__(self, source, info: VideoInfo, options: AnalyzeOptions, labels, tracked, start, end):
+        self.stem = output_stem(source)
+        local = Path(str(source))
+        self.out_dir = Path(options.out_dir) if options.out_dir else (local.parent if local.exists() else Path.cwd())
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        ext = ".webm" if options.codec in ("libvpx-vp9", "libvpx") else ".mp4"
+        self.paths = {"predictions": self.out_dir / f"{self.stem}.predictions.csv", "summary": self.out_dir / f"{self.stem}.summary.json"}
+        self.paths |= {key: self.out_dir / f"{self.stem}.{kind}{ext}" for key, kind in self.VIDEOS if getattr(options, key)}
+        if options.review:
+            self.paths["review"] = self.out_dir / f"{self.stem}.review.html"
+        for path in self.paths.values():
+            if path.is_dir():  # found now, not after the whole video has been analysed
+                raise UsageError(f"cannot write {path}: a folder of that name is in the way")
+        self.warnings: list[str] = []
+        # Audio is copied from local files only: for a URL or camera it would take a second
+        # connection, which can stall on its own (or see a different live moment).
+        copy_audio = options.audio and info.has_audio and is_local_file(source)
+        if options.audio and info.has_audio and not copy_audio:
+            self.warnings.append("audio not copied: it is copied from local files only, not from streams or cameras")
+        self.csv = PredictionsCsv(self.paths["predictions"], labels, options.top_n, tracked)
+        self.sinks: dict[str, VideoSink] = {}
+        try:
+            for key, _kind in self.VIDEOS:
+                if key in self.paths:
+                    self.sinks[key] = VideoSink(
+                        self.paths[key], width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
+                        codec=options.codec, crf=options.crf, preset=options.preset,
+                        audio_from=str(source) if copy_audio and key == "video" else None, audio_start=start, audio_end=end,
+                    )
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        self.csv.abort()
+        for sink in self.sinks.values():
+            sink.abort()
+
+    def discard(self) -> None:
+        """Delete the temporary files without touching encoders that a stuck thread may be inside."""
+        for output in (self.csv, *self.sinks.values()):
+            output_temp = getattr(output, "temp_path", None) or partial_path(output.path)
+            output_temp.unlink(missing_ok=True)
+
+    def close(self) -> list[str]:
+        """Finalise each file under its real name; returns errors. A file that fails is dropped alone."""
+        errors: list[str] = []
+        for key, output in (("predictions", self.csv), *self.sinks.items()):
+            try:
+                output.close()
+            except Exception as exc:  # disk full, a folder in the way, an encoder error while flushing
+                output.abort()
+                errors.append(f"could not finish {self.paths.pop(key)}: {exc}")
+            self.warnings += getattr(output, "warnings", [])
+        return errors
+
+
+class FrameWriter:
+    """The consume stage: CSV rows, rendered frames into the video sinks, saved pictures."""
+
+    def __init__(self, outputs: RunOutputs, options: AnalyzeOptions, labels, on_frame, save_times, n_tracked: int,
+                 collectors: Sequence = ()):
+        self.outputs, self.options, self.labels, self.on_frame = outputs, options, labels, on_frame
+        self.collectors = list(collectors)  # extra consumers of (frame, results row), e.g. a review page
+        self.n_tracked = n_tracked  # the tracked classes are the last columns of each batch
+        self.pending_saves = sorted(save_times)
+        self.saved: list[str] = []
+        self.frames = 0
+        self.strip = render.LabelStrip()
+
+    def __call__(self, item) -> None:
+        """A pipeline item: (frames, CamBatch)."""
+        frames, batch = item
+        for n, frame in enumerate(frames):
+            local_all = None if batch.local_probabilities is None else batch.local_probabilities[n]
+            self.write(frame, batch.probabilities[n], batch.class_ids[n], batch.cams[n], local_all)
+        self.outputs.csv.flush()
+
+    def write(self, frame: Frame, probs, ids, cams, local_all=None, overlay: np.ndarray | None = None) -> None:
+        """One frame's results. overlay: the heatmap already blended into this frame (live draws it
+        for the screen first), so it is not blended twice."""
+        tracked = slice(len(ids) - self.n_tracked, len(ids))
+        local = None if local_all is None else local_all[tracked]
+        self.outputs.csv.write_frame(frame.index, frame.pts, frame.time_s, probs, local, cams[tracked])
+        for collector in self.collectors:
+            collector.add(frame, probs, ids, cams, local_all)
+        if self.outputs.sinks:
+            self._write_videos(frame, probs, ids, cams, overlay)
+        while self.pending_saves and frame.time_s >= self.pending_saves[0] - 1e-6:
+            self.pending_saves.pop(0)
+            self._save_pictures(frame, probs, ids, cams)
+        self.frames += 1
+        if self.on_frame:
+            self.on_frame(frame)
+
+    def _write_videos(self, frame: Frame, probs, ids, cams, overlay=None) -> None:
+        combined = cams.max(axis=0)  # several explained classes: where any of them looked
+        sinks, o = self.outputs.sinks, self.options
+        if "video" in sinks:
+            picture = overlay if overlay is not None else render.overlay(frame.rgb, combined, o.alpha, o.colormap)
+            sinks["video"].write(self.strip.annotate(picture, self._label_lines(frame, probs, ids)), frame.pts, frame.time_s)
+        if "heatmap_video" in sinks:
+            sinks["heatmap_video"].write(render.heatmap_grey(frame.rgb, combined), frame.pts, frame.time_s)
+        if "segmented_video" in sinks:
+            sinks["segmented_video"].write(render.segmented(frame.rgb, combined), frame.pts, frame.time_s)
+
+    def _label_lines(self, frame: Frame, probs, ids) -> list[str]:
+        names = ", ".join(dict.fromkeys(self.labels.name(int(c)) for c in ids))
+        return [self.labels.top_line(probs), f"frame {frame.index}  {format_timecode(frame.time_s)}  CAM: {names}"]
+
+    def _save_pictures(self, frame: Frame, probs, ids, cams) -> None:
+        classes, cams = explained_classes(probs, ids, cams, self.labels)
+        pictures = render_pictures(frame.rgb, cams, classes, FRAME_PICTURE_KINDS, self.options.alpha, self.options.colormap)
+        stem, out_dir = self.outputs.stem, self.outputs.out_dir
+        self.saved += [str(p) for p in write_pictures(out_dir / f"{stem}_frames", f"{stem}_f{frame.index:06d}", ".png", pictures)]
