@@ -255,13 +255,14 @@ def live(
             address = (DEFAULT_HOST, DEFAULT_PORT)  # nothing else would show it
             if not no_window:
                 err_console.print("no display: serving the live view to browsers instead (--serve [HOST:]PORT to choose where)")
+        stats = LiveStats(stall_after_s=min(2.0, timeout))
+        if address is not None:  # bound before the model loads: a taken port fails at once
+            server = LiveServer(stats, *address, title=f"streamcam live: {source}")
         with progress.status("loading model"):
             engine = _engine(model, weights, layer, method, device, precision, preprocess)
         top_k, tracked = parse_cam_classes(cam_classes, engine.classifier.labels)
-        stats = LiveStats(stall_after_s=min(2.0, timeout))
         viewers = []
-        if address is not None:
-            server = LiveServer(stats, *address, title=f"streamcam live: {source}")
+        if server is not None:
             err_console.print(f"live view: {server.url}  (Ctrl-C to stop)")
             viewers.append(BrowserView(server))
         if window:

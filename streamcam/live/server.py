@@ -13,6 +13,7 @@ building a queue. It binds to 127.0.0.1 unless another interface is named.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
@@ -28,6 +29,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 JPEG_QUALITY = 80
 BOUNDARY = "streamcam-frame"
+SEND_BUFFER_BYTES = 128 * 1024  # per connection (Linux doubles it): a few overlay JPEGs
 _WAKE_EVERY_S = 1.0  # a waiting client re-checks for shutdown this often
 
 
@@ -151,6 +153,10 @@ def _listen(host: str, port: int) -> socket.socket:
         raise UsageError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this. A bounded send buffer keeps a slow client's backlog
+        # to a few frames (the kernel would otherwise queue megabytes: seconds of old frames),
+        # so it gets the newest frame when it can take one.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         sock.bind(address)
         sock.listen(64)
     except OSError as exc:
@@ -183,7 +189,10 @@ class LiveServer:
         asyncio.run(self._server.serve(sockets=[self._socket]))
 
     def close(self, timeout: float = 3.0) -> None:
-        self.broadcast.close()
+        self.broadcast.close()  # streams end at their next frame...
+        # ...except those blocked on a client that stopped reading: uvicorn cancels them after its
+        # graceful second, which is expected here, not an error worth a traceback on stderr.
+        logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
         self._server.should_exit = True
         deadline = time.monotonic() + timeout
         while self._thread.is_alive() and time.monotonic() < deadline:

@@ -29,6 +29,7 @@ from ..video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource, is_camera,
 from ..video.timecode import format_timecode
 from .reader import LIVE_TIME_BASE_DEN, Backoff, LiveReader
 from .stats import LiveStats
+from .window import WindowViewer
 
 # Quitting waits this long for the reader to leave the call it is in (a decode: milliseconds). A
 # stalled network read can last the whole read timeout; the reader is then left to finish it and
@@ -100,29 +101,29 @@ def live(
     size = InputSize.parse(input_size)
     stats = stats or LiveStats(stall_after_s=min(2.0, timeout))
     labels = engine.classifier.labels
+    stride = engine.classifier.stride
+    # Trace the engine before the first frame (seconds on a CPU), so frame ages and rates measure
+    # the session, not the compile; before connecting when the input size does not depend on the
+    # frame's, so a live source does not pile up frames meanwhile.
+    if size.long_side is None:
+        _warm_up(engine, size.for_frame(1, 1, stride), top_k, class_ids)
     video = VideoSource(source, timeout=timeout)  # a source that cannot be opened at all fails here
     live_source = is_live_source(source, video.info)
+    writer = None
     try:
-        model_size = size.for_frame(video.info.width, video.info.height, engine.classifier.stride)
+        model_size = size.for_frame(video.info.width, video.info.height, stride)
+        if size.long_side is not None:
+            _warm_up(engine, model_size, top_k, class_ids)
         writer = _recorder(source, video.info, live_source, record, labels, list(class_ids)) if record else None
     except BaseException:
         video.close()
-        raise
-    try:
-        # Trace the engine before the first frame (seconds on a CPU), so frame ages and rates
-        # measure the session, not the compile.
-        blank = np.zeros((video.info.height, video.info.width, 3), np.uint8)
-        engine.explain(resize_batch([blank], model_size), top_k, class_ids)
-    except BaseException:
-        video.close()
-        if writer is not None:
-            writer.outputs.abort()
         raise
     stats.start()
     # From here the reader thread owns the source and closes it.
     reopen = (lambda: VideoSource(source, timeout=timeout)) if live_source else None
     reader = LiveReader(video, stats, reopen=reopen, pace=not live_source, backoff=backoff)
     strip = render.LabelStrip()
+    hint = "  (q to quit)" if any(isinstance(v, WindowViewer) for v in viewers) else ""
     stop = threading.Event()
     status = "complete"
     try:
@@ -141,7 +142,7 @@ def live(
                 probs, ids, cams = result.probabilities[0], result.class_ids[0], result.cams[0]
                 overlay = render.overlay(frame.rgb, cams.max(axis=0), alpha, colormap)
                 snapshot = stats.snapshot()
-                lines = [labels.top_line(probs), f"{format_timecode(frame.time_s)}  {snapshot['fps']:.1f} fps  (q to quit)"]
+                lines = [labels.top_line(probs), f"{format_timecode(frame.time_s)}  {snapshot['fps']:.1f} fps{hint}"]
                 keep_going = all([v.show(strip.annotate(overlay, lines)) for v in viewers])
                 top = np.argsort(-probs, kind="stable")[:5]
                 stats.frame_shown(latest.captured_at, [{"name": labels.name(int(c)), "p": round(float(probs[c]), 4)} for c in top],
@@ -172,6 +173,11 @@ def live(
     if writer is not None:
         figures["outputs"], figures["errors"] = _finish_recording(writer, video, engine, record, figures)
     return figures
+
+
+def _warm_up(engine: CamEngine, model_size: tuple[int, int], top_k: int, class_ids) -> None:
+    height, width = model_size
+    engine.explain(np.zeros((1, height, width, 3), np.uint8), top_k, class_ids)
 
 
 def _recorder(source, info: VideoInfo, live_source: bool, record: AnalyzeOptions, labels, tracked: list[int]) -> FrameWriter:

@@ -1,0 +1,180 @@
+"""`streamcam live --serve` in a real headless Chromium: a real CLI process reading a live MJPEG
+stream on 127.0.0.1, its page showing the moving overlay, the top classes and stats that update,
+a stalled source shown as such, and Ctrl-C ending it with exit 130."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import REPO
+from stream_sources import MjpegSource
+
+SIZE = (320, 180)
+URL_WAIT_S = 90  # model load (TensorFlow import, embedded weights) before the server starts
+SCREENSHOT_COPY = "/tmp/live_page.png"
+
+
+class GrayMjpegSource(MjpegSource):
+    """MjpegSource with the colour taken out (hue=s=0): any saturated colour on the page's picture
+    then comes from the Grad-CAM heatmap, not from ffmpeg's colourful test pattern."""
+
+    def _command(self) -> list[str]:
+        cmd = super()._command()
+        i = cmd.index("-f", cmd.index("-i"))  # the output format, after the input
+        return [*cmd[:i], "-vf", "hue=s=0", *cmd[i:]]
+
+
+class LiveProcess:
+    """`python -m streamcam live ...` in a child; its stderr collected by a thread (bounded waits)."""
+
+    def __init__(self, *args: str):
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("DISPLAY", None)
+        env.pop("WAYLAND_DISPLAY", None)
+        self.proc = subprocess.Popen([sys.executable, "-m", "streamcam", "live", *args], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self.err_lines: list[str] = []
+        self.out_lines: list[str] = []
+        # Both pipes drained by threads (never also by communicate(): two readers would split the text).
+        self._readers = [threading.Thread(target=self._drain, args=(pipe, lines), daemon=True)
+                         for pipe, lines in ((self.proc.stderr, self.err_lines), (self.proc.stdout, self.out_lines))]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _drain(pipe, lines: list[str]) -> None:
+        for line in iter(pipe.readline, b""):
+            lines.append(line.decode(errors="replace"))
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.err_lines)
+
+    def wait_for_url(self, seconds: float = URL_WAIT_S) -> str:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            found = re.search(r"live view: (http://127\.0\.0\.1:\d+/)", self.stderr)
+            if found:
+                return found.group(1)
+            if self.proc.poll() is not None:
+                pytest.fail(f"streamcam live ended early ({self.proc.returncode}): {self.stderr}")
+            time.sleep(0.1)
+        pytest.fail(f"no 'live view:' URL on stderr after {seconds:g}s: {self.stderr}")
+
+    def interrupt(self, seconds: float = 30) -> tuple[int, str, float]:
+        """One SIGINT; returns (exit code, stdout, seconds it took to exit)."""
+        self.proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        self.proc.wait(timeout=seconds)
+        took = time.monotonic() - sent
+        for reader in self._readers:
+            reader.join(5)
+        stdout = "".join(self.out_lines)
+        return self.proc.returncode, stdout, took
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+# The picture in the <img>: drawn to a canvas (same origin, so readable), hashed, and measured.
+_IMAGE_FIGURES = """() => {
+  const img = document.getElementById("stream");
+  const w = img.naturalWidth, h = img.naturalHeight;
+  if (!w || !h) return null;
+  const c = document.createElement("canvas");
+  c.width = w; c.height = h;
+  const ctx = c.getContext("2d");
+  ctx.drawImage(img, 0, 0);
+  const d = ctx.getImageData(0, 0, w, h).data;
+  let hash = 0, colourful = 0, counted = 0;
+  const bandRows = Math.round(h * 0.3);  // below the label strip at the top
+  for (let i = 0; i < d.length; i += 4) {
+    hash = (hash * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) % 1000000007;
+    if ((i / 4) / w >= bandRows) {
+      counted++;
+      const mx = Math.max(d[i], d[i + 1], d[i + 2]), mn = Math.min(d[i], d[i + 1], d[i + 2]);
+      if (mx - mn > 60) colourful++;  // strongly saturated: heatmap colour on a gray picture
+    }
+  }
+  return {w, h, hash, colourful: colourful / counted};
+}"""
+
+
+def _frames_shown(text: str) -> int:
+    found = re.search(r"frames shown (\d+)", text)
+    assert found, f"no 'frames shown N' in the stats text: {text!r}"
+    return int(found.group(1))
+
+
+def test_live_page_shows_the_moving_overlay_stats_and_a_stall(browser_page, tmp_path):
+    page = browser_page
+    screenshot = tmp_path / "live_page.png"
+    live = None
+    with GrayMjpegSource(size=SIZE, rate=15) as source:
+        try:
+            live = LiveProcess(source.url, "--no-window", "--serve", "127.0.0.1:0", "--timeout", "2")
+            url = live.wait_for_url()
+            origin = url.rstrip("/")
+
+            # conftest's recorder aborts every http request; here only the session's server is local.
+            page.context.unroute_all(behavior="ignoreErrors")
+            page.context.route(lambda u: not u.startswith(origin + "/"), lambda route: route.abort())
+            page.goto(url, wait_until="domcontentloaded")
+
+            # playing, with frames and top classes (the model traces before the first frame)
+            page.wait_for_function("() => document.getElementById('state').textContent === 'playing'"
+                                   " && document.getElementById('stream').naturalWidth > 0"
+                                   " && /frames shown [1-9]/.test(document.getElementById('stats').textContent)",
+                                   timeout=60_000, polling=200)
+            page.wait_for_function("() => document.querySelectorAll('#top tbody tr').length > 0", timeout=5_000)
+            assert page.locator("#top tbody tr").count() >= 1
+            assert page.inner_text("#top tbody tr >> nth=0").strip()
+
+            # the overlay: the source's size, gray input with heatmap colours on it, and it moves
+            first = page.evaluate(_IMAGE_FIGURES)
+            stats_before = page.inner_text("#stats")
+            page.wait_for_timeout(1200)  # > two 500 ms polls
+            second = page.evaluate(_IMAGE_FIGURES)
+            stats_after = page.inner_text("#stats")
+            assert (first["w"], first["h"]) == SIZE and (second["w"], second["h"]) == SIZE
+            assert first["hash"] != second["hash"], "the <img> did not change in 1.2 s"
+            assert max(first["colourful"], second["colourful"]) > 0.05, (first, second)
+            assert stats_after != stats_before
+            assert _frames_shown(stats_after) > _frames_shown(stats_before)
+            assert page.inner_text("#state") == "playing"
+            assert page.evaluate("() => document.getElementById('banner').classList.contains('shown')") is False
+
+            page.screenshot(path=str(screenshot), full_page=True)
+            shutil.copyfile(screenshot, SCREENSHOT_COPY)
+
+            # the source goes silent: stalled after 2 s without a frame, then reconnecting
+            source.pause()
+            paused = time.monotonic()
+            page.wait_for_function("() => ['stalled', 'reconnecting'].includes(document.getElementById('state').textContent)",
+                                   timeout=15_000, polling=100)
+            assert time.monotonic() - paused < 15
+            assert page.evaluate("() => document.getElementById('banner').classList.contains('shown')") is True
+
+            assert page.console_errors == []
+            assert [u for u in page.external_requests if not u.startswith(origin + "/")] == []
+
+            code, stdout, took = live.interrupt(seconds=30)
+            assert code == 130, live.stderr
+            assert took < 30
+            assert re.search(r"^\d+ frames shown at [\d.]+ fps, \d+ skipped, \d+ reconnects", stdout, re.M), stdout
+            assert "Traceback" not in live.stderr
+        finally:
+            if live is not None:
+                live.kill()
+    assert screenshot.exists() and screenshot.stat().st_size > 0
