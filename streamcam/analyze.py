@@ -16,13 +16,12 @@ import numpy as np
 
 from . import render
 from .engine import CamEngine
-from .errors import OutputError, UsageError
+from .errors import UsageError
 from .frames import Frame
 from .input_size import DEFAULT_INPUT_SIZE, InputSize
-from .outputs import write_json_atomic
 from .pipeline import Pipeline, StagesStuck
 from .preprocess import resize_batch
-from .recording import FrameWriter, RunOutputs
+from .recording import FrameWriter, RunOutputs, finish_summary
 from .video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource
 from .video.timecode import parse_timecode
 
@@ -233,10 +232,5 @@ def analyze(
         decode_errors=video.decode_errors,
         frame_index="estimated" if video.frame_index_estimated else "exact",
     )
-    try:
-        write_json_atomic(outputs.paths["summary"], asdict(summary))
-    except OSError as exc:
-        errors.append(f"could not write {outputs.paths['summary']}: {exc}")
-    if errors:
-        raise OutputError("; ".join(errors), summary)
+    finish_summary(outputs.paths["summary"], summary, errors)
     return summary

@@ -8,6 +8,7 @@ through RunOutputs (the CSV, the videos, under temporary names until close()) an
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 from urllib.parse import urlparse
@@ -15,10 +16,10 @@ from urllib.parse import urlparse
 import numpy as np
 
 from . import render
-from .errors import UsageError
+from .errors import OutputError, UsageError
 from .frames import Frame
 from .images import explained_classes, render_pictures, write_pictures
-from .outputs import PredictionsCsv, partial_path
+from .outputs import PredictionsCsv, partial_path, write_json_atomic
 from .video.sink import VideoSink
 from .video.source import VideoInfo, is_camera, is_local_file
 from .video.timecode import format_timecode
@@ -159,3 +160,14 @@ class FrameWriter:
         pictures = render_pictures(frame.rgb, cams, classes, FRAME_PICTURE_KINDS, self.options.alpha, self.options.colormap)
         stem, out_dir = self.outputs.stem, self.outputs.out_dir
         self.saved += [str(p) for p in write_pictures(out_dir / f"{stem}_frames", f"{stem}_f{frame.index:06d}", ".png", pictures)]
+
+
+def finish_summary(path: Path, summary, errors: list[str]) -> None:
+    """Write the run's summary (a dataclass) as JSON; then, if any output failed, raise OutputError
+    naming them all, with the summary of what was finished."""
+    try:
+        write_json_atomic(path, asdict(summary))
+    except OSError as exc:
+        errors.append(f"could not write {path}: {exc}")
+    if errors:
+        raise OutputError("; ".join(errors), summary)

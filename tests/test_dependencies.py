@@ -59,6 +59,8 @@ def _local_modules(folder: Path) -> set[str]:
 def third_party_imports(folder: Path) -> dict[str, list[str]]:
     """{module: [files importing it]} for every file under folder, leaving out stdlib and local modules."""
     local = _local_modules(folder) | {"streamcam"}
+    if folder.name == "scripts":  # scripts may reuse the tests' helpers (scripts/live_bench.py: the stream sources)
+        local |= _local_modules(folder.parent / "tests")
     found: dict[str, list[str]] = {}
     for path in sorted(folder.rglob("*.py")):
         for module in imported_modules(path) - local - set(sys.stdlib_module_names):

@@ -4,22 +4,14 @@ a stalled source shown as such, and Ctrl-C ending it with exit 130."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
 
-import pytest
-
-from conftest import REPO
+from live_process import LiveProcess
 from stream_sources import MjpegSource
 
 SIZE = (320, 180)
-URL_WAIT_S = 90  # model load (TensorFlow import, embedded weights) before the server starts
 SCREENSHOT_COPY = "/tmp/live_page.png"
 
 
@@ -31,60 +23,6 @@ class GrayMjpegSource(MjpegSource):
         cmd = super()._command()
         i = cmd.index("-f", cmd.index("-i"))  # the output format, after the input
         return [*cmd[:i], "-vf", "hue=s=0", *cmd[i:]]
-
-
-class LiveProcess:
-    """`python -m streamcam live ...` in a child; its stderr collected by a thread (bounded waits)."""
-
-    def __init__(self, *args: str):
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.pop("DISPLAY", None)
-        env.pop("WAYLAND_DISPLAY", None)
-        self.proc = subprocess.Popen([sys.executable, "-m", "streamcam", "live", *args], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        self.err_lines: list[str] = []
-        self.out_lines: list[str] = []
-        # Both pipes drained by threads (never also by communicate(): two readers would split the text).
-        self._readers = [threading.Thread(target=self._drain, args=(pipe, lines), daemon=True)
-                         for pipe, lines in ((self.proc.stderr, self.err_lines), (self.proc.stdout, self.out_lines))]
-        for reader in self._readers:
-            reader.start()
-
-    @staticmethod
-    def _drain(pipe, lines: list[str]) -> None:
-        for line in iter(pipe.readline, b""):
-            lines.append(line.decode(errors="replace"))
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.err_lines)
-
-    def wait_for_url(self, seconds: float = URL_WAIT_S) -> str:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            found = re.search(r"live view: (http://127\.0\.0\.1:\d+/)", self.stderr)
-            if found:
-                return found.group(1)
-            if self.proc.poll() is not None:
-                pytest.fail(f"streamcam live ended early ({self.proc.returncode}): {self.stderr}")
-            time.sleep(0.1)
-        pytest.fail(f"no 'live view:' URL on stderr after {seconds:g}s: {self.stderr}")
-
-    def interrupt(self, seconds: float = 30) -> tuple[int, str, float]:
-        """One SIGINT; returns (exit code, stdout, seconds it took to exit)."""
-        self.proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        self.proc.wait(timeout=seconds)
-        took = time.monotonic() - sent
-        for reader in self._readers:
-            reader.join(5)
-        stdout = "".join(self.out_lines)
-        return self.proc.returncode, stdout, took
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 # The picture in the <img>: drawn to a canvas (same origin, so readable), hashed, and measured.

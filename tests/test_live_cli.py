@@ -4,78 +4,18 @@ real Ctrl-C, and bad --serve addresses."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 import urllib.request
 
 import pytest
 
-from conftest import REPO
+from live_process import URL_WAIT_S, LiveProcess
 from stream_sources import MjpegSource, is_listening
 from videos import make_video
 
-URL_WAIT_S = 90  # model load before the server starts
 STATS_LINE = re.compile(r"^(\d+) frames shown at [\d.]+ fps, \d+ skipped, \d+ reconnects, frame age p50 \d+ ms, p95 \d+ ms$", re.M)
-
-
-class LiveProcess:
-    """`python -m streamcam live ...` in a child with no display; stderr collected by a thread."""
-
-    def __init__(self, *args: str):
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.pop("DISPLAY", None)
-        env.pop("WAYLAND_DISPLAY", None)
-        self.proc = subprocess.Popen([sys.executable, "-m", "streamcam", "live", *args], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        self.err_lines: list[str] = []
-        self.out_lines: list[str] = []
-        # Both pipes drained by threads (never also by communicate(): two readers would split the text).
-        self._readers = [threading.Thread(target=self._drain, args=(pipe, lines), daemon=True)
-                         for pipe, lines in ((self.proc.stderr, self.err_lines), (self.proc.stdout, self.out_lines))]
-        for reader in self._readers:
-            reader.start()
-
-    @staticmethod
-    def _drain(pipe, lines: list[str]) -> None:
-        for line in iter(pipe.readline, b""):
-            lines.append(line.decode(errors="replace"))
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.err_lines)
-
-    def wait_for_url(self, seconds: float = URL_WAIT_S) -> str:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            found = re.search(r"live view: (http://127\.0\.0\.1:\d+/)", self.stderr)
-            if found:
-                return found.group(1)
-            if self.proc.poll() is not None:
-                pytest.fail(f"streamcam live ended early ({self.proc.returncode}): {self.stderr}")
-            time.sleep(0.1)
-        pytest.fail(f"no 'live view:' URL on stderr after {seconds:g}s: {self.stderr}")
-
-    def finish(self, seconds: float = 30) -> tuple[int, str]:
-        self.proc.wait(timeout=seconds)
-        for reader in self._readers:
-            reader.join(5)
-        stdout = "".join(self.out_lines)
-        return self.proc.returncode, stdout
-
-    def interrupt(self, seconds: float = 30) -> tuple[int, str]:
-        self.proc.send_signal(signal.SIGINT)
-        return self.finish(seconds)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 def _stats(url: str) -> dict:
@@ -124,7 +64,7 @@ def test_without_a_display_it_serves_on_8080(tmp_path):
         assert "no display: serving the live view to browsers instead" in live.stderr
         stats = _wait_stats(url, live, lambda s: s["frames_shown"] >= 1)
         assert stats["source_state"] == "playing"
-        code, stdout = live.interrupt()
+        code, stdout, _ = live.interrupt()
         assert code == 130, live.stderr
         assert STATS_LINE.search(stdout), stdout
         assert "Traceback" not in live.stderr
@@ -143,7 +83,7 @@ def test_recording_a_stream_until_ctrl_c(tmp_path):
             live = LiveProcess(source.url, "--no-window", "--serve", "127.0.0.1:0", "--record", str(out))
             url = live.wait_for_url()
             _wait_stats(url, live, lambda s: s["frames_shown"] >= 20)
-            code, stdout = live.interrupt()
+            code, stdout, _ = live.interrupt()
         finally:
             if live is not None:
                 live.kill()

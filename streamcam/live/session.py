@@ -19,12 +19,10 @@ import numpy as np
 from .. import render
 from ..analyze import AnalyzeOptions, AnalyzeSummary
 from ..engine import CamEngine
-from ..errors import OutputError
 from ..frames import Frame
 from ..input_size import DEFAULT_INPUT_SIZE, InputSize
-from ..outputs import write_json_atomic
 from ..preprocess import resize_batch
-from ..recording import FrameWriter, RunOutputs
+from ..recording import FrameWriter, RunOutputs, finish_summary
 from ..video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource, is_camera, is_local_file
 from ..video.timecode import format_timecode
 from .reader import LIVE_TIME_BASE_DEN, Backoff, LiveReader
@@ -208,10 +206,5 @@ def _finish_recording(writer: FrameWriter, video: VideoSource, engine: CamEngine
         errors=errors,
         live={k: figures[k] for k in ("frames_shown", "frames_dropped", "reconnects", "frame_age_ms_p50", "frame_age_ms_p95", "losses")},
     )
-    try:
-        write_json_atomic(outputs.paths["summary"], asdict(summary))
-    except OSError as exc:
-        errors.append(f"could not write {outputs.paths['summary']}: {exc}")
-    if errors:
-        raise OutputError("; ".join(errors), summary)
+    finish_summary(outputs.paths["summary"], summary, errors)
     return {k: str(v) for k, v in outputs.paths.items()}, errors
