@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the st
 from stream_sources import MjpegSource  # noqa: E402
 
 from streamcam.engine import CamEngine  # noqa: E402
-from streamcam.live import Backoff, LiveStats, live  # noqa: E402
+from streamcam.live import LiveStats, live  # noqa: E402
 from streamcam.live.server import BrowserView, LiveServer  # noqa: E402
 from streamcam.models import load_classifier  # noqa: E402
 
@@ -74,7 +74,7 @@ class Session:
 
         def run():
             self.figures = live(url, engine, [BrowserView(self.server), QuitWhenAsked()], stats=self.stats,
-                                timeout=3.0, backoff=Backoff(first_s=0.05, max_s=0.5))
+                                timeout=3.0)  # the default backoff, as the CLI uses
 
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
