@@ -140,12 +140,18 @@ class FrameWriter:
         if self.on_frame:
             self.on_frame(frame)
 
+    def render_overlay(self, frame: Frame, probs, ids, cams, overlay=None) -> np.ndarray:
+        """The overlay video's picture of one frame: heatmap blended in, label strip on top."""
+        o = self.options
+        if overlay is None:
+            overlay = render.overlay(frame.rgb, cams.max(axis=0), o.alpha, o.colormap)
+        return self.strip.annotate(overlay, self._label_lines(frame, probs, ids))
+
     def _write_videos(self, frame: Frame, probs, ids, cams, overlay=None) -> None:
         combined = cams.max(axis=0)  # several explained classes: where any of them looked
-        sinks, o = self.outputs.sinks, self.options
+        sinks = self.outputs.sinks
         if "video" in sinks:
-            picture = overlay if overlay is not None else render.overlay(frame.rgb, combined, o.alpha, o.colormap)
-            sinks["video"].write(self.strip.annotate(picture, self._label_lines(frame, probs, ids)), frame.pts, frame.time_s)
+            sinks["video"].write(self.render_overlay(frame, probs, ids, cams, overlay), frame.pts, frame.time_s)
         if "heatmap_video" in sinks:
             sinks["heatmap_video"].write(render.heatmap_grey(frame.rgb, combined), frame.pts, frame.time_s)
         if "segmented_video" in sinks:

@@ -1,0 +1,157 @@
+"""The pipeline around the model, measured with an engine that costs nothing (what a GPU will see).
+
+    python scripts/pipeline_bench.py [--clip PATH] [--seconds 10]
+
+Also run as part of scripts/bench.py. With streamcam.null_engine.NullEngine:
+
+  per-stage CPU cost, ms per frame (process CPU time, so FFmpeg's and x264's own threads count):
+    decode          PyAV decoding alone (no colour conversion)
+    colour+resize   what analyze's reading stage adds to decoding: the model input (and any
+                    full-size conversion it does there)
+    render          the overlay video's picture: heatmap blend + label strip
+    encode          VideoSink.write of those pictures (conversion for the encoder + libx264)
+    csv             PredictionsCsv.write_frame
+  pipeline fps      analyze() with the null engine, CSV only and with the overlay video
+  efficiency        measured fps / ideal fps, where ideal = cores x 1000 / (sum of the stage
+                    costs that run): 1.0 means every core is busy with useful work all the time
+
+Decode-only fps (wall) is PyAV decoding alone on all cores, the ceiling for CSV-only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import av
+
+from streamcam import load_classifier
+from streamcam.analyze import AnalyzeOptions, _batches, analyze
+from streamcam.input_size import InputSize
+from streamcam.null_engine import NullEngine
+from streamcam.outputs import PredictionsCsv
+from streamcam.recording import FrameWriter
+from streamcam.video.sink import VideoSink
+from streamcam.video.source import VideoSource
+
+STAGES = ("decode", "colour+resize", "render", "encode", "csv")
+
+
+def _cpu(fn):
+    """(result, process CPU seconds, wall seconds) of fn()."""
+    c, w = time.process_time(), time.perf_counter()
+    result = fn()
+    return result, time.process_time() - c, time.perf_counter() - w
+
+
+def decode_only(path: Path, end: float | None) -> tuple[int, float, float]:
+    """PyAV decoding with frame threads, nothing else: (frames, CPU s, wall s)."""
+    def run():
+        n = 0
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                if end is not None and frame.time is not None and frame.time >= end:
+                    break
+                n += 1
+        return n
+    return _cpu(run)
+
+
+def stage_costs(path: Path, end: float | None, classifier, engine, out: Path, preset: str, batch_size: int = 8) -> dict:
+    """CPU ms per frame of each stage, each run alone over the clip."""
+    costs = {}
+    n, cpu, _ = decode_only(path, end)
+    costs["decode"] = 1000 * cpu / n
+
+    video = VideoSource(str(path), end=end)
+    info = video.info
+    size = InputSize.parse("224x224").for_frame(info.width, info.height, classifier.stride)
+    chunks, cpu, _ = _cpu(lambda: list(_batches(video, batch_size, size)))
+    video.close()
+    frames = [f for chunk, _ in chunks for f in chunk]
+    costs["colour+resize"] = max(0.0, 1000 * cpu / len(frames) - costs["decode"])
+
+    results = [engine.explain(batch, top_k=1) for _, batch in chunks]
+    rows = [(f, r.probabilities[i], r.class_ids[i], r.cams[i]) for (chunk, _), r in zip(chunks, results) for i, f in enumerate(chunk)]
+    writer = FrameWriter(None, AnalyzeOptions(preset=preset), classifier.labels, None, [], 0)  # its rendering only
+    pictures, cpu, _ = _cpu(lambda: [writer.render_overlay(f, p, ids, cams) for f, p, ids, cams in rows])
+    costs["render"] = 1000 * cpu / len(rows)
+
+    def encode():
+        with VideoSink(out / "encode.mp4", width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
+                       preset=preset) as sink:
+            for (f, *_), picture in zip(rows, pictures):
+                sink.write(picture, f.pts, f.time_s)
+    _, cpu, _ = _cpu(encode)
+    costs["encode"] = 1000 * cpu / len(rows)
+
+    def csv():
+        table = PredictionsCsv(out / "bench.csv", classifier.labels, 5)
+        for f, p, ids, cams in rows:
+            table.write_frame(f.index, f.pts, f.time_s, p)
+        table.close()
+    _, cpu, _ = _cpu(csv)
+    costs["csv"] = 1000 * cpu / len(rows)
+    return costs
+
+
+def analyze_fps(path: Path, engine, out: Path, end: float | None, **options) -> float:
+    summary, _, wall = _cpu(lambda: analyze(str(path), engine, AnalyzeOptions(out_dir=out, end=end, **options)))
+    return summary.frames_analysed / wall
+
+
+def report(name: str, path: Path, end: float | None, classifier, out: Path, preset: str, rounds: int = 2) -> dict:
+    """Measure one clip and print its lines; returns the figures."""
+    engine = NullEngine(classifier)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    costs = stage_costs(path, end, classifier, engine, out, preset)
+    n, _, wall = decode_only(path, end)
+    decode_fps = n / wall
+    csv_fps = max(analyze_fps(path, engine, out, end, video=False) for _ in range(rounds))
+    full_fps = max(analyze_fps(path, engine, out, end, preset=preset) for _ in range(rounds))
+    csv_ideal = cores * 1000 / (costs["decode"] + costs["colour+resize"] + costs["csv"])
+    full_ideal = cores * 1000 / sum(costs.values())
+    print(f"  null engine, {name}: per-stage CPU cost (ms per frame, {cores} cores)")
+    for stage in STAGES:
+        print(f"    {stage:<15}{costs[stage]:7.2f}")
+    print(f"    {'sum':<15}{sum(costs.values()):7.2f}")
+    print(f"  decode only        {decode_fps:7.1f} fps (wall, all cores)")
+    print(f"  analyze csv-only   {csv_fps:7.1f} fps   ideal {csv_ideal:7.1f}   efficiency {csv_fps / csv_ideal:4.2f}   "
+          f"vs decode-only {csv_fps / decode_fps:4.2f}x")
+    print(f"  analyze full       {full_fps:7.1f} fps   ideal {full_ideal:7.1f}   efficiency {full_fps / full_ideal:4.2f}")
+    return {"costs": costs, "decode_fps": decode_fps, "csv_fps": csv_fps, "full_fps": full_fps,
+            "csv_efficiency": csv_fps / csv_ideal, "full_efficiency": full_fps / full_ideal}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clip", type=Path, action="append", help="video file(s) (default: bench.py's generated 720p clip and the dashcam clip)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of the generated clip")
+    ap.add_argument("--preset", default=AnalyzeOptions.preset)
+    args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)
+    classifier = load_classifier()
+    with tempfile.TemporaryDirectory(prefix="streamcam-pipeline-") as tmp:
+        tmp = Path(tmp)
+        clips = args.clip
+        if not clips:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from bench import DASHCAM, make_clip
+
+            clips = [make_clip(tmp / "synthetic_720p.mp4", args.seconds)] + ([DASHCAM] if DASHCAM.is_file() else [])
+        for clip in clips:
+            with VideoSource(str(clip)) as video:
+                print(f"== {clip.name} ({video.info.width}x{video.info.height})")
+            report(clip.name, clip, None, classifier, tmp, args.preset)
+
+
+if __name__ == "__main__":
+    main()
