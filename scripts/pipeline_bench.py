@@ -36,6 +36,11 @@ from streamcam.analyze import AnalyzeOptions, _batches, analyze
 from streamcam.input_size import InputSize
 from streamcam.null_engine import NullEngine
 from streamcam.outputs import PredictionsCsv
+
+try:  # absent before the fast paths: the same script measures the code before them
+    from streamcam.pipeline import prefer_stage_threads
+except ImportError:
+    prefer_stage_threads = None
 from streamcam.recording import FrameWriter
 from streamcam.video.sink import VideoSink
 from streamcam.video.source import VideoSource
@@ -66,7 +71,9 @@ def decode_only(path: Path, end: float | None) -> tuple[int, float, float]:
 
 
 def stage_costs(path: Path, end: float | None, classifier, engine, out: Path, preset: str, batch_size: int = 8) -> dict:
-    """CPU ms per frame of each stage, each run alone over the clip."""
+    """CPU ms per frame of each stage, each run alone over the clip (OpenCV set up as analyze sets it)."""
+    if prefer_stage_threads is not None:
+        prefer_stage_threads()
     costs = {}
     n, cpu, _ = decode_only(path, end)
     costs["decode"] = 1000 * cpu / n

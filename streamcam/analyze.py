@@ -19,8 +19,7 @@ from .engine import CamEngine
 from .errors import UsageError
 from .frames import Frame
 from .input_size import DEFAULT_INPUT_SIZE, InputSize
-from .pipeline import Pipeline, StagesStuck
-from .preprocess import resize_batch
+from .pipeline import Pipeline, StagesStuck, prefer_stage_threads
 from .recording import FrameWriter, RunOutputs, finish_summary
 from .video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource
 from .video.timecode import parse_timecode
@@ -50,6 +49,7 @@ class AnalyzeOptions:
     input_size: str = DEFAULT_INPUT_SIZE  # '224x224', 'WxH', or the long side 'N' with the aspect ratio kept
     review: bool = False  # also write <stem>.review.html (streamcam.review)
     review_max_mb: float = 50.0
+    render_workers: int | None = None  # threads drawing video pictures beside the encoder (None: the spare cores; 0: none)
 
     def check(self) -> None:
         if self.top_n < 1:
@@ -105,16 +105,21 @@ def parse_cam_classes(spec: str, labels) -> tuple[int, list[int]]:
     return top_k, tracked
 
 
+def model_inputs(frames: Sequence[Frame], size: tuple[int, int]) -> np.ndarray:
+    """The frames at the model's (height, width), stacked: N x H x W x 3 uint8 (see Frame.model_input)."""
+    return np.stack([f.model_input(size) for f in frames])
+
+
 def _batches(video: VideoSource, batch_size: int, size):
-    """(frames, resized uint8 batch) chunks; resizing here keeps it in the reader thread."""
+    """(frames, model-input batch) chunks; made here, so in the reader thread."""
     chunk: list[Frame] = []
     for frame in video:
         chunk.append(frame)
         if len(chunk) == batch_size:
-            yield chunk, resize_batch([f.rgb for f in chunk], size)
+            yield chunk, model_inputs(chunk, size)
             chunk = []
     if chunk:
-        yield chunk, resize_batch([f.rgb for f in chunk], size)
+        yield chunk, model_inputs(chunk, size)
 
 
 def _write_review(outputs: RunOutputs, review, labels, source, max_mb: float) -> list[str]:
@@ -155,9 +160,11 @@ def analyze(
 
     collectors: extra consumers, each with add(frame, probabilities, class_ids, cams, local_probabilities)
     called per frame in the consume stage (the same frames and results the files get).
+    Sets OpenCV to one thread per calling thread, process-wide (see pipeline.prefer_stage_threads).
     """
     options = options or AnalyzeOptions()
     options.check()
+    prefer_stage_threads()
     labels = engine.classifier.labels
     top_k, tracked = parse_cam_classes(options.cam_classes, labels)
     start = parse_timecode(options.start) if options.start is not None else None
@@ -180,7 +187,7 @@ def analyze(
 
             review = ReviewCollector(tracked, options.top_n)
             collectors = [*collectors, review]
-        writer = FrameWriter(outputs, options, labels, on_frame, save_times, len(tracked), collectors)
+        writer = FrameWriter(outputs, options, labels, on_frame, save_times, len(tracked), collectors, options.render_workers)
         try:
             if on_start:
                 on_start(info, expected_frames(info, start, end, options.every, options.fps))
@@ -194,7 +201,10 @@ def analyze(
                 on_reader_exit=video.close,
             )
             reader_owns_video = True
-            interrupted = pipeline.run()
+            try:
+                interrupted = pipeline.run()
+            finally:
+                writer.close()
             if writer.frames == 0:
                 if interrupted:
                     raise KeyboardInterrupt  # Ctrl-C before the first frame: nothing to keep

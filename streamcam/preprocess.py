@@ -11,7 +11,7 @@ import numpy as np
 
 
 def resize_rgb(rgb: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Resize an H x W x 3 uint8 image to size x size, or to (height, width) (area filter when shrinking)."""
+    """Resize an H x W x 3 (or H x W) uint8 image to size x size, or to (height, width) (area filter when shrinking)."""
     th, tw = (size, size) if isinstance(size, int) else size
     h, w = rgb.shape[:2]
     if (h, w) == (th, tw):

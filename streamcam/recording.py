@@ -7,7 +7,9 @@ through RunOutputs (the CSV, the videos, under temporary names until close()) an
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -15,7 +17,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from . import render
+from . import render, render_i420
 from .errors import OutputError, UsageError
 from .frames import Frame
 from .images import explained_classes, render_pictures, write_pictures
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from .analyze import AnalyzeOptions
 
 FRAME_PICTURE_KINDS = ("gradcam", "heatmap", "segmented")
+# Threads that draw video pictures beside the one that encodes them: the cores left over, at most 4.
+RENDER_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 def output_stem(source: str | int) -> str:
@@ -106,7 +110,7 @@ class FrameWriter:
     """The consume stage: CSV rows, rendered frames into the video sinks, saved pictures."""
 
     def __init__(self, outputs: RunOutputs, options: AnalyzeOptions, labels, on_frame, save_times, n_tracked: int,
-                 collectors: Sequence = ()):
+                 collectors: Sequence = (), render_workers: int | None = None):
         self.outputs, self.options, self.labels, self.on_frame = outputs, options, labels, on_frame
         self.collectors = list(collectors)  # extra consumers of (frame, results row), e.g. a review page
         self.n_tracked = n_tracked  # the tracked classes are the last columns of each batch
@@ -114,25 +118,50 @@ class FrameWriter:
         self.saved: list[str] = []
         self.frames = 0
         self.strip = render.LabelStrip()
+        sinks = outputs.sinks if outputs is not None else {}
+        # Draw on the decoder's YUV planes when every video takes I420 (see render_i420.py) and
+        # the frame has the videos' size (a stream that changes size goes the RGB way, scaled).
+        self._i420_size = next(((s.width, s.height) for s in sinks.values()), None) \
+            if all(sink.accepts_i420 for sink in sinks.values()) else False
+        self._workers = RENDER_WORKERS if render_workers is None else render_workers
+        self._pool: ThreadPoolExecutor | None = None
 
     def __call__(self, item) -> None:
-        """A pipeline item: (frames, CamBatch)."""
+        """A pipeline item: (frames, CamBatch). The batch's pictures are drawn by the render
+        workers while this thread encodes them in order, so drawing and encoding overlap."""
         frames, batch = item
-        for n, frame in enumerate(frames):
-            local_all = None if batch.local_probabilities is None else batch.local_probabilities[n]
-            self.write(frame, batch.probabilities[n], batch.class_ids[n], batch.cams[n], local_all)
+        rows = [(frame, batch.probabilities[n], batch.class_ids[n], batch.cams[n],
+                 None if batch.local_probabilities is None else batch.local_probabilities[n]) for n, frame in enumerate(frames)]
+        if self.outputs.sinks and self._workers:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="streamcam-render")
+            drawn = [self._pool.submit(self.video_pictures, *row[:4]) for row in rows]
+            try:
+                for row, pictures in zip(rows, drawn):
+                    self._write(*row, pictures=pictures.result())
+            finally:
+                for pictures in drawn:
+                    pictures.cancel()
+        else:
+            for row in rows:
+                self._write(*row)
         self.outputs.csv.flush()
 
     def write(self, frame: Frame, probs, ids, cams, local_all=None, overlay: np.ndarray | None = None) -> None:
-        """One frame's results. overlay: the heatmap already blended into this frame (live draws it
-        for the screen first), so it is not blended twice."""
+        """One frame's results. overlay: the heatmap already blended into this frame's RGB (live
+        draws it for the screen first), so it is not blended twice."""
+        self._write(frame, probs, ids, cams, local_all, self.video_pictures(frame, probs, ids, cams, overlay))
+
+    def _write(self, frame: Frame, probs, ids, cams, local_all=None, pictures: dict | None = None) -> None:
         tracked = slice(len(ids) - self.n_tracked, len(ids))
         local = None if local_all is None else local_all[tracked]
         self.outputs.csv.write_frame(frame.index, frame.pts, frame.time_s, probs, local, cams[tracked])
         for collector in self.collectors:
             collector.add(frame, probs, ids, cams, local_all)
-        if self.outputs.sinks:
-            self._write_videos(frame, probs, ids, cams, overlay)
+        if pictures is None:
+            pictures = self.video_pictures(frame, probs, ids, cams)
+        for key, picture in pictures.items():
+            self.outputs.sinks[key].write(picture, frame.pts, frame.time_s)
         while self.pending_saves and frame.time_s >= self.pending_saves[0] - 1e-6:
             self.pending_saves.pop(0)
             self._save_pictures(frame, probs, ids, cams)
@@ -140,22 +169,37 @@ class FrameWriter:
         if self.on_frame:
             self.on_frame(frame)
 
+    def video_pictures(self, frame: Frame, probs, ids, cams, overlay=None) -> dict[str, np.ndarray]:
+        """The picture of this frame for each video output (thread-safe: run by the render workers)."""
+        sinks = self.outputs.sinks
+        combined = cams.max(axis=0)  # several explained classes: where any of them looked
+        pictures = {}
+        if "video" in sinks:
+            pictures["video"] = self.render_overlay(frame, probs, ids, cams, overlay)
+        if "heatmap_video" in sinks:
+            pictures["heatmap_video"] = render.heatmap_grey(frame.rgb, combined)
+        if "segmented_video" in sinks:
+            pictures["segmented_video"] = render.segmented(frame.rgb, combined)
+        return pictures
+
     def render_overlay(self, frame: Frame, probs, ids, cams, overlay=None) -> np.ndarray:
-        """The overlay video's picture of one frame: heatmap blended in, label strip on top."""
+        """The overlay video's picture of one frame, heatmap blended in and label strip on top:
+        I420 drawn on the decoder's planes when the frame and the videos allow, else RGB."""
         o = self.options
+        lines = self._label_lines(frame, probs, ids)
+        size_ok = self._i420_size is None or self._i420_size == (frame.width, frame.height)
+        planes = frame.yuv_planes if overlay is None and self._i420_size is not False and size_ok else None
+        if planes is not None:
+            return render_i420.annotate(self.strip, render_i420.overlay(planes, cams.max(axis=0), o.alpha, o.colormap), lines)
         if overlay is None:
             overlay = render.overlay(frame.rgb, cams.max(axis=0), o.alpha, o.colormap)
-        return self.strip.annotate(overlay, self._label_lines(frame, probs, ids))
+        return self.strip.annotate(overlay, lines)
 
-    def _write_videos(self, frame: Frame, probs, ids, cams, overlay=None) -> None:
-        combined = cams.max(axis=0)  # several explained classes: where any of them looked
-        sinks = self.outputs.sinks
-        if "video" in sinks:
-            sinks["video"].write(self.render_overlay(frame, probs, ids, cams, overlay), frame.pts, frame.time_s)
-        if "heatmap_video" in sinks:
-            sinks["heatmap_video"].write(render.heatmap_grey(frame.rgb, combined), frame.pts, frame.time_s)
-        if "segmented_video" in sinks:
-            sinks["segmented_video"].write(render.segmented(frame.rgb, combined), frame.pts, frame.time_s)
+    def close(self) -> None:
+        """Stop the render workers (idle by now)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def _label_lines(self, frame: Frame, probs, ids) -> list[str]:
         names = ", ".join(dict.fromkeys(self.labels.name(int(c)) for c in ids))

@@ -104,20 +104,22 @@ class LabelStrip:
 
     opacity: float = 0.6
 
+    def layout(self, width: int, height: int, n_lines: int) -> tuple[float, int, int, list[int]]:
+        """(font scale, thickness, band height, baseline y of each line that fits)."""
+        scale = max(0.35, min(1.2, width / 1400))
+        line_h = int(round(28 * scale)) + 4
+        band_h = min(height, line_h * n_lines + 8)
+        baselines = [4 + line_h * (i + 1) - int(6 * scale) for i in range(n_lines)]
+        return scale, 1 if scale < 0.7 else 2, band_h, [y for y in baselines if y <= band_h]
+
     def annotate(self, rgb: np.ndarray, lines: list[str]) -> np.ndarray:
         if not lines:
             return rgb
         h, w = rgb.shape[:2]
-        scale = max(0.35, min(1.2, w / 1400))
-        thickness = 1 if scale < 0.7 else 2
-        line_h = int(round(28 * scale)) + 4
-        band_h = min(h, line_h * len(lines) + 8)
+        scale, thickness, band_h, baselines = self.layout(w, h, len(lines))
         out = rgb.copy()
         band = out[:band_h]
         band[:] = (band.astype(np.float32) * (1 - self.opacity)).astype(np.uint8)
-        for i, text in enumerate(lines):
-            y = 4 + line_h * (i + 1) - int(6 * scale)
-            if y > band_h:
-                break
+        for text, y in zip(lines, baselines):
             cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
         return out

@@ -138,7 +138,7 @@ class LiveReader:
         if self.live:  # the session's clock: gaps between connections stay visible
             self._t0 = captured_at if self._t0 is None else self._t0
             t = captured_at - self._t0
-            frame = Frame(index=self._received, pts=round(t * LIVE_TIME_BASE_DEN), time_s=t, rgb=frame.rgb)
+            frame = frame.restamped(self._received, round(t * LIVE_TIME_BASE_DEN), t)
         self._received += 1
         self._failed_attempts = 0
         if self.losses and self.losses[-1]["frames_again_after_s"] is None:

@@ -21,7 +21,6 @@ from ..analyze import AnalyzeOptions, AnalyzeSummary
 from ..engine import CamEngine
 from ..frames import Frame
 from ..input_size import DEFAULT_INPUT_SIZE, InputSize
-from ..preprocess import resize_batch
 from ..recording import FrameWriter, RunOutputs, finish_summary
 from ..video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource, is_camera, is_local_file
 from ..video.timecode import format_timecode
@@ -136,7 +135,7 @@ def live(
                         break
                     continue
                 frame = latest.frame
-                result = engine.explain(resize_batch([frame.rgb], model_size), top_k, class_ids)
+                result = engine.explain(frame.model_input(model_size)[None], top_k, class_ids)
                 probs, ids, cams = result.probabilities[0], result.class_ids[0], result.cams[0]
                 overlay = render.overlay(frame.rgb, cams.max(axis=0), alpha, colormap)
                 snapshot = stats.snapshot()

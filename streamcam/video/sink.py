@@ -116,17 +116,34 @@ class VideoSink:
 
     # -- writing -------------------------------------------------------------------
 
-    def write(self, rgb: np.ndarray, pts: int | None, time_s: float) -> None:
-        """Encode one H x W x 3 uint8 RGB frame; frames must come in presentation order.
+    @property
+    def accepts_i420(self) -> bool:
+        """Whether write() takes I420 pictures as they are (a 4:2:0 stream of even size)."""
+        return self._stream.pix_fmt == "yuv420p" and (self.out_width, self.out_height) == (self.width, self.height)
 
-        A frame of another size (streams that change resolution) is scaled to the output size.
+    def write(self, picture: np.ndarray, pts: int | None, time_s: float) -> None:
+        """Encode one frame; frames must come in presentation order.
+
+        picture: H x W x 3 uint8 RGB, or I420 of the output's size (H * 3/2 x W uint8, see
+        frames.py), which a 4:2:0 stream encodes without any conversion. An RGB frame of another
+        size (streams that change resolution) is scaled to the output size.
         """
         if self._closed:
             raise RuntimeError("write() after close()/abort()")
+        if picture.ndim == 2 and picture.dtype == np.uint8 and picture.shape == (self.height * 3 // 2, self.width) \
+                and self.height % 2 == 0 and self.width % 2 == 0:
+            if self.accepts_i420:
+                self._encode(av.VideoFrame.from_ndarray(picture, format="yuv420p"), pts, time_s)
+                return
+            picture = cv2.cvtColor(picture, cv2.COLOR_YUV2RGB_I420)  # another pixel format: the RGB path
+        rgb = picture
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or not rgb.size:
             raise ValueError(f"expected {self.height}x{self.width}x3 uint8, got {rgb.shape} {rgb.dtype}")
         if rgb.shape[:2] != (self.height, self.width):
             rgb = self._scale(rgb, time_s)
+        self._encode(self._to_video_frame(self._pad(rgb)), pts, time_s)
+
+    def _encode(self, frame: av.VideoFrame, pts: int | None, time_s: float) -> None:
         if pts is None:
             pts = round(time_s / self.time_base)
         if self._origin is None:
@@ -136,7 +153,6 @@ class VideoSink:
             out_pts = self._last_pts + 1  # rounding to a coarser time base must not reorder/duplicate
         if self._last_time is not None and time_s > self._last_time:
             self._frame_dur = time_s - self._last_time
-        frame = self._to_video_frame(self._pad(rgb))
         frame.pts, frame.time_base = out_pts, self._enc_tb
         self._mux(self._stream.encode(frame))
         self._last_pts, self._last_time = out_pts, time_s

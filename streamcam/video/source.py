@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
-import cv2
-import numpy as np
 
 from streamcam.errors import InputError, UsageError
-from streamcam.frames import Frame
+from streamcam.frames import Frame, has_fast_path, rotation_k, upright  # noqa: F401  (rotation_k, upright: public here too)
 from streamcam.video.sampling import FrameNumbers, check_sampling, sampler, variable_rate
 from streamcam.paths import check_input_file
 
@@ -51,27 +49,6 @@ class VideoInfo:
     rotation: int  # counter-clockwise degrees of the display matrix, as PyAV reports it
     has_audio: bool
     time_base: Fraction
-
-
-def rotation_k(rotation: float) -> int:
-    """Quarter turns for np.rot90 (counter-clockwise) that make a frame upright.
-
-    FFmpeg's display-matrix rotation (PyAV's frame.rotation) is the counter-clockwise
-    angle the decoded picture must be turned by to display it: 90 -> rot90(k=1),
-    -90 -> k=3, +-180 -> k=2. Verified against cv2.VideoCapture's autorotation.
-    """
-    return round(rotation / 90) % 4
-
-
-_CV2_ROTATE = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
-
-
-def upright(rgb: np.ndarray, rotation: float) -> np.ndarray:
-    """Apply display rotation to an H x W x C frame; always returns a contiguous array."""
-    k = rotation_k(rotation)
-    if k:
-        return cv2.rotate(rgb, _CV2_ROTATE[k])  # same result as np.rot90(rgb, k), but faster
-    return np.ascontiguousarray(rgb)
 
 
 def _camera_target(index: int) -> tuple[str, str]:
@@ -372,6 +349,9 @@ class VideoSource:
             for frame, t, index in self._in_range():
                 if not keep(t):
                     continue  # skipped frames are never converted to RGB
+                if has_fast_path(frame):  # converted later, only to what a stage needs (see frames.py)
+                    yield Frame(index, frame.pts, t, decoded=frame, rotation=frame.rotation or 0)
+                    continue
                 try:
                     rgb = upright(frame.to_ndarray(format="rgb24"), frame.rotation or 0)
                 except _DAMAGE_ERRORS as exc:  # a damaged frame FFmpeg cannot convert: skip it

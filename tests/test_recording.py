@@ -1,0 +1,67 @@
+"""The writing stage (recording.py): render workers and the YUV drawing path change nothing in the
+outputs: same frames, same order, same timestamps, same CSV."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+
+from streamcam.analyze import AnalyzeOptions, analyze
+from streamcam.null_engine import NullEngine
+from streamcam.recording import RENDER_WORKERS
+from test_frames import psnr
+from videos import make_video
+
+
+def decoded(path):
+    """(pts, time, picture) of every frame of a video file, in presentation order."""
+    with av.open(str(path)) as container:
+        return [(f.pts, f.time, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+
+
+def run(src, out, default_classifier, **options):
+    out.mkdir()
+    summary = analyze(str(src), NullEngine(default_classifier), AnalyzeOptions(out_dir=out, batch_size=5, **options))
+    return summary, (out / "clip.predictions.csv").read_text(), decoded(out / "clip.gradcam.mp4")
+
+
+def test_render_workers_keep_every_frame_in_order_with_its_timestamp(default_classifier, tmp_path):
+    src = tmp_path / "clip.mp4"
+    times = make_video(src, 23, size=(320, 180), vfr_durations=[0.04, 0.02, 0.07])  # variable rate: order shows in time
+    serial = run(src, tmp_path / "serial", default_classifier, render_workers=0)
+    parallel = run(src, tmp_path / "parallel", default_classifier, render_workers=max(2, RENDER_WORKERS))
+    assert serial[0].frames_analysed == parallel[0].frames_analysed == 23
+    assert serial[1] == parallel[1]  # the CSV, byte for byte
+    assert [(p, t) for p, t, _ in serial[2]] == [(p, t) for p, t, _ in parallel[2]]
+    assert np.allclose([t for _, t, _ in parallel[2]], np.array(times) - times[0], atol=1e-3)
+    # Each frame's picture matches its own counterpart (a swapped pair would not).
+    assert all(np.array_equal(a, b) for (_, _, a), (_, _, b) in zip(serial[2], parallel[2]))
+    pictures = [p for _, _, p in parallel[2]]
+    assert not np.array_equal(pictures[3], pictures[4])
+
+
+def test_the_yuv_path_and_the_rgb_path_write_the_same_video(default_classifier, tmp_path):
+    # The same pictures once as 4:2:0 (drawn on the I420 planes) and once as 4:4:4 (no fast path:
+    # drawn in RGB): the same count and timestamps, and pictures two lossy encodes apart.
+    src = tmp_path / "clip.mp4"
+    make_video(src, 12, size=(320, 180))
+    yuv = run(src, tmp_path / "yuv", default_classifier)
+    rgb_src = tmp_path / "rgb" / "clip.mp4"
+    rgb_src.parent.mkdir()
+    with av.open(str(src)) as container:  # the same pictures as 4:4:4: no I420 fast path for them
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    with av.open(str(rgb_src), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"crf": "0", "preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv444p"
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    summary = analyze(str(rgb_src), NullEngine(default_classifier), AnalyzeOptions(out_dir=tmp_path / "rgb", batch_size=5))
+    rgb = decoded(tmp_path / "rgb" / "clip.gradcam.mp4")
+    assert summary.frames_analysed == yuv[0].frames_analysed == 12
+    assert [(p, t) for p, t, _ in rgb] == [(p, t) for p, t, _ in yuv[2]]
+    assert min(psnr(a, b) for (_, _, a), (_, _, b) in zip(rgb, yuv[2])) >= 35  # two lossy encodes apart
