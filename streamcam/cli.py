@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from .errors import OutputError, StreamcamError
-from .progress import FrameProgress
+from .errors import OutputError, StreamcamError, UsageError
+from .progress import BatchProgress, FrameProgress
 
 app = typer.Typer(
     help="See what an image classifier looks at: Grad-CAM for videos, streams and images.",
@@ -62,7 +62,7 @@ def interrupted() -> None:
 
 @app.command()
 def analyze(
-    source: Annotated[str, typer.Argument(help="Video file, URL (rtsp/http/udp/tcp) or camera number.", show_default=False)],
+    sources: Annotated[list[str], typer.Argument(help="Video files, folders (searched for video files), globs ('clips/*.mp4'), URLs (rtsp/http/udp/tcp) or camera numbers. More than one: a batch, with a sub-folder of --out-dir per video and <out-dir>/manifest.jsonl.", show_default=False)],
     top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="Predictions per frame written to the CSV.")] = 5,
     cam_classes: Annotated[str, typer.Option("--cam-classes", help="Classes to explain per frame: top1, top3, ..., ids/names tracked through the whole video (each gets p_, plocal_ and peak columns in the CSV), or both, e.g. 'top1,traffic_light,bicycle-built-for-two'.")] = "top1",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per engine call.")] = 8,
@@ -94,8 +94,13 @@ def analyze(
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     review: Annotated[bool, typer.Option("--review", help="Also write <stem>.review.html: the analysed frames in one offline page to step through (see 'streamcam review').")] = False,
     review_max_mb: Annotated[float, typer.Option("--review-max-mb", min=0.01, help="Size cap of the --review page in MB (see 'streamcam review --max-mb').")] = 50.0,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Search folders given as inputs in their sub-folders too (and let ** in globs match them).")] = False,
+    ray: Annotated[bool, typer.Option("--ray", help="Run the batch on Ray: a local cluster, or the one at --ray-address (needs streamcam[ray]).")] = False,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Join this Ray cluster (e.g. 'auto' or 'ray://head:10001'); implies --ray.")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Ray actors, each with the model loaded once.")] = 2,
+    gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", min=0.0, help="GPUs Ray assigns to each actor (0: CPU only; 0.5: two actors share one GPU).")] = 0.0,
 ) -> None:
-    """Analyse a video: overlay video, per-frame CSV predictions and a summary JSON."""
+    """Analyse videos: overlay video, per-frame CSV predictions and a summary JSON each; with several inputs, a batch with a manifest (exit 0 when every video completed or was skipped, 1 when any failed)."""
     from .analyze import AnalyzeOptions
 
     options = AnalyzeOptions(
@@ -104,7 +109,68 @@ def analyze(
         crf=crf, preset=preset, audio=audio, alpha=alpha, colormap=colormap, timeout=timeout, input_size=input_size,
         save_frames=[t for t in (save_frames or "").split(",") if t.strip()], review=review, review_max_mb=review_max_mb,
     )
-    _run_analyze(source, options, (model, weights, layer, method, device, precision, preprocess), quiet, json_out)
+    engine_args = (model, weights, layer, method, device, precision, preprocess)
+    if len(sources) == 1 and not (ray or ray_address) and not _is_many(sources[0]):
+        _run_analyze(sources[0], options, engine_args, quiet, json_out)
+        return
+    _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_address if ray_address else ("local" if ray else None),
+               workers, gpus_per_worker)
+
+
+def _is_many(source: str) -> bool:
+    """A folder or a glob: a batch even when it holds one video."""
+    import glob
+
+    return Path(source).is_dir() or (glob.has_magic(source) and not Path(source).exists())
+
+
+def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_address, workers, gpus_per_worker) -> None:
+    """Several videos: one sub-folder of --out-dir each, <out-dir>/manifest.jsonl, exit 0/1/130."""
+    from . import batch
+
+    progress = FrameProgress(err_console, enabled=not quiet)
+    try:
+        if options.out_dir is None:
+            raise UsageError("--out-dir is required with more than one input (each video gets a sub-folder of it)")
+        options.check()
+        videos = batch.expand_inputs(sources, recursive)
+        manifest = batch.Manifest(options.out_dir)
+        if ray_address is not None:
+            from .batch_ray import run_ray
+
+            names = ("model", "weights", "layer", "method", "device", "precision", "preprocess")
+            with progress.status(f"running {len(videos)} videos on Ray"):
+                entries = run_ray(videos, dict(zip(names, engine_args)), options, options.out_dir, manifest,
+                                  address=None if ray_address == "local" else ray_address, workers=workers,
+                                  gpus_per_worker=gpus_per_worker)
+        else:
+            with progress.status("loading model"):
+                engine = _engine(*engine_args)
+            with BatchProgress(err_console, len(videos), enabled=not quiet) as bars:
+                entries = batch.run_local(videos, engine, options, options.out_dir, manifest, on_video=bars.video_done,
+                                          on_start=bars.start, on_frame=bars.advance)
+    except StreamcamError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        interrupted()
+    _report_batch(entries, manifest.path, quiet, json_out)
+    raise typer.Exit(batch.exit_code(entries))
+
+
+def _report_batch(entries: list[dict], manifest_path: Path, quiet: bool, json_out: bool) -> None:
+    if json_out:
+        import json
+
+        print(json.dumps(entries, indent=2, default=str))
+        return
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    for entry in entries:
+        if entry["status"] == "failed":
+            err_console.print(f"[bold red]failed:[/] {entry['path']}: {entry.get('error', '')}", soft_wrap=True)
+    if not quiet:
+        Console(highlight=False).print(", ".join(f"{n} {status}" for status, n in counts.items()) + f"; manifest: {manifest_path}")
 
 
 def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out: bool) -> None:

@@ -51,3 +51,43 @@ class FrameProgress:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+class BatchProgress:
+    """Two bars for a batch: videos done of all, and the frames of the video in hand."""
+
+    def __init__(self, console: Console, total_videos: int, enabled: bool = True):
+        self.console, self.enabled = console, enabled
+        self._progress: Progress | None = None
+        self._total = total_videos
+        self._videos = self._frames = None
+
+    def __enter__(self):
+        if self.enabled:
+            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=self.console)
+            self._progress.start()
+            self._videos = self._progress.add_task("videos", total=self._total, note="")
+        return self
+
+    def start(self, info, expected: int | None) -> None:
+        """analyze's on_start: a fresh frame bar for this video."""
+        if self._progress is None:
+            return
+        if self._frames is not None:
+            self._progress.remove_task(self._frames)
+        name = Path(str(info.source)).name or str(info.source)
+        self._frames = self._progress.add_task(f"  {name}", total=expected, note="frames")
+
+    def advance(self, frame) -> None:
+        if self._progress is not None and self._frames is not None:
+            self._progress.update(self._frames, advance=1)
+
+    def video_done(self, entry: dict) -> None:
+        if self._progress is not None:
+            self._progress.update(self._videos, advance=1, note=f"last: {entry['status']}")
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
