@@ -88,8 +88,8 @@ class Manifest:
 
     def done(self, video: str) -> bool:
         """Complete in an earlier run, and every output it listed still there."""
-        entry = self.entries.get(video)
-        return bool(entry and entry.get("status") == COMPLETE
+        entry = self.entries.get(video)  # a skip line repeats the complete entry it skipped for
+        return bool(entry and entry.get("status") in (COMPLETE, SKIPPED)
                     and all(Path(p).exists() for p in _output_paths(entry.get("outputs", {}))))
 
     def record(self, entry: dict) -> None:

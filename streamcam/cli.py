@@ -137,7 +137,9 @@ def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_ad
         manifest = batch.Manifest(options.out_dir)
         if ray_address is not None:
             from .batch_ray import run_ray
+            from .cams import get_method
 
+            get_method(engine_args[3])  # a typo in --method fails before any worker loads the model
             names = ("model", "weights", "layer", "method", "device", "precision", "preprocess")
             with progress.status(f"running {len(videos)} videos on Ray"):
                 entries = run_ray(videos, dict(zip(names, engine_args)), options, options.out_dir, manifest,
@@ -251,11 +253,10 @@ def _review_window(start: str | None, end: str | None, around: str | None, span:
 
 def _engine(model, weights, layer, method, device, precision="auto", preprocess=None):
     from .cams import get_method
-    from .engine import CamEngine
-    from .models import load_classifier
+    from .engine import build_engine
 
     get_method(method)  # a typo in --method fails before the model loads
-    return CamEngine(load_classifier(model, weights, layer, precision, device, preprocess), method, device)
+    return build_engine(model, weights, layer, method, device, precision, preprocess)
 
 
 def _report(summary, quiet: bool, json_out: bool) -> None:

@@ -212,3 +212,11 @@ class CamEngine:
         if fixed.size and (fixed.min() < 0 or fixed.max() >= self.classifier.num_classes):
             raise UsageError(f"class ids must be in 0..{self.classifier.num_classes - 1}")
         return fixed
+
+
+def build_engine(model: str = "efficientnet-lite0", weights=None, layer=None, method: str = "gradcam",
+                 device: str = "auto", precision: str = "auto", preprocess=None) -> CamEngine:
+    """An engine from the command line's model options (also what each Ray actor builds)."""
+    from .models import load_classifier
+
+    return CamEngine(load_classifier(model, weights, layer, precision, device, preprocess), method, device)

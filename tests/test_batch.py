@@ -72,6 +72,7 @@ def test_a_failing_video_does_not_stop_the_batch_and_a_rerun_skips_what_is_done(
     # Again: the complete videos are skipped, the failed one is tried again.
     again = run_local(videos, default_engine, options, out, Manifest(out))
     assert sorted(e["status"] for e in again) == [FAILED, SKIPPED, SKIPPED, SKIPPED]
+    assert all(Manifest(out).done(v) for v in videos if not v.endswith("broken.mp4"))  # and a third run skips too
     # A complete video whose outputs went missing is redone.
     (out / "a" / "clip" / "clip.predictions.csv").unlink()
     third = run_local(videos, default_engine, options, out, Manifest(out))
