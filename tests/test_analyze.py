@@ -204,7 +204,10 @@ def _bad_inputs(tmp_path):
     before_index.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     empty = tmp_path / "empty.webm"
     empty.write_bytes(b"")
-    return [tmp_path / "missing.mp4", empty, text, audio, before_index, tmp_path]
+    no_videos = tmp_path / "no_videos"  # a folder is a batch input (batch.py); one with no video in it is an error
+    no_videos.mkdir()
+    (no_videos / "readme.txt").write_text("no video here")
+    return [tmp_path / "missing.mp4", empty, text, audio, before_index, no_videos]
 
 
 def test_bad_inputs_exit_2_with_one_line_and_no_outputs(tmp_path):
