@@ -82,6 +82,17 @@ class AnalyzeSummary:
     frame_index: str = "exact"  # 'estimated': numbers after a seek in a variable-rate file (see VideoSource)
     live: dict | None = None  # a `live --record` session: frames dropped, reconnects, frame age, losses
 
+    @classmethod
+    def of_run(cls, info: VideoInfo, engine, options: AnalyzeOptions, **fields) -> AnalyzeSummary:
+        """A summary with this run's input, model, method and options filled in, JSON-ready."""
+        return cls(
+            input={k: (str(v) if k == "time_base" else v) for k, v in asdict(info).items()},
+            model=engine.classifier.name,
+            method=engine.method.name,
+            options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+            **fields,
+        )
+
 
 def parse_cam_classes(spec: str, labels) -> tuple[int, list[int]]:
     """'top3' -> (3, []); ids/names -> (0, [ids]); both, 'top1,bicycle' -> (1, [ids]).
@@ -227,12 +238,9 @@ def analyze(
     if writer.pending_saves:
         warnings.append("--save-frames after the last analysed frame: " + ", ".join(f"{t:g}" for t in writer.pending_saves))
     wall = time.perf_counter() - began
-    summary = AnalyzeSummary(
+    summary = AnalyzeSummary.of_run(
+        info, engine, options,
         status="interrupted" if interrupted else "complete",
-        input={k: (str(v) if k == "time_base" else v) for k, v in asdict(info).items()},
-        model=engine.classifier.name,
-        method=engine.method.name,
-        options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
         frames_analysed=writer.frames,
         wall_time_s=round(wall, 3),
         frames_per_second=round(writer.frames / wall, 2) if wall > 0 else 0.0,

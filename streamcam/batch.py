@@ -135,6 +135,12 @@ def analyze_one(video: str, engine, options, out_dir: Path, on_start=None, on_fr
     return entry
 
 
+def unfinished_entry(video: str, folder: Path, status: str, error: str) -> dict:
+    """The manifest entry of a video that gave no result (not started, cut off, its worker died)."""
+    return {"path": video, "out_dir": str(folder), "status": status, "frames": 0, "outputs": {},
+            "wall_time_s": 0.0, "error": error}
+
+
 def plan(videos: Sequence[str], out_dir: Path, manifest: Manifest) -> tuple[list[tuple[str, Path]], list[dict]]:
     """(videos to run with their folders, skipped entries) for this run."""
     folders = output_folders(videos, out_dir)
@@ -162,8 +168,7 @@ def run_local(videos: Sequence[str], engine, options, out_dir: Path, manifest: M
     stopping = False
     for video, folder in todo:
         if stopping:
-            entry = {"path": video, "out_dir": str(folder), "status": INTERRUPTED, "frames": 0, "outputs": {},
-                     "wall_time_s": 0.0, "error": "not started: the batch was interrupted"}
+            entry = unfinished_entry(video, folder, INTERRUPTED, "not started: the batch was interrupted")
         else:
             entry = analyze_one(video, engine, options, folder, on_start, on_frame)
             stopping = entry["status"] == INTERRUPTED

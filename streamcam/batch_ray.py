@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .batch import FAILED, INTERRUPTED, Manifest, analyze_one, plan
+from .batch import FAILED, INTERRUPTED, Manifest, analyze_one, plan, unfinished_entry
 from .engine import build_engine
 from .errors import StreamcamError, UsageError
 
@@ -37,11 +37,6 @@ class VideoAnalyzer:
         # batch_size=1: one video. outputs and error travel JSON-encoded so Arrow sees plain strings.
         entry = analyze_one(str(batch["video"][0]), self.engine, self.options, Path(str(batch["folder"][0])))
         return {"entry": [json.dumps(entry, default=str)]}
-
-
-def _entry(video: str, folder: Path, status: str, error: str) -> dict:
-    return {"path": video, "out_dir": str(folder), "status": status, "frames": 0, "outputs": {},
-            "wall_time_s": 0.0, "error": error}
 
 
 def _import_ray():
@@ -106,7 +101,7 @@ def run_ray(videos: Sequence[str], engine_args: dict, options, out_dir: Path, ma
 
     def record_rest(status: str, error: str) -> None:
         for video in list(pending):
-            record(_entry(video, pending.pop(video), status, error))
+            record(unfinished_entry(video, pending.pop(video), status, error))
 
     for entry in skipped:
         record(entry)

@@ -132,8 +132,9 @@ class Frame:
     def model_input(self, size: tuple[int, int]) -> np.ndarray:
         """The picture at (height, width) as RGB uint8, for the model.
 
-        From I420: the planes are area-resized on their own to twice the model size (when the
-        frame is that large), converted to RGB there and halved, so the model input keeps full
+        From I420: resize_rgb's two steps with the first one done on the planes (linear to twice
+        the model size, when the frame is that large; otherwise straight to the model size), the
+        small result converted to RGB, then an exact 2:1 area filter. The model input keeps full
         colour resolution while the full-size RGB picture is never made (PSNR > 40 dB against
         resizing it, tests/test_frames.py).
         """
@@ -142,20 +143,16 @@ class Frame:
         planes = self.yuv_planes if self._rgb is None else None
         if planes is None or size[0] % 2 or size[1] % 2:
             return resize_rgb(self.rgb, size)
-        y, u, v = planes
-        if y.shape[0] > 2 * size[0] and y.shape[1] > 2 * size[1]:
-            # resize_rgb's two steps, the first one on the planes: linear to twice the size,
-            # then (after the small conversion) an exact 2:1 area filter.
-            height, width = 2 * size[0], 2 * size[1]
-            step = lambda plane, h, w: cv2.resize(plane, (w, h), interpolation=cv2.INTER_LINEAR)  # noqa: E731
-        else:
-            height, width = size
-            step = lambda plane, h, w: resize_rgb(plane, (h, w))  # noqa: E731
+        y = planes[0]
+        doubled = y.shape[0] > 2 * size[0] and y.shape[1] > 2 * size[1]
+        height, width = (2 * size[0], 2 * size[1]) if doubled else size
+
+        def step(plane: np.ndarray, h: int, w: int) -> np.ndarray:
+            return cv2.resize(plane, (w, h), interpolation=cv2.INTER_LINEAR) if doubled else resize_rgb(plane, (h, w))
+
         small = np.empty((height * 3 // 2, width), np.uint8)
-        sy, su, sv = i420_planes(small)
-        sy[:] = step(y, height, width)
-        su[:] = step(u, height // 2, width // 2)
-        sv[:] = step(v, height // 2, width // 2)
+        for target, plane in zip(i420_planes(small), planes):
+            target[:] = step(plane, *target.shape)
         return resize_rgb(cv2.cvtColor(small, cv2.COLOR_YUV2RGB_I420), size)
 
     def restamped(self, index: int, pts: int | None, time_s: float) -> Frame:

@@ -118,11 +118,7 @@ class FrameWriter:
         self.saved: list[str] = []
         self.frames = 0
         self.strip = render.LabelStrip()
-        sinks = outputs.sinks if outputs is not None else {}
-        # Draw on the decoder's YUV planes when every video takes I420 (see render_i420.py) and
-        # the frame has the videos' size (a stream that changes size goes the RGB way, scaled).
-        self._i420_size = next(((s.width, s.height) for s in sinks.values()), None) \
-            if all(sink.accepts_i420 for sink in sinks.values()) else False
+        self._overlay_sink = outputs.sinks.get("video") if outputs is not None else None
         self._workers = RENDER_WORKERS if render_workers is None else render_workers
         self._pool: ThreadPoolExecutor | None = None
 
@@ -187,13 +183,19 @@ class FrameWriter:
         I420 drawn on the decoder's planes when the frame and the videos allow, else RGB."""
         o = self.options
         lines = self._label_lines(frame, probs, ids)
-        size_ok = self._i420_size is None or self._i420_size == (frame.width, frame.height)
-        planes = frame.yuv_planes if overlay is None and self._i420_size is not False and size_ok else None
+        planes = frame.yuv_planes if overlay is None and self._takes_i420(frame) else None
         if planes is not None:
             return render_i420.annotate(self.strip, render_i420.overlay(planes, cams.max(axis=0), o.alpha, o.colormap), lines)
         if overlay is None:
             overlay = render.overlay(frame.rgb, cams.max(axis=0), o.alpha, o.colormap)
         return self.strip.annotate(overlay, lines)
+
+    def _takes_i420(self, frame: Frame) -> bool:
+        """Whether the overlay video encodes this frame's I420 as it is (see render_i420.py): a
+        4:2:0 sink of the frame's size. A stream that changes size goes the RGB way, scaled. With
+        no sink (a benchmark of the drawing alone), always."""
+        sink = self._overlay_sink
+        return sink is None or (sink.accepts_i420 and (sink.width, sink.height) == (frame.width, frame.height))
 
     def close(self) -> None:
         """Stop the render workers (idle by now)."""

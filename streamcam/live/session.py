@@ -9,9 +9,8 @@ from __future__ import annotations
 import signal
 import threading
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import replace
 from fractions import Fraction
-from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
@@ -168,7 +167,7 @@ def live(
             reader.wait_closed(STOP_WAIT_S)  # bounded: a reader stuck in a stalled read closes the source when it returns
     figures = {**stats.totals(), "status": status, "live_source": live_source, "losses": reader.loss_report()}
     if writer is not None:
-        figures["outputs"], figures["errors"] = _finish_recording(writer, video, engine, record, figures)
+        figures["outputs"] = _finish_recording(writer, video, engine, record, figures)
     return figures
 
 
@@ -188,15 +187,12 @@ def _recorder(source, info: VideoInfo, live_source: bool, record: AnalyzeOptions
 
 
 def _finish_recording(writer: FrameWriter, video: VideoSource, engine: CamEngine, record: AnalyzeOptions, figures: dict):
-    """Close the recording's files and write its summary; returns (outputs, errors)."""
+    """Close the recording's files and write its summary; returns the outputs."""
     outputs = writer.outputs
     errors = outputs.close()
-    summary = AnalyzeSummary(
+    summary = AnalyzeSummary.of_run(
+        video.info, engine, record,
         status="interrupted" if figures["status"] == "interrupted" else "complete",
-        input={k: (str(v) if k == "time_base" else v) for k, v in asdict(video.info).items()},
-        model=engine.classifier.name,
-        method=engine.method.name,
-        options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(record).items()},
         frames_analysed=writer.frames,
         wall_time_s=figures["wall_time_s"],
         frames_per_second=figures["frames_per_second"],
@@ -205,5 +201,5 @@ def _finish_recording(writer: FrameWriter, video: VideoSource, engine: CamEngine
         errors=errors,
         live={k: figures[k] for k in ("frames_shown", "frames_dropped", "reconnects", "frame_age_ms_p50", "frame_age_ms_p95", "losses")},
     )
-    finish_summary(outputs.paths["summary"], summary, errors)
-    return {k: str(v) for k, v in outputs.paths.items()}, errors
+    finish_summary(outputs.paths["summary"], summary, errors)  # raises OutputError if any output failed
+    return {k: str(v) for k, v in outputs.paths.items()}
