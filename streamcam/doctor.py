@@ -12,20 +12,19 @@ def report() -> list[str]:
     import numpy as np
 
     from . import __version__
-    from ._tf import gpus, tensorflow
+    from .backends import active, keras_module
     from .models.cache import ENV_VAR, cache_dir
 
-    tf = tensorflow()
-    import keras
+    backend = active()
+    keras = keras_module()
 
     encoders = [name for name in ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "mpeg4", "mjpeg") if _has_encoder(av, name)]
-    devices = [d.name for d in tf.config.list_physical_devices()]
     return [
         f"streamcam {__version__}",
         f"python {sys.version.split()[0]} on {platform.platform()}",
-        f"tensorflow {tf.__version__}, keras {keras.__version__}, numpy {np.__version__}, opencv {cv2.__version__}",
+        f"backend {backend.NAME} {backend.version()} (--backend or KERAS_BACKEND), keras {keras.__version__}, numpy {np.__version__}, opencv {cv2.__version__}",
         f"av (PyAV) {av.__version__}, FFmpeg {_ffmpeg_version(av)}",
-        f"devices: {', '.join(devices)}" + ("" if gpus() else " (no GPU: running on the CPU)"),
+        f"devices: {', '.join(backend.devices())}" + ("" if backend.gpus() else " (no GPU: running on the CPU)"),
         f"video encoders: {', '.join(encoders)}",
         f"decoders available: {len(av.codecs_available)} codecs",
         f"weights cache: {cache_dir()} (override with {ENV_VAR})",

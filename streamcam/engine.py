@@ -1,10 +1,12 @@
-"""The CAM engine: one compiled TensorFlow call per batch gives probabilities and CAMs.
+"""The CAM engine: one compiled call per batch gives probabilities and CAMs.
 
 The gradient model (features + logits) is built once per classifier. The compiled call is
 traced once per batch shape (input size included) and number of target classes, then reused
 for every batch; only the backward pass through the head (feature map -> logits) is computed
 for each target class. A pooling-head classifier takes images of any size (at least one
 stride); a fixed-size head takes only its native size (streamcam.tiling covers larger images).
+The graph is written in keras.ops; the gradient and the compiled call come from the backend
+module (backends/tensorflow.py or backends/jax.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._tf import device_scope, tensorflow, uses_gpu
+from .backends import active, ops, use_backend, uses_gpu
 from .cams import get_method, normalize_maps
 from .errors import UsageError
 from .models import Classifier
@@ -45,18 +47,18 @@ class CamBatch:
 
 
 class CamEngine:
-    """Explains batches of images with one CAM method on one classifier."""
+    """Explains batches of images with one CAM method on one classifier, on Keras's backend."""
 
     def __init__(self, classifier: Classifier, method="gradcam", device: str = "auto", jit: bool | None = None,
                  local_evidence: bool = True):
         """local_evidence: fill CamBatch.local_probabilities where the head allows (a pooling head
-        whose layers run per cell); it costs a (cells x channels x classes) matmul, 2-15% on a CPU."""
-        tf = tensorflow()
+        whose layers run per cell); it costs a (cells x channels x classes) matmul, 2-15% on a CPU.
+        jit: XLA for TensorFlow (default: on a GPU only; it measured slower on CPUs); JAX always uses it."""
+        self.backend = active()
         self.classifier = classifier
         self.method = get_method(method)
         self.device = device
-        device_scope(device)  # an unknown or missing device fails now, not on the first batch
-        # XLA was slower than plain graphs on CPUs (depthwise convs); on GPUs it is the fast path.
+        self.backend.device_scope(device)  # an unknown or missing device fails now, not on the first batch
         self.jit = uses_gpu(device) if jit is None else jit
         head = classifier.head
         self._model = head.model  # takes any input size when the classifier has a pooling head
@@ -65,8 +67,13 @@ class CamEngine:
         local_pool = head.pool if head.local and local_evidence else None
         self._forward = tapped_forward(head.model, classifier.target_layer, local_pool)
         self._cell_head = cell_head(head.model, local_pool) if local_pool else None
-        self._explain = tf.function(self._explain_graph, jit_compile=self.jit and not self.method.uses_model)
+        xla = self.jit and not self.method.uses_model
+        self._explain = self.backend.compile(self._explain_graph, head.model, xla, static_argnums=(2,))
         self._guided = None
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.NAME
 
     # -- public API -------------------------------------------------------------------------
     def explain(self, images: np.ndarray, top_k: int = 1, class_ids: Sequence[int] = (), pad_to: int | None = None) -> CamBatch:
@@ -78,7 +85,6 @@ class CamEngine:
         pad_to: pad a short batch to this size (results for the padding are dropped), so the last
         batch of a video reuses the compiled call instead of tracing a new one (about 1 s).
         """
-        tf = tensorflow()
         if self._needs_tiles(images):  # a fixed-size head and a larger picture: overlapping native tiles
             from .tiling import MAX_TILE_BATCH, explain_tiled
 
@@ -90,90 +96,75 @@ class CamEngine:
         fixed = self._check_classes(class_ids)
         if top_k < 0 or top_k + len(fixed) == 0:
             raise UsageError("nothing to explain: ask for top_k >= 1 or name classes")
-        with device_scope(self.device):
-            probs, targets, cams, local = self._explain(
-                tf.constant(images), tf.constant(fixed, dtype=tf.int32), int(min(top_k, self.classifier.num_classes))
-            )
-        local = None if local is None else local.numpy()[:count]
-        return CamBatch(probs.numpy()[:count], targets.numpy()[:count], cams.numpy()[:count], local)
+        with self.backend.device_scope(self.device):
+            outputs = self._explain(ops.convert_to_tensor(images), ops.convert_to_tensor(fixed),
+                                    int(min(top_k, self.classifier.num_classes)))
+        probs, targets, cams, local = (None if t is None else _numpy(t)[:count] for t in outputs)
+        return CamBatch(probs, targets, cams, local)
 
     def guided_backprop(self, images: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
         """Guided backpropagation: d logit / d input with ReLUs passing only positive gradients.
 
         images (N, H, W, 3) uint8, class_ids (N, K) -> (N, K, H, W, 3) float32 gradients.
         """
-        tf = tensorflow()
         if self._guided is None:
             from .guided import guided_model
 
             model = guided_model(self._model)
             preprocess = self.classifier.preprocess
 
-            def gradients(x, ids):
-                x = tf.cast(x, tf.float32)
-                grads = []
-                for k in range(ids.shape[1]):
-                    with tf.GradientTape() as tape:
-                        tape.watch(x)
-                        logits = model(preprocess(x), training=False)
-                        score = tf.reduce_sum(tf.gather(logits, ids[:, k], batch_dims=1))
-                    grads.append(tape.gradient(score, x))
-                return tf.stack(grads, axis=1)
+            def gradients(images, ids):
+                logits = lambda x: ops.cast(model(preprocess(x), training=False), "float32")
+                return self.backend.input_gradients(logits, ops.cast(images, "float32"), ids)
 
-            self._guided = tf.function(gradients)
+            self._guided = self.backend.compile(gradients, model, self.jit)
         images = self._check_images(images)
-        with device_scope(self.device):
-            return self._guided(tf.constant(images), tf.constant(np.asarray(class_ids, dtype=np.int32))).numpy()
+        with self.backend.device_scope(self.device):
+            ids = ops.convert_to_tensor(np.asarray(class_ids, dtype=np.int32))
+            return _numpy(self._guided(ops.convert_to_tensor(images), ids))
 
     def feature_gradients(self, images: np.ndarray, class_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """The target layer's activations (N, h, w, C) and d logit / d activations (N, K, h, w, C)."""
-        tf = tensorflow()
         images = self._check_images(images)
         fixed = self._check_classes(class_ids)
-        with device_scope(self.device):
-            x = self.classifier.preprocess(tf.cast(tf.constant(images), tf.float32))
-            features, _, _, grads, _ = self._forward_and_gradients(x, tf.constant(fixed), 0, True)
-        return features.numpy(), tf.stack(grads, axis=1).numpy()
+        with self.backend.device_scope(self.device):
+            x = self.classifier.preprocess(ops.cast(ops.convert_to_tensor(images), "float32"))
+            features, _, _, grads, _ = self._forward_and_gradients(x, fixed, 0, True)
+        return _numpy(features), np.stack([_numpy(g) for g in grads], axis=1)
 
-    # -- compiled graph -----------------------------------------------------------------------
+    # -- compiled graph (keras.ops: the same on every backend) -------------------------------
     def _forward_and_gradients(self, x, fixed_ids, top_k: int, with_gradients: bool):
         """Features, logits, target ids (N, K: top_k then fixed_ids), if asked K gradients d S_k / d features,
         and the pooled feature map (None without local evidence)."""
-        tf = tensorflow()
-        n = tf.shape(x)[0]
-        with tf.GradientTape(persistent=True) as tape:
-            features, logits, *pooled = self._forward(x)
-            logits = tf.cast(logits, tf.float32)
-            top_ids = tf.math.top_k(logits, top_k).indices if top_k else tf.zeros([n, 0], tf.int32)
-            targets = tf.concat([top_ids, tf.tile(fixed_ids[None, :], [n, 1])], axis=1)
-            scores = tf.gather(logits, targets, batch_dims=1)  # (N, K)
-            # Images in a batch are independent, so the gradient of a batch sum is each image's own.
-            per_class = [tf.reduce_sum(scores[:, k]) for k in range(top_k + fixed_ids.shape[0])] if with_gradients else []
-        grads = [tf.cast(tape.gradient(s, features), tf.float32) for s in per_class]
-        del tape
-        return tf.cast(features, tf.float32), logits, targets, grads, (pooled[0] if pooled else None)
+        fixed_ids = ops.convert_to_tensor(fixed_ids, "int32")
+
+        def pick_targets(logits):
+            n = ops.shape(logits)[0]
+            top_ids = ops.cast(ops.top_k(logits, top_k)[1], "int32") if top_k else ops.zeros((n, 0), "int32")
+            return ops.concatenate([top_ids, ops.tile(fixed_ids[None, :], (n, 1))], axis=1)
+
+        return self.backend.head_gradients(self._forward, x, pick_targets, with_gradients)
 
     def _explain_graph(self, images, fixed_ids, top_k: int):
-        tf = tensorflow()
         method = self.method
-        pixels = tf.cast(images, tf.float32)
+        pixels = ops.cast(images, "float32")
         x = self.classifier.preprocess(pixels)
         features, logits, targets, grads, pooled = self._forward_and_gradients(x, fixed_ids, top_k, method.uses_gradients)
         if method.uses_model:
-            probs_fn = lambda masked: tf.nn.softmax(tf.cast(self._forward(masked)[1], tf.float32), -1)
+            probs_fn = lambda masked: ops.softmax(ops.cast(self._forward(masked)[1], "float32"), axis=-1)
             maps = method.cam_from_model(features, x, probs_fn, targets)
         elif not method.class_specific:
-            maps = tf.tile(method.cam(features, None)[:, None], [1, tf.shape(targets)[1], 1, 1])
+            maps = ops.repeat(method.cam(features, None)[:, None], targets.shape[1], axis=1)
         else:
-            maps = tf.stack([method.cam(features, g) for g in grads], axis=1)
+            maps = ops.stack([method.cam(features, g) for g in grads], axis=1)
         # A frame with no spatial structure (black, flat grey, any solid colour) has nothing to
         # point at: the maps would only show the network's zero padding at the borders, so they
         # are zeroed. Ranges are per channel: a solid red frame differs across channels, not space.
-        channel_range = tf.reduce_max(pixels, axis=[1, 2]) - tf.reduce_min(pixels, axis=[1, 2])  # (N, 3)
-        structured = tf.reduce_any(channel_range > FLAT_FRAME_RANGE, axis=1)
-        structured = tf.cast(structured, tf.float32)[:, None, None, None]
+        channel_range = ops.max(pixels, axis=(1, 2)) - ops.min(pixels, axis=(1, 2))  # (N, 3)
+        structured = ops.any(channel_range > FLAT_FRAME_RANGE, axis=1)
+        structured = ops.cast(structured, "float32")[:, None, None, None]
         local = None if pooled is None else self._local_probabilities(pooled, targets)
-        return tf.nn.softmax(logits, axis=-1), targets, normalize_maps(maps) * structured, local
+        return ops.softmax(logits, axis=-1), targets, normalize_maps(maps) * structured, local
 
     def _local_probabilities(self, pooled, targets):
         """(N, K): each target class's largest probability over the cells of the pooled feature map.
@@ -182,11 +173,11 @@ class CamEngine:
         GAP -> Dense: softmax(A_ij . W + b)), so a cyclist filling 2 of 220 cells, whose share of
         the average is tiny, still shows as a confident cell.
         """
-        tf = tensorflow()
-        n, h, w = tf.shape(pooled)[0], tf.shape(pooled)[1], tf.shape(pooled)[2]
-        logits = tf.cast(self._cell_head(tf.stop_gradient(pooled)), tf.float32)  # (N*h*w, classes)
-        probs = tf.reshape(tf.nn.softmax(logits, axis=-1), [n, h * w, -1])
-        return tf.reduce_max(tf.gather(probs, targets, axis=2, batch_dims=1), axis=1)
+        n, h, w = pooled.shape[0], pooled.shape[1], pooled.shape[2]
+        logits = ops.cast(self._cell_head(ops.stop_gradient(pooled)), "float32")  # (N*h*w, classes)
+        probs = ops.reshape(ops.softmax(logits, axis=-1), (n, h * w, -1))
+        ids = ops.broadcast_to(targets[:, None, :], (n, h * w, targets.shape[1]))
+        return ops.max(ops.take_along_axis(probs, ids, axis=2), axis=1)
 
     # -- checks -----------------------------------------------------------------------------
     def _needs_tiles(self, images) -> bool:
@@ -215,8 +206,15 @@ class CamEngine:
 
 
 def build_engine(model: str = "efficientnet-lite0", weights=None, layer=None, method: str = "gradcam",
-                 device: str = "auto", precision: str = "auto", preprocess=None) -> CamEngine:
-    """An engine from the command line's model options (also what each Ray actor builds)."""
+                 device: str = "auto", precision: str = "auto", preprocess=None, backend: str | None = None) -> CamEngine:
+    """An engine from the command line's model options (also what each Ray actor builds).
+
+    backend: tensorflow, jax or auto; None keeps Keras's (KERAS_BACKEND, else tensorflow)."""
     from .models import load_classifier
 
+    use_backend(backend)
     return CamEngine(load_classifier(model, weights, layer, precision, device, preprocess), method, device)
+
+
+def _numpy(tensor) -> np.ndarray:
+    return np.asarray(ops.convert_to_numpy(tensor))

@@ -12,24 +12,19 @@ from __future__ import annotations
 
 import math
 
-from ._tf import tensorflow
+from .backends import active, keras_module, ops
 
 
 def _guided(forward, low: float = 0.0, high: float = math.inf):
     """forward(x) unchanged; gradient dy * (dy > 0) * (low < x < high)."""
-    tf = tensorflow()
 
-    @tf.custom_gradient
-    def guided(x):
-        def grad(dy):
-            passes = (dy > 0) & (x > tf.cast(low, x.dtype))
-            if high != math.inf:
-                passes &= x < tf.cast(high, x.dtype)
-            return tf.where(passes, dy, tf.zeros_like(dy))
+    def backward(x, dy):
+        passes = ops.logical_and(dy > 0, x > ops.cast(low, x.dtype))
+        if high != math.inf:
+            passes = ops.logical_and(passes, x < ops.cast(high, x.dtype))
+        return ops.where(passes, dy, ops.zeros_like(dy))
 
-        return forward(x), grad
-
-    return guided
+    return active().with_gradient(forward, backward)
 
 
 def _replacement(layer):
@@ -52,9 +47,7 @@ def _replacement(layer):
 
 def guided_model(model):
     """Clone `model` (same weights) with every ReLU flavour replaced by its guided version."""
-    tensorflow()
-    import keras
-
+    keras = keras_module()
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
     for layer in _all_layers(clone):

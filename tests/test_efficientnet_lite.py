@@ -12,12 +12,12 @@ skimage_data = pytest.importorskip("skimage.data", reason="scikit-image supplies
 
 
 def _probabilities(classifier, rgb):
-    from streamcam._tf import tensorflow
+    from streamcam.backends import keras_module
 
-    tf = tensorflow()
-    x = classifier.preprocess(tf.constant(resize_rgb(rgb, 224)[None].astype(np.float32)))
+    ops = keras_module().ops
+    x = classifier.preprocess(ops.convert_to_tensor(resize_rgb(rgb, 224)[None].astype(np.float32)))
     logits = classifier.model(x, training=False)
-    return tf.nn.softmax(logits).numpy()[0]
+    return ops.convert_to_numpy(ops.softmax(logits))[0]
 
 
 def test_top5_matches_pytorch_reference(default_classifier):

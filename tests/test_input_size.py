@@ -12,10 +12,9 @@ from tiny_models import gap_dense_classifier, nonlinear_head_classifier, patch_f
 
 
 def _keras():
-    from streamcam._tf import tensorflow
+    from streamcam.backends import keras_module
 
-    tensorflow()
-    import keras
+    keras = keras_module()
 
     return keras
 

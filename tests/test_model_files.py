@@ -10,10 +10,9 @@ from streamcam.models.layers import find_target_layer, resolve_layer, tapped_for
 
 
 def _keras():
-    from streamcam._tf import tensorflow
+    from streamcam.backends import keras_module
 
-    tensorflow()
-    import keras
+    keras = keras_module()
 
     return keras
 

@@ -10,10 +10,9 @@ from streamcam.models import Classifier
 
 def gap_dense_classifier(num_classes: int = 4, size: int = 16, channels: int = 6, seed: int = 0) -> Classifier:
     """conv -> relu -> (target) -> global average pool -> dense logits: Grad-CAM equals CAM here."""
-    from streamcam._tf import tensorflow
+    from streamcam.backends import keras_module
 
-    tensorflow()
-    import keras
+    keras = keras_module()
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((size, size, 3))
@@ -27,10 +26,9 @@ def gap_dense_classifier(num_classes: int = 4, size: int = 16, channels: int = 6
 
 def nonlinear_head_classifier(num_classes: int = 3, size: int = 12, seed: int = 1) -> Classifier:
     """conv -> relu -> (target) -> conv -> relu -> flatten -> dense: a head that is not linear in A."""
-    from streamcam._tf import tensorflow
+    from streamcam.backends import keras_module
 
-    tensorflow()
-    import keras
+    keras = keras_module()
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((size, size, 3))
@@ -53,10 +51,9 @@ def steady_and_varied_classifier(num_classes: int = 4, size: int = 8, channels: 
     highest mean activations but almost no spatial variance. The second half are "varied": no bias
     and kernels of growing scale, so their variances are the highest and strictly ordered.
     """
-    from streamcam._tf import tensorflow
+    from streamcam.backends import keras_module
 
-    tensorflow()
-    import keras
+    keras = keras_module()
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
@@ -80,10 +77,9 @@ def relu_variants_classifier(num_classes: int = 3, size: int = 10, seed: int = 3
     """Every ReLU flavour guided backprop must handle: a ReLU layer with all three options, a
     LeakyReLU layer, relu6 as a conv activation and leaky_relu as an Activation layer. Large
     kernels push pre-activations into every region (below threshold, active, saturated)."""
-    from streamcam._tf import tensorflow
+    from streamcam.backends import keras_module
 
-    tensorflow()
-    import keras
+    keras = keras_module()
 
     keras.utils.set_random_seed(seed)
     big = keras.initializers.RandomNormal(stddev=1.5, seed=seed)
@@ -107,10 +103,9 @@ def bright_square_classifier(height: int = 32, width: int = 32) -> Classifier:
     Class 0 "background" is a constant logit 1, class 1 "bright" sums 2 x channel 0, class 2 "red"
     sums 2 x channel 1, so Grad-CAM of class 1 is the blurred bright area (lower at the tile's
     border cells, where the box conv sees zero padding)."""
-    from streamcam._tf import tensorflow
+    from streamcam.backends import keras_module
 
-    tensorflow()
-    import keras
+    keras = keras_module()
 
     inputs = keras.Input((height, width, 3))
     cells = keras.layers.Conv2D(2, 4, strides=4, activation="relu", name="cells")
@@ -139,10 +134,9 @@ def patch_pool_classifier(num_classes: int = 5, size: int = 16, patch: int = 8, 
     pixels with a reshape. pooling 'avg' or 'max'; the head is Dense logits, or with deep_head
     Dropout -> Dense(7, relu) -> Dense logits. size is the native input size.
     """
-    from streamcam._tf import tensorflow
+    from streamcam.backends import keras_module
 
-    tensorflow()
-    import keras
+    keras = keras_module()
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((size, size, 3))

@@ -4,11 +4,12 @@ A method sees the target layer's activations A (N, h, w, C) and, when it uses th
 gradients g = dS/dA of the class logit S (N, h, w, C), and returns an un-normalised map
 (N, h, w). Most methods only choose per-channel weights; the map is then ReLU(sum_c w_c A_c).
 The engine does the rest (forward pass, gradients, normalisation) once for all methods.
+Methods are written in keras.ops, so they run on every Keras backend.
 """
 
 from __future__ import annotations
 
-from .._tf import tensorflow
+from ..backends import ops
 
 
 class CamMethod:
@@ -22,19 +23,16 @@ class CamMethod:
         raise NotImplementedError
 
     def cam(self, activations, grads):
-        tf = tensorflow()
         weights = self.channel_weights(activations, grads)
-        return tf.nn.relu(tf.einsum("nhwc,nc->nhw", activations, weights))
+        return ops.relu(ops.einsum("nhwc,nc->nhw", activations, weights))
 
 
 def normalize_maps(maps, rel_tol: float = 1e-6):
     """Scale each map (..., h, w) to [0, 1] by min-max; a flat or non-finite map becomes all zeros."""
-    tf = tensorflow()
-    maps = tf.where(tf.math.is_finite(maps), maps, tf.zeros_like(maps))
-    maps = tf.nn.relu(maps)
-    low = tf.reduce_min(maps, axis=[-2, -1], keepdims=True)
-    high = tf.reduce_max(maps, axis=[-2, -1], keepdims=True)
+    maps = ops.relu(ops.where(ops.isfinite(maps), maps, ops.zeros_like(maps)))
+    low = ops.min(maps, axis=(-2, -1), keepdims=True)
+    high = ops.max(maps, axis=(-2, -1), keepdims=True)
     spread = high - low
-    flat = spread <= rel_tol * tf.maximum(high, 1e-30)
-    scaled = (maps - low) / tf.where(flat, tf.ones_like(spread), spread)
-    return tf.clip_by_value(tf.where(flat, tf.zeros_like(maps), scaled), 0.0, 1.0)
+    flat = spread <= rel_tol * ops.maximum(high, 1e-30)
+    scaled = (maps - low) / ops.where(flat, ops.ones_like(spread), spread)
+    return ops.clip(ops.where(flat, ops.zeros_like(maps), scaled), 0.0, 1.0)

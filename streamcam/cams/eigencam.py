@@ -4,7 +4,7 @@ No gradients and no class: every requested class gets the same map. The sign of 
 component is arbitrary, so it is chosen to agree with the mean activation.
 """
 
-from .._tf import tensorflow
+from ..backends import ops
 from .base import CamMethod
 
 
@@ -14,13 +14,12 @@ class EigenCAM(CamMethod):
     class_specific = False
 
     def cam(self, activations, grads=None):
-        tf = tensorflow()
-        n, h, w, c = (tf.shape(activations)[i] for i in range(4))
-        flat = tf.reshape(activations, [n, h * w, c])
-        centred = flat - tf.reduce_mean(flat, axis=1, keepdims=True)
-        _, _, v = tf.linalg.svd(centred, full_matrices=False)
-        projection = tf.einsum("npc,nc->np", centred, v[:, :, 0])
-        mean_activation = tf.reduce_mean(flat, axis=2)
-        sign = tf.sign(tf.reduce_sum(projection * (mean_activation - tf.reduce_mean(mean_activation, 1, keepdims=True)), 1))
-        sign = tf.where(tf.equal(sign, 0.0), tf.ones_like(sign), sign)
-        return tf.nn.relu(tf.reshape(projection * sign[:, None], [n, h, w]))
+        n, h, w, c = ops.shape(activations)
+        flat = ops.reshape(activations, (n, h * w, c))
+        centred = flat - ops.mean(flat, axis=1, keepdims=True)
+        _, _, vh = ops.svd(centred, full_matrices=False)  # NumPy's convention: right singular vectors are rows
+        projection = ops.einsum("npc,nc->np", centred, vh[:, 0, :])
+        mean_activation = ops.mean(flat, axis=2)
+        sign = ops.sign(ops.sum(projection * (mean_activation - ops.mean(mean_activation, axis=1, keepdims=True)), axis=1))
+        sign = ops.where(sign == 0.0, ops.ones_like(sign), sign)
+        return ops.relu(ops.reshape(projection * sign[:, None], (n, h, w)))

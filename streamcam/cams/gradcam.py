@@ -1,6 +1,6 @@
 """Grad-CAM (Selvaraju et al. 2017): channel weight = spatial mean of the gradient."""
 
-from .._tf import tensorflow
+from ..backends import ops
 from .base import CamMethod
 
 
@@ -8,4 +8,4 @@ class GradCAM(CamMethod):
     name = "gradcam"
 
     def channel_weights(self, activations, grads):
-        return tensorflow().reduce_mean(grads, axis=[1, 2])
+        return ops.mean(grads, axis=(1, 2))

@@ -6,7 +6,7 @@ d3Y/dA3 = Y g^3 (g = dS/dA), so the exp(S) factors cancel in
     w_c = sum_ij alpha_ij * ReLU(g_ij)        (up to the common factor exp(S)).
 """
 
-from .._tf import tensorflow
+from ..backends import ops
 from .base import CamMethod
 
 
@@ -14,11 +14,10 @@ class GradCAMPlusPlus(CamMethod):
     name = "gradcam++"
 
     def channel_weights(self, activations, grads):
-        tf = tensorflow()
-        g2 = tf.square(grads)
+        g2 = ops.square(grads)
         g3 = g2 * grads
-        sum_a = tf.reduce_sum(activations, axis=[1, 2], keepdims=True)
+        sum_a = ops.sum(activations, axis=(1, 2), keepdims=True)
         denominator = 2.0 * g2 + sum_a * g3
-        safe = tf.where(tf.equal(denominator, 0.0), tf.ones_like(denominator), denominator)
-        alpha = tf.where(tf.equal(grads, 0.0), tf.zeros_like(grads), g2 / safe)
-        return tf.reduce_sum(alpha * tf.nn.relu(grads), axis=[1, 2])
+        safe = ops.where(denominator == 0.0, ops.ones_like(denominator), denominator)
+        alpha = ops.where(grads == 0.0, ops.zeros_like(grads), g2 / safe)
+        return ops.sum(alpha * ops.relu(grads), axis=(1, 2))

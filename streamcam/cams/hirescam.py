@@ -4,7 +4,7 @@ Unlike Grad-CAM it does not average the gradient first, so the map is faithful t
 head computes at each position.
 """
 
-from .._tf import tensorflow
+from ..backends import ops
 from .base import CamMethod
 
 
@@ -12,5 +12,4 @@ class HiResCAM(CamMethod):
     name = "hirescam"
 
     def cam(self, activations, grads):
-        tf = tensorflow()
-        return tf.nn.relu(tf.reduce_sum(grads * activations, axis=-1))
+        return ops.relu(ops.sum(grads * activations, axis=-1))

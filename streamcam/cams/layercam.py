@@ -1,6 +1,6 @@
 """Layer-CAM (Jiang et al. 2021): positive gradients weigh each activation where it is."""
 
-from .._tf import tensorflow
+from ..backends import ops
 from .base import CamMethod
 
 
@@ -8,5 +8,4 @@ class LayerCAM(CamMethod):
     name = "layercam"
 
     def cam(self, activations, grads):
-        tf = tensorflow()
-        return tf.nn.relu(tf.reduce_sum(tf.nn.relu(grads) * activations, axis=-1))
+        return ops.relu(ops.sum(ops.relu(grads) * activations, axis=-1))

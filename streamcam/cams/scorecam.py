@@ -9,7 +9,7 @@ equally active everywhere says little about where, however high its mean; min-ma
 only turn its small differences into a noisy mask.
 """
 
-from .._tf import tensorflow
+from ..backends import ops
 from .base import CamMethod
 
 
@@ -24,22 +24,22 @@ class ScoreCAM(CamMethod):
 
     def cam_from_model(self, activations, model_input, probabilities_fn, class_ids):
         """activations (N,h,w,C), model_input (N,H,W,3) preprocessed, class_ids (N,K) -> maps (N,K,h,w)."""
-        tf = tensorflow()
-        channels = activations.shape[-1]
+        n, h, w, channels = activations.shape
         k_top = min(self.max_channels, channels)
-        _, variance = tf.nn.moments(activations, axes=[1, 2])  # (N, C)
-        order = tf.math.top_k(variance, k_top).indices  # (N, k_top)
-        chosen = tf.gather(activations, order, axis=3, batch_dims=1)  # (N, h, w, k_top)
-        size = model_input.shape[1:3]
-        masks = tf.image.resize(chosen, size, method="bilinear")
-        low = tf.reduce_min(masks, axis=[1, 2], keepdims=True)
-        high = tf.reduce_max(masks, axis=[1, 2], keepdims=True)
-        masks = tf.math.divide_no_nan(masks - low, high - low)  # (N, H, W, k_top)
-        masks = tf.transpose(masks, [0, 3, 1, 2])[..., None]  # (N, k_top, H, W, 1)
-        masked = tf.reshape(model_input[:, None] * masks, [-1, *model_input.shape[1:]])
-        probs = tf.concat(
-            [probabilities_fn(masked[i : i + self.mask_batch]) for i in range(0, masked.shape[0], self.mask_batch)], 0
+        variance = ops.var(activations, axis=(1, 2))  # (N, C)
+        order = ops.top_k(variance, k_top)[1]  # (N, k_top)
+        chosen = ops.take_along_axis(activations, ops.broadcast_to(order[:, None, None, :], (n, h, w, k_top)), axis=3)
+        size = tuple(model_input.shape[1:3])
+        masks = ops.image.resize(chosen, size, interpolation="bilinear")
+        low = ops.min(masks, axis=(1, 2), keepdims=True)
+        high = ops.max(masks, axis=(1, 2), keepdims=True)
+        masks = ops.divide_no_nan(masks - low, high - low)  # (N, H, W, k_top)
+        masks = ops.transpose(masks, (0, 3, 1, 2))[..., None]  # (N, k_top, H, W, 1)
+        masked = ops.reshape(model_input[:, None] * masks, (-1, *model_input.shape[1:]))
+        probs = ops.concatenate(
+            [probabilities_fn(masked[i : i + self.mask_batch]) for i in range(0, masked.shape[0], self.mask_batch)], axis=0
         )
-        probs = tf.reshape(probs, [-1, k_top, probs.shape[-1]])  # (N, k_top, classes)
-        scores = tf.gather(probs, class_ids, axis=2, batch_dims=1)  # (N, k_top, K)
-        return tf.nn.relu(tf.einsum("nhwj,njk->nkhw", chosen, scores))
+        probs = ops.reshape(probs, (n, k_top, probs.shape[-1]))  # (N, k_top, classes)
+        ids = ops.broadcast_to(class_ids[:, None, :], (n, k_top, class_ids.shape[1]))
+        scores = ops.take_along_axis(probs, ids, axis=2)  # (N, k_top, K)
+        return ops.relu(ops.einsum("nhwj,njk->nkhw", chosen, scores))

@@ -1,6 +1,6 @@
 """XGrad-CAM (Fu et al. 2020): channel weight = activation-weighted gradient sum / activation sum."""
 
-from .._tf import tensorflow
+from ..backends import ops
 from .base import CamMethod
 
 
@@ -8,6 +8,5 @@ class XGradCAM(CamMethod):
     name = "xgradcam"
 
     def channel_weights(self, activations, grads):
-        tf = tensorflow()
-        total = tf.reduce_sum(activations, axis=[1, 2])
-        return tf.reduce_sum(grads * activations, axis=[1, 2]) / (total + 1e-7)
+        total = ops.sum(activations, axis=(1, 2))
+        return ops.sum(grads * activations, axis=(1, 2)) / (total + 1e-7)

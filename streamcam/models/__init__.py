@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from ..errors import ModelError, UsageError
 from ..labels import Labels
 from .cache import cache_dir
@@ -86,7 +88,7 @@ PRECISIONS = ("auto", "float32", "mixed")
 
 
 def _policy_name(precision: str, device: str) -> str:
-    from .._tf import uses_gpu
+    from ..backends import uses_gpu
 
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -100,11 +102,9 @@ def _policy_name(precision: str, device: str) -> str:
 @contextlib.contextmanager
 def _dtype_policy(name: str):
     """Build layers under a Keras dtype policy, restoring the global one afterwards."""
-    from .._tf import tensorflow
+    from ..backends import keras_module
 
-    tensorflow()
-    import keras
-
+    keras = keras_module()
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(name)
     try:
@@ -113,12 +113,17 @@ def _dtype_policy(name: str):
         keras.config.set_dtype_policy(previous)
 
 
+# float32 arrays, not tuples: JAX refuses a tuple operand, and TensorFlow a float64 array.
 def _scale(mean, std) -> Callable:
+    mean, std = np.float32(mean), np.float32(std)
     return lambda x: (x - mean) / std
 
 
+_CAFFE_MEANS = np.float32((103.939, 116.779, 123.68))
+
+
 def _caffe(x):  # RGB 0..255 -> BGR minus the ImageNet channel means (VGG16, ResNet50 in Keras)
-    return x[..., ::-1] - (103.939, 116.779, 123.68)
+    return x[..., ::-1] - _CAFFE_MEANS
 
 
 # Input scalings of common classifiers, by the names keras.applications uses for them.
@@ -182,11 +187,9 @@ def _keras_file(path: Path) -> Classifier:
         raise ModelError(f"unknown model {str(path)!r}: use {', '.join(BUILTIN_MODELS)} or a Keras .keras/.h5 file")
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
-    from .._tf import tensorflow
+    from ..backends import keras_module
 
-    tensorflow()
-    import keras
-
+    keras = keras_module()
     try:
         model = keras.models.load_model(str(path), compile=False)
     except Exception as exc:  # keras/h5py raise many types for unreadable files

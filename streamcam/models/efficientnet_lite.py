@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._tf import tensorflow
+from ..backends import keras_module
 from ..errors import ModelError
 from .torch_pickle import TorchFileError, load_legacy_state_dict
 
@@ -36,8 +36,7 @@ def build(num_classes: int = 1000, size: int | None = INPUT_SIZE):
     size None: an input of any height and width. The trunk is convolutional and the head
     averages the last feature map, so larger, non-square inputs give finer CAM grids.
     """
-    tensorflow()
-    import keras
+    keras = keras_module()
     from keras import layers
 
     def conv_bn_act(x, filters, kernel, stride, prefix, depthwise=False, activation=True):

@@ -94,22 +94,25 @@ def get_layer(model, path: tuple[str, ...]):
 
 
 def tapped_forward(model, path: tuple[str, ...], pool: tuple[str, ...] | None = None):
-    """A function x -> (feature map at `path`, model output), for use inside tf.function/GradientTape.
+    """A function x -> (feature map at `path`, model output), traceable by every backend.
 
     With `pool` (the path of a global pooling layer) the function also returns that layer's
     input, the feature map the head pools: x -> (features, output, pooled_input).
+    forward(x, offset) adds `offset` to the feature map before the rest of the model sees it
+    (features still come back without it): differentiating with respect to a zero offset gives
+    the gradient with respect to the features where a backend (JAX) differentiates inputs only.
     """
     taps_wanted = {"feature": path, **({"pooled": pool} if pool else {})}
 
-    def forward(x):
+    def forward(x, offset=None):
         taps: dict[str, object] = {}
-        out = _run_tapped(model, taps_wanted, x, taps)
+        out = _run_tapped(model, taps_wanted, x, taps, offset)
         return (taps["feature"], out, taps["pooled"]) if pool else (taps["feature"], out)
 
     return forward
 
 
-def _run_tapped(model, wanted: dict, x, taps):
+def _run_tapped(model, wanted: dict, x, taps, offset=None):
     """Run `model` on x, recording the output of the 'feature' layer and the input of the 'pooled'
     layer (paths in `wanted`, possibly nested); containers off those paths run as one op."""
 
@@ -119,7 +122,7 @@ def _run_tapped(model, wanted: dict, x, taps):
         here = {key: rest for key, (layer, rest) in layers.items() if layer is op}
         inner = {key: rest for key, rest in here.items() if rest}
         if inner:
-            return lambda inner_x, **kwargs: _run_tapped(op, inner, inner_x, taps)
+            return lambda inner_x, **kwargs: _run_tapped(op, inner, inner_x, taps, offset)
         run = inference_call(op)
         if not here:
             return run
@@ -130,6 +133,8 @@ def _run_tapped(model, wanted: dict, x, taps):
             out = run(inputs, *args, **kwargs)
             if "feature" in here:
                 taps["feature"] = out
+                if offset is not None:
+                    out = out + offset
             return out
 
         return record

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._tf import tensorflow
+from ..backends import keras_module
 from ..errors import ModelError
 from .keras_weights import load_keras_weights
 from .pickle_guard import check_pickle_sizes
@@ -52,8 +52,7 @@ _PLAIN_DTYPES = {f"{kind}{size}" for kind, sizes in (("f", "248"), ("i", "1248")
 
 def build():
     """keras.applications VGG16 without weights, with logits output."""
-    tensorflow()
-    import keras
+    keras = keras_module()
 
     return keras.applications.VGG16(weights=None, classifier_activation=None)
 
