@@ -1,6 +1,7 @@
 """streamcam: see what an image classifier looks at, frame by frame.
 
-Importing streamcam is cheap: TensorFlow loads only when a model or engine is first used.
+Importing streamcam is cheap: Keras and its backend (TensorFlow by default, or JAX: see
+use_backend) load only when a model or engine is first used.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ _EXPORTS = {
     "load_classifier": "streamcam.models",
     "Classifier": "streamcam.models",
     "CamEngine": "streamcam.engine",
+    "build_engine": "streamcam.engine",
+    "use_backend": "streamcam.backends",
     "CamBatch": "streamcam.engine",
     "ImageExplainer": "streamcam.images",
     "Frame": "streamcam.frames",

@@ -81,6 +81,7 @@ class AnalyzeSummary:
     decode_errors: int = 0
     frame_index: str = "exact"  # 'estimated': numbers after a seek in a variable-rate file (see VideoSource)
     live: dict | None = None  # a `live --record` session: frames dropped, reconnects, frame age, losses
+    backend: str | None = None  # the Keras backend that ran the model: tensorflow or jax
 
     @classmethod
     def of_run(cls, info: VideoInfo, engine, options: AnalyzeOptions, **fields) -> AnalyzeSummary:
@@ -89,6 +90,7 @@ class AnalyzeSummary:
             input={k: (str(v) if k == "time_base" else v) for k, v in asdict(info).items()},
             model=engine.classifier.name,
             method=engine.method.name,
+            backend=getattr(engine, "backend_name", None),
             options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
             **fields,
         )

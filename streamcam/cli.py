@@ -24,7 +24,8 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="efficientnet-lite0
 WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="Weights file: Keras .weights.h5/.h5, or tensorflow-vgg vgg16.npy for --model vgg16.")]
 LayerOpt = Annotated[Optional[str], typer.Option("--layer", help="Layer to explain (default: the last convolutional feature map; 'outer/inner' for nested models).")]
 MethodOpt = Annotated[str, typer.Option("--method", help="CAM method: gradcam, gradcam++, hirescam, layercam, xgradcam, eigencam, scorecam.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (GPU when TensorFlow sees one), cpu or gpu.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (GPU when the backend sees one), cpu or gpu.")]
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="Keras backend that runs the model: tensorflow (default, unless KERAS_BACKEND names another), jax (pip install 'streamcam[jax]'), or auto (TensorFlow where installed, else JAX).", show_default=False)]
 PreprocessOpt = Annotated[Optional[str], typer.Option("--preprocess", help="Input scaling for a model file: raw (0..255, default), tf (-1..1), torch (ImageNet mean/std), caffe (BGR minus means), lite.")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (mixed float16 on a GPU, float32 on a CPU, where bfloat16 measured slower), float32 or mixed.")]
 AlphaOpt = Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Heatmap weight in overlays, 0..1.")]
@@ -90,6 +91,7 @@ def analyze(
     colormap: ColormapOpt = "jet",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
+    backend: BackendOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; errors only.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     review: Annotated[bool, typer.Option("--review", help="Also write <stem>.review.html: the analysed frames in one offline page to step through (see 'streamcam review').")] = False,
@@ -109,7 +111,7 @@ def analyze(
         crf=crf, preset=preset, audio=audio, alpha=alpha, colormap=colormap, timeout=timeout, input_size=input_size,
         save_frames=[t for t in (save_frames or "").split(",") if t.strip()], review=review, review_max_mb=review_max_mb,
     )
-    engine_args = (model, weights, layer, method, device, precision, preprocess)
+    engine_args = (model, weights, layer, method, device, precision, preprocess, backend)
     if len(sources) == 1 and not (ray or ray_address) and not _is_many(sources[0]):
         _run_analyze(sources[0], options, engine_args, quiet, json_out)
         return
@@ -136,13 +138,16 @@ def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_ad
         videos = batch.expand_inputs(sources, recursive)
         manifest = batch.Manifest(options.out_dir)
         if ray_address is not None:
+            from .backends import resolve
             from .batch_ray import run_ray
             from .cams import get_method
 
             get_method(engine_args[3])  # a typo in --method fails before any worker loads the model
-            names = ("model", "weights", "layer", "method", "device", "precision", "preprocess")
+            names = ("model", "weights", "layer", "method", "device", "precision", "preprocess", "backend")
+            actor_args = dict(zip(names, engine_args))
+            actor_args["backend"] = resolve(actor_args["backend"])  # actors need not share this process's KERAS_BACKEND
             with progress.status(f"running {len(videos)} videos on Ray"):
-                entries = run_ray(videos, dict(zip(names, engine_args)), options, options.out_dir, manifest,
+                entries = run_ray(videos, actor_args, options, options.out_dir, manifest,
                                   address=None if ray_address == "local" else ray_address, workers=workers,
                                   gpus_per_worker=gpus_per_worker)
         else:
@@ -222,6 +227,7 @@ def review(
     method: MethodOpt = "gradcam",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
+    backend: BackendOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; errors only.")] = False,
 ) -> None:
     """Incident review: analyse a window at the full frame rate into one offline HTML page (<stem>.review.html) to step through frame by frame; the CSV and summary are written beside it."""
@@ -235,7 +241,7 @@ def review(
         top_n=top_n, cam_classes="top1" + (f",{classes}" if classes else ""), batch_size=batch_size, start=start,
         end=end, out_dir=out_dir, video=False, input_size=input_size, review=True, review_max_mb=max_mb,
     )
-    _run_analyze(source, options, (model, weights, layer, method, device, precision, preprocess), quiet, False)
+    _run_analyze(source, options, (model, weights, layer, method, device, precision, preprocess, backend), quiet, False)
 
 
 def _review_window(start: str | None, end: str | None, around: str | None, span: float) -> tuple:
@@ -251,12 +257,14 @@ def _review_window(start: str | None, end: str | None, around: str | None, span:
     return str(max(0.0, centre - span / 2)), str(centre + span / 2)
 
 
-def _engine(model, weights, layer, method, device, precision="auto", preprocess=None):
+def _engine(model, weights, layer, method, device, precision="auto", preprocess=None, backend=None):
+    from .backends import use_backend
     from .cams import get_method
     from .engine import build_engine
 
     get_method(method)  # a typo in --method fails before the model loads
-    return build_engine(model, weights, layer, method, device, precision, preprocess)
+    use_backend(backend)  # an unknown or missing backend too
+    return build_engine(model, weights, layer, method, device, precision, preprocess, backend)
 
 
 def _report(summary, quiet: bool, json_out: bool) -> None:
@@ -299,6 +307,7 @@ def live(
     colormap: ColormapOpt = "jet",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
+    backend: BackendOpt = None,
 ) -> None:
     """Show the Grad-CAM overlay live in a window (q or Esc quits) and/or a browser (--serve); frames the model cannot keep up with are skipped, and a lost stream is reconnected."""
     from .analyze import AnalyzeOptions, parse_cam_classes
@@ -326,7 +335,7 @@ def live(
         if address is not None:  # bound before the model loads: a taken port fails at once
             server = LiveServer(stats, *address, title=f"streamcam live: {source}")
         with progress.status("loading model"):
-            engine = _engine(model, weights, layer, method, device, precision, preprocess)
+            engine = _engine(model, weights, layer, method, device, precision, preprocess, backend)
         top_k, tracked = parse_cam_classes(cam_classes, engine.classifier.labels)
         viewers = []
         if server is not None:
@@ -376,6 +385,7 @@ def image(
     colormap: ColormapOpt = "jet",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
+    backend: BackendOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Explain still images: ranked classes, and per class a Grad-CAM overlay, heatmap, segmented and guided pictures."""
@@ -389,7 +399,7 @@ def image(
         check_colormap(colormap)
         InputSize.parse(input_size)
         with progress.status("loading model"):
-            engine = _engine(model, weights, layer, method, device, precision, preprocess)
+            engine = _engine(model, weights, layer, method, device, precision, preprocess, backend)
             class_ids = engine.classifier.labels.resolve(classes) if classes else []
             explainer = ImageExplainer(engine, outputs.split(","), alpha, colormap, input_size)
     except StreamcamError as exc:
@@ -440,10 +450,15 @@ def _print_ranked(out: Console, result) -> None:
 
 
 @app.command()
-def doctor() -> None:
+def doctor(backend: BackendOpt = None) -> None:
     """Print versions, devices, video codecs and cache paths: what to paste into a bug report."""
+    from .backends import use_backend
     from .doctor import report
 
+    try:
+        use_backend(backend)
+    except StreamcamError as exc:
+        fail(exc)
     for line in report():
         print(line)
 

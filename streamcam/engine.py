@@ -61,6 +61,7 @@ class CamEngine:
         self.backend.device_scope(device)  # an unknown or missing device fails now, not on the first batch
         self.jit = uses_gpu(device) if jit is None else jit
         head = classifier.head
+        self.backend.prepare(head.model, device)
         self._model = head.model  # takes any input size when the classifier has a pooling head
         self._pooling = head.pool is not None
         # Local evidence: the head run on each cell of the pooled feature map (see _local_probabilities).
@@ -111,6 +112,7 @@ class CamEngine:
             from .guided import guided_model
 
             model = guided_model(self._model)
+            self.backend.prepare(model, self.device)
             preprocess = self.classifier.preprocess
 
             def gradients(images, ids):

@@ -50,6 +50,10 @@ def device_scope(device: str):
     return contextlib.nullcontext()
 
 
+def prepare(model, device: str) -> None:
+    """Nothing to adapt: TensorFlow's CPU and GPU kernels serve the model as it is."""
+
+
 def compile(fn, model, xla: bool, static_argnums: tuple[int, ...] = ()):
     """fn traced once per input shape and static value; tf.function treats Python ints as static
     already and reads the model's variables by reference, so neither needs passing."""
