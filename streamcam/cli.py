@@ -25,7 +25,7 @@ WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="Weights f
 LayerOpt = Annotated[Optional[str], typer.Option("--layer", help="Layer to explain (default: the last convolutional feature map; 'outer/inner' for nested models).")]
 MethodOpt = Annotated[str, typer.Option("--method", help="CAM method: gradcam, gradcam++, hirescam, layercam, xgradcam, eigencam, scorecam.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (GPU when the backend sees one), cpu or gpu.")]
-BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="Keras backend that runs the model: tensorflow (default, unless KERAS_BACKEND names another), jax (pip install 'streamcam[jax]'), or auto (TensorFlow where installed, else JAX).", show_default=False)]
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="Keras backend that runs the model: tensorflow (default, unless KERAS_BACKEND names another), jax (pip install 'streamcam[jax]'), or auto (the faster one measured here: JAX for one frame per call, as live makes, TensorFlow for batches; whichever is installed).", show_default=False)]
 PreprocessOpt = Annotated[Optional[str], typer.Option("--preprocess", help="Input scaling for a model file: raw (0..255, default), tf (-1..1), torch (ImageNet mean/std), caffe (BGR minus means), lite.")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (mixed float16 on a GPU, float32 on a CPU, where bfloat16 measured slower), float32 or mixed.")]
 AlphaOpt = Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Heatmap weight in overlays, 0..1.")]
@@ -145,14 +145,14 @@ def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_ad
             get_method(engine_args[3])  # a typo in --method fails before any worker loads the model
             names = ("model", "weights", "layer", "method", "device", "precision", "preprocess", "backend")
             actor_args = dict(zip(names, engine_args))
-            actor_args["backend"] = resolve(actor_args["backend"])  # actors need not share this process's KERAS_BACKEND
+            actor_args["backend"] = resolve(actor_args["backend"], options.batch_size)  # actors need not share this process's KERAS_BACKEND
             with progress.status(f"running {len(videos)} videos on Ray"):
                 entries = run_ray(videos, actor_args, options, options.out_dir, manifest,
                                   address=None if ray_address == "local" else ray_address, workers=workers,
                                   gpus_per_worker=gpus_per_worker)
         else:
             with progress.status("loading model"):
-                engine = _engine(*engine_args)
+                engine = _engine(*engine_args, batch_size=options.batch_size)
             with BatchProgress(err_console, len(videos), enabled=not quiet) as bars:
                 entries = batch.run_local(videos, engine, options, options.out_dir, manifest, on_video=bars.video_done,
                                           on_start=bars.start, on_frame=bars.advance)
@@ -191,7 +191,7 @@ def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out
         if is_local_file(source):
             probe(source)  # a bad file fails in a second, before the model loads
         with progress.status("loading model"):
-            engine = _engine(*engine_args)
+            engine = _engine(*engine_args, batch_size=options.batch_size)
         with progress:
             summary = run_analyze(source, engine, options, on_start=progress.start, on_frame=progress.advance)
     except OutputError as exc:
@@ -257,13 +257,13 @@ def _review_window(start: str | None, end: str | None, around: str | None, span:
     return str(max(0.0, centre - span / 2)), str(centre + span / 2)
 
 
-def _engine(model, weights, layer, method, device, precision="auto", preprocess=None, backend=None):
+def _engine(model, weights, layer, method, device, precision="auto", preprocess=None, backend=None, batch_size=None):
     from .backends import use_backend
     from .cams import get_method
     from .engine import build_engine
 
     get_method(method)  # a typo in --method fails before the model loads
-    use_backend(backend)  # an unknown or missing backend too
+    backend = use_backend(backend, batch_size)  # an unknown or missing backend too
     return build_engine(model, weights, layer, method, device, precision, preprocess, backend)
 
 
@@ -335,7 +335,7 @@ def live(
         if address is not None:  # bound before the model loads: a taken port fails at once
             server = LiveServer(stats, *address, title=f"streamcam live: {source}")
         with progress.status("loading model"):
-            engine = _engine(model, weights, layer, method, device, precision, preprocess, backend)
+            engine = _engine(model, weights, layer, method, device, precision, preprocess, backend, batch_size=1)
         top_k, tracked = parse_cam_classes(cam_classes, engine.classifier.labels)
         viewers = []
         if server is not None:

@@ -12,6 +12,9 @@ _SESSION_TMP = Path(tempfile.mkdtemp(prefix="streamcam-tests-"))
 os.environ["KERAS_HOME"] = str(_SESSION_TMP / "keras")
 os.environ["STREAMCAM_CACHE_DIR"] = str(_SESSION_TMP / "cache")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The suite's own process runs Keras on TensorFlow, whatever the shell says; the JAX backend is
+# tested in child processes (tests/test_backends.py), since Keras fixes its backend per process.
+os.environ["KERAS_BACKEND"] = "tensorflow"
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = REPO.parent / "shared" / "media"

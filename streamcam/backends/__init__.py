@@ -35,25 +35,37 @@ def installed(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def resolve(name: str | None = None) -> str:
+# scripts/backend_bench.py, one run on a 2-core CPU: JAX gave 1.42x TensorFlow's images/s at
+# batch 1 (TensorFlow's per-call overhead) and 0.94x at batch 8, so 'auto' takes JAX for
+# one-frame calls (live) where both are installed, and TensorFlow for batches.
+AUTO_JAX_MAX_BATCH = 1
+
+
+def resolve(name: str | None = None, batch_size: int | None = None) -> str:
     """The backend `name` means: None is Keras's current one, else KERAS_BACKEND, else tensorflow.
 
-    'auto' is the running one, else TensorFlow where it is installed, else JAX. (On this
-    project's 2-core CPU the two measured within 0.8-1.25x of each other: scripts/bench.py.)
+    'auto' is the running one; else, for calls of at most AUTO_JAX_MAX_BATCH frames, JAX where
+    installed; else TensorFlow where installed, else JAX.
     """
     if name is None:
         name = loaded_backend() or os.environ.get("KERAS_BACKEND") or DEFAULT
     name = name.strip().lower()
     if name == "auto":
-        return loaded_backend() or next((b for b in BACKENDS if installed(b)), DEFAULT)
+        if loaded_backend():
+            return loaded_backend()
+        if batch_size is not None and batch_size <= AUTO_JAX_MAX_BATCH and installed("jax"):
+            return "jax"
+        return next((b for b in BACKENDS if installed(b)), DEFAULT)
     if name not in BACKENDS:
         raise UsageError(f"unknown backend {name!r}; choose one of {', '.join(CHOICES)}")
     return name
 
 
-def use_backend(name: str | None = None) -> str:
-    """Choose the backend for this process (before Keras is imported) and return its name."""
-    wanted = resolve(name)
+def use_backend(name: str | None = None, batch_size: int | None = None) -> str:
+    """Choose the backend for this process (before Keras is imported) and return its name.
+
+    batch_size: the frames per engine call this process will make, for 'auto' (see resolve)."""
+    wanted = resolve(name, batch_size)
     loaded = loaded_backend()
     if loaded is not None and loaded != wanted:
         raise UsageError(f"Keras already runs on {loaded} in this process; the {wanted} backend needs a new "

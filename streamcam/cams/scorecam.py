@@ -35,10 +35,14 @@ class ScoreCAM(CamMethod):
         high = ops.max(masks, axis=(1, 2), keepdims=True)
         masks = ops.divide_no_nan(masks - low, high - low)  # (N, H, W, k_top)
         masks = ops.transpose(masks, (0, 3, 1, 2))[..., None]  # (N, k_top, H, W, 1)
-        masked = ops.reshape(model_input[:, None] * masks, (-1, *model_input.shape[1:]))
-        probs = ops.concatenate(
-            [probabilities_fn(masked[i : i + self.mask_batch]) for i in range(0, masked.shape[0], self.mask_batch)], axis=0
-        )
+        masked = ops.reshape(model_input[:, None] * masks, (-1, *model_input.shape[1:]))  # (N * k_top, H, W, 3)
+        # One loop over chunks of mask_batch masked inputs, not one model copy per chunk in the
+        # compiled program: unrolled, a batch of 64 frames made 256 copies (minutes of compiling).
+        total = masked.shape[0]
+        chunks = -(-total // self.mask_batch)
+        padded = ops.pad(masked, ((0, chunks * self.mask_batch - total), (0, 0), (0, 0), (0, 0)))
+        probs = ops.map(probabilities_fn, ops.reshape(padded, (chunks, self.mask_batch, *masked.shape[1:])))
+        probs = ops.reshape(probs, (chunks * self.mask_batch, -1))[:total]
         probs = ops.reshape(probs, (n, k_top, probs.shape[-1]))  # (N, k_top, classes)
         ids = ops.broadcast_to(class_ids[:, None, :], (n, k_top, class_ids.shape[1]))
         scores = ops.take_along_axis(probs, ids, axis=2)  # (N, k_top, K)
