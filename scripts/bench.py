@@ -54,6 +54,7 @@ import av
 import cv2
 import numpy as np
 
+from clips import write_h264
 from streamcam import CamEngine, load_classifier
 from streamcam.analyze import AnalyzeOptions, _batches, analyze
 from streamcam.input_size import InputSize
@@ -78,9 +79,8 @@ def make_clip(path: Path, seconds: float) -> Path:
     from skimage import data
 
     photos = [data.chelsea(), data.coffee(), data.astronaut(), data.rocket()]
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "crf": "23"})
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+
+    def pictures():
         for i in range(int(round(seconds * FPS))):
             photo = photos[(i // SHOT_FRAMES) % len(photos)]
             t = (i % SHOT_FRAMES) / SHOT_FRAMES
@@ -95,14 +95,9 @@ def make_clip(path: Path, seconds: float) -> Path:
             x = int(W / 2 + (W / 2 - 80) * math.sin(i / 23.0))
             y = int(H / 2 + (H / 2 - 80) * math.cos(i / 17.0))
             cv2.circle(rgb, (x, y), 60, (255, (i * 7) % 256, 40), -1, cv2.LINE_AA)
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, FPS)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+            yield rgb
+
+    return write_h264(path, pictures(), FPS, W, H)
 
 
 ROUNDS = 3  # interleaved rounds of model / analyze csv / analyze full

@@ -47,7 +47,6 @@ import platform
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parent
@@ -121,14 +120,13 @@ def set_cache_dirs(tmp: Path) -> None:
 def make_clip(path: Path, seconds: float) -> Path:
     """1280x720 H.264 (libx264 ultrafast, crf 23), 25 fps: a drifting colour gradient with a moving
     ripple texture, a bouncing disc and a sliding rectangle, so no two frames are alike."""
-    import av
     import numpy as np
+    from clips import write_h264
 
     y, x = np.mgrid[0:H, 0:W].astype(np.float32)
     xn, yn = x / W, y / H
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "crf": "23"})
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+
+    def pictures():
         for i in range(int(round(seconds * FPS))):
             t = i / FPS
             ripple = 0.5 + 0.5 * np.sin(2 * np.pi * (6 * xn + 4 * yn - 0.7 * t)) * np.cos(2 * np.pi * (3 * yn + 0.3 * t))
@@ -142,14 +140,9 @@ def make_clip(path: Path, seconds: float) -> Path:
             rx = int((120 * t) % (W - 200))
             ry = int(H * 0.6 + 80 * np.sin(t))
             rgb[ry : ry + 140, rx : rx + 200] = (30, 60, 220)
-            frame = av.VideoFrame.from_ndarray(rgb.astype(np.uint8), format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, FPS)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+            yield rgb.astype(np.uint8)
+
+    return write_h264(path, pictures(), FPS, W, H)
 
 
 def engine_figures(engines: dict, batches: list[int], seconds: float) -> dict:

@@ -59,7 +59,7 @@ class CamEngine:
         self.method = get_method(method)
         self.device = device
         self.backend.device_scope(device)  # an unknown or missing device fails now, not on the first batch
-        self.jit = uses_gpu(device) if jit is None else jit
+        self.jit = self.backend.uses_xla(jit, uses_gpu(device))
         head = classifier.head
         self.backend.prepare(head.model, device)
         self._model = head.model  # takes any input size when the classifier has a pooling head

@@ -53,6 +53,11 @@ def device_scope(device: str):
     return contextlib.nullcontext()
 
 
+def uses_xla(requested: bool | None, on_gpu: bool) -> bool:
+    """Always: jax.jit compiles with XLA on every platform (there is no other compiled path)."""
+    return True
+
+
 def compile(fn, model, xla: bool, static_argnums: tuple[int, ...] = ()):
     """jax.jit of fn (XLA always: that is how JAX runs), with the model's weights as arguments.
 
