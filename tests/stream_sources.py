@@ -30,17 +30,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def is_listening(port: int) -> bool:
-    """Whether 127.0.0.1:port is in LISTEN state, read from /proc/net/tcp.
+LISTEN, ESTABLISHED = "0A", "01"  # TCP states as /proc/net/tcp writes them
+
+
+def is_listening(port: int, states: tuple[str, ...] = (LISTEN,)) -> bool:
+    """Whether a socket on 127.0.0.1:port is in one of `states` (LISTEN by default), from /proc/net/tcp.
 
     Not by connecting: ffmpeg's `-listen 1` takes the first connection as its only client and
     exits when it closes, so a probe would use the stream up.
     """
-    local, listen_state = f"0100007F:{port:04X}", "0A"
+    local = f"0100007F:{port:04X}"
     with open("/proc/net/tcp") as table:
-        return any(
-            cols[1] == local and cols[3] == listen_state for cols in (line.split() for line in table.readlines()[1:])
-        )
+        return any(cols[1] == local and cols[3] in states for cols in (line.split() for line in table.readlines()[1:]))
 
 
 class _ServerProcess:
@@ -75,8 +76,11 @@ class _ServerProcess:
         self.wait_listening(timeout)
 
     def wait_listening(self, timeout: float = 10.0) -> None:
+        """Return once the server listens, or already serves a client: a client that keeps retrying
+        (a live session reconnecting) can take ffmpeg's only connection between two polls, and
+        `-listen 1` then closes its listening socket, so LISTEN alone may never be seen."""
         deadline = time.monotonic() + timeout
-        while not is_listening(self.port):
+        while not is_listening(self.port, (LISTEN, ESTABLISHED)):
             if not self.running:
                 self._log.seek(0)
                 err = self._log.read().decode(errors="replace").strip()
