@@ -59,9 +59,10 @@ class CamEngine:
         self.method = get_method(method)
         self.device = device
         self.backend.device_scope(device)  # an unknown or missing device fails now, not on the first batch
-        self.jit = self.backend.uses_xla(jit, uses_gpu(device))
+        self._on_gpu = uses_gpu(device)
+        self.jit = self.backend.uses_xla(jit, self._on_gpu)
         head = classifier.head
-        self.backend.prepare(head.model, device)
+        self.backend.prepare(head.model, self._on_gpu)
         self._model = head.model  # takes any input size when the classifier has a pooling head
         self._pooling = head.pool is not None
         # Local evidence: the head run on each cell of the pooled feature map (see _local_probabilities).
@@ -112,7 +113,7 @@ class CamEngine:
             from .guided import guided_model
 
             model = guided_model(self._model)
-            self.backend.prepare(model, self.device)
+            self.backend.prepare(model, self._on_gpu)
             preprocess = self.classifier.preprocess
 
             def gradients(images, ids):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from .backends import active, keras_module, ops
+from .models.layers import all_layers
 
 
 def _guided(forward, low: float = 0.0, high: float = math.inf):
@@ -50,7 +51,7 @@ def guided_model(model):
     keras = keras_module()
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
-    for layer in _all_layers(clone):
+    for layer in all_layers(clone):
         replacement = _replacement(layer)
         if replacement is None:
             continue
@@ -60,10 +61,3 @@ def guided_model(model):
         else:  # the layer's own call (bound before this) stays the forward pass
             object.__setattr__(layer, "call", lambda inputs, _op=op: _op(inputs))
     return clone
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)

@@ -11,6 +11,7 @@ from functools import lru_cache, partial
 
 from . import check_device, stderr_fd_silenced
 from ..errors import UsageError
+from ..models.layers import all_layers
 
 NAME = "jax"
 
@@ -123,7 +124,7 @@ def with_gradient(forward, backward):
     return op
 
 
-def prepare(model, device: str) -> None:
+def prepare(model, on_gpu: bool) -> None:
     """Run the model's depthwise convolutions as shifted multiply-adds when it runs on the CPU.
 
     XLA's CPU backend lowers a grouped convolution to a slow generic loop: a 3x3 depthwise
@@ -132,17 +133,11 @@ def prepare(model, device: str) -> None:
     The layers keep their weights; only how their output is computed changes (same values to
     float rounding). GPUs have fast grouped convolutions and are left alone.
     """
-    if device == "gpu" or (device == "auto" and gpus()):
+    if on_gpu:
         return
-    for layer in _layers(model):
+    for layer in all_layers(model):
         if type(layer).__name__ == "DepthwiseConv2D" and layer.data_format == "channels_last":
             object.__setattr__(layer, "call", partial(_depthwise_call, layer))
-
-
-def _layers(model):
-    for layer in getattr(model, "layers", ()):
-        yield layer
-        yield from _layers(layer)
 
 
 def _depthwise_call(layer, inputs):

@@ -55,7 +55,7 @@ def uses_xla(requested: bool | None, on_gpu: bool) -> bool:
     return on_gpu if requested is None else requested
 
 
-def prepare(model, device: str) -> None:
+def prepare(model, on_gpu: bool) -> None:
     """Nothing to adapt: TensorFlow's CPU and GPU kernels serve the model as it is."""
 
 

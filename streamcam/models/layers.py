@@ -18,6 +18,14 @@ def is_container(layer) -> bool:
     return hasattr(layer, "layers") and hasattr(layer, "get_layer")
 
 
+def all_layers(model):
+    """Every layer of `model`, nested models' layers included (each container before its layers)."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from all_layers(layer)
+
+
 def _output_rank(layer) -> int | None:
     try:
         return len(layer.output.shape)
