@@ -6,8 +6,8 @@ Also run as part of scripts/bench.py. With streamcam.null_engine.NullEngine:
 
   per-stage CPU cost, ms per frame (process CPU time, so FFmpeg's and x264's own threads count):
     decode          PyAV decoding alone (no colour conversion)
-    colour+resize   what analyze's reading stage adds to decoding: the model input (and any
-                    full-size conversion it does there)
+    colour+resize   the model inputs made from decoded frames (analyze's compute stage makes
+                    them)
     render          the overlay video's picture: heatmap blend + label strip
     encode          VideoSink.write of those pictures (conversion for the encoder + libx264)
     csv             PredictionsCsv.write_frame
@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import av
 
 from streamcam import load_classifier
-from streamcam.analyze import AnalyzeOptions, _batches, analyze
+from streamcam.analyze import AnalyzeOptions, _chunks, analyze, model_inputs
 from streamcam.input_size import InputSize
 from streamcam.null_engine import NullEngine
 from streamcam.outputs import PredictionsCsv
@@ -81,13 +81,14 @@ def stage_costs(path: Path, end: float | None, classifier, engine, out: Path, pr
     video = VideoSource(str(path), end=end)
     info = video.info
     size = InputSize.parse("224x224").for_frame(info.width, info.height, classifier.stride)
-    chunks, cpu, _ = _cpu(lambda: list(_batches(video, batch_size, size)))
+    chunks = list(_chunks(video, batch_size))  # decoded and kept, so the next line times the model inputs alone
     video.close()
-    frames = [f for chunk, _ in chunks for f in chunk]
-    costs["colour+resize"] = max(0.0, 1000 * cpu / len(frames) - costs["decode"])
+    batches, cpu, _ = _cpu(lambda: [model_inputs(chunk, size) for chunk in chunks])
+    frames = [f for chunk in chunks for f in chunk]
+    costs["colour+resize"] = 1000 * cpu / len(frames)
 
-    results = [engine.explain(batch, top_k=1) for _, batch in chunks]
-    rows = [(f, r.probabilities[i], r.class_ids[i], r.cams[i]) for (chunk, _), r in zip(chunks, results) for i, f in enumerate(chunk)]
+    results = [engine.explain(batch, top_k=1) for batch in batches]
+    rows = [(f, r.probabilities[i], r.class_ids[i], r.cams[i]) for chunk, r in zip(chunks, results) for i, f in enumerate(chunk)]
     writer = FrameWriter(None, AnalyzeOptions(preset=preset), classifier.labels, None, [], 0)  # its rendering only
     pictures, cpu, _ = _cpu(lambda: [writer.render_overlay(f, p, ids, cams) for f, p, ids, cams in rows])
     costs["render"] = 1000 * cpu / len(rows)
@@ -115,21 +116,32 @@ def analyze_fps(path: Path, engine, out: Path, end: float | None, **options) -> 
     return summary.frames_analysed / wall
 
 
-def report(name: str, path: Path, end: float | None, classifier, out: Path, preset: str, rounds: int = 2) -> dict:
-    """Measure one clip and print its lines; returns the figures."""
+def report(name: str, path: Path, end: float | None, classifier, out: Path, preset: str, rounds: int = 5) -> dict:
+    """Measure one clip and print its lines; returns the figures.
+
+    Decode-only, CSV-only and full runs take turns for `rounds` rounds, and each figure is its best
+    round: a short clip runs for well under a second, and on a shared machine other processes
+    cost single rounds up to a third of their speed.
+    """
     engine = NullEngine(classifier)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     costs = stage_costs(path, end, classifier, engine, out, preset)
-    n, _, wall = decode_only(path, end)
-    decode_fps = n / wall
-    csv_fps = max(analyze_fps(path, engine, out, end, video=False) for _ in range(rounds))
-    full_fps = max(analyze_fps(path, engine, out, end, preset=preset) for _ in range(rounds))
+    analyze_fps(path, engine, out, end, video=False)  # warm-up: first-run costs (imports, caches) are not the pipeline's
+    decode, csv, full = [], [], []
+    for _ in range(rounds):
+        n, _, wall = decode_only(path, end)
+        decode.append(n / wall)
+        csv.append(analyze_fps(path, engine, out, end, video=False))
+        full.append(analyze_fps(path, engine, out, end, preset=preset))
+    decode_fps, csv_fps, full_fps = max(decode), max(csv), max(full)
     csv_ideal = cores * 1000 / (costs["decode"] + costs["colour+resize"] + costs["csv"])
     full_ideal = cores * 1000 / sum(costs.values())
     print(f"  null engine, {name}: per-stage CPU cost (ms per frame, {cores} cores)")
     for stage in STAGES:
         print(f"    {stage:<15}{costs[stage]:7.2f}")
     print(f"    {'sum':<15}{sum(costs.values()):7.2f}")
+    print(f"  best of {rounds} rounds (each round: {' '.join(f'{x:.0f}' for x in decode)} | "
+          f"{' '.join(f'{x:.0f}' for x in csv)} | {' '.join(f'{x:.0f}' for x in full)} fps)")
     print(f"  decode only        {decode_fps:7.1f} fps (wall, all cores)")
     print(f"  analyze csv-only   {csv_fps:7.1f} fps   ideal {csv_ideal:7.1f}   efficiency {csv_fps / csv_ideal:4.2f}   "
           f"vs decode-only {csv_fps / decode_fps:4.2f}x")

@@ -28,9 +28,10 @@ STALL_GRACE_S = 2.0  # after a Ctrl-C, how long a stage may stay inside one call
 
 
 def _wait(event: threading.Event, timeout: float) -> None:
+    """Wait up to timeout for event, in short waits (each returns the moment the event is set)."""
     deadline = time.monotonic() + timeout
-    while not event.is_set() and time.monotonic() < deadline:
-        time.sleep(_POLL_S / 2)
+    while not event.is_set() and (left := deadline - time.monotonic()) > 0:
+        event.wait(min(left, _POLL_S))
 
 
 def prefer_stage_threads() -> None:
@@ -85,7 +86,7 @@ class Pipeline:
         give_up_at = None  # when the first Ctrl-C stops waiting for a stuck stage
         while not writer_done.is_set():  # the writer ends last: after the worker, which ends after the reader
             try:
-                time.sleep(_POLL_S)
+                writer_done.wait(_POLL_S)
                 if give_up_at is not None and time.monotonic() >= give_up_at:
                     give_up_at = self._stop_waiting()
                     if self._stopped_now:

@@ -11,7 +11,10 @@ import numpy as np
 
 
 def resize_rgb(rgb: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Resize an H x W x 3 (or H x W) uint8 image to size x size, or to (height, width) (area filter when shrinking)."""
+    """Resize an H x W x 3 (or H x W) uint8 image to size x size, or to (height, width).
+
+    Shrinking gives what OpenCV's area filter gives (PSNR > 40 dB against it, tests/test_preprocess.py),
+    without its cost at non-integer ratios."""
     th, tw = (size, size) if isinstance(size, int) else size
     h, w = rgb.shape[:2]
     if (h, w) == (th, tw):
@@ -21,7 +24,10 @@ def resize_rgb(rgb: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
         # twice the size, then an exact 2:1 area filter, gives the same picture (PSNR ~50 dB) in 0.3 ms.
         rgb = cv2.resize(rgb, (2 * tw, 2 * th), interpolation=cv2.INTER_LINEAR)
         h, w = 2 * th, 2 * tw
-    interp = cv2.INTER_AREA if h > th or w > tw else cv2.INTER_LINEAR
+    # Shrinking by less than half (or enlarging): linear's 2x2 taps reach every source pixel, and
+    # match the area filter (PSNR > 48 dB on the shared clips) at 5-8x its speed at these ratios.
+    # From exact halving up, the area filter averages what linear would skip.
+    interp = cv2.INTER_LINEAR if h < 2 * th and w < 2 * tw else cv2.INTER_AREA
     return cv2.resize(rgb, (tw, th), interpolation=interp)
 
 

@@ -185,7 +185,8 @@ class FrameWriter:
         lines = self._label_lines(frame, probs, ids)
         planes = frame.yuv_planes if overlay is None and self._takes_i420(frame) else None
         if planes is not None:
-            return render_i420.annotate(self.strip, render_i420.overlay(planes, cams.max(axis=0), o.alpha, o.colormap), lines)
+            blended = render_i420.overlay(planes, cams.max(axis=0), o.alpha, o.colormap)
+            return render_i420.annotate(self.strip, blended, lines, in_place=True)
         if overlay is None:
             overlay = render.overlay(frame.rgb, cams.max(axis=0), o.alpha, o.colormap)
         return self.strip.annotate(overlay, lines)
