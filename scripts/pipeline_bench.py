@@ -7,7 +7,7 @@ Also run as part of scripts/bench.py. With streamcam.null_engine.NullEngine:
   per-stage CPU cost, ms per frame (process CPU time, so FFmpeg's and x264's own threads count):
     decode          PyAV decoding alone (no colour conversion)
     colour+resize   the model inputs made from decoded frames (analyze's compute stage makes
-                    them)
+                    them; the null engine's own cost, nil, is counted here)
     render          the overlay video's picture: heatmap blend + label strip
     encode          VideoSink.write of those pictures (conversion for the encoder + libx264)
     csv             PredictionsCsv.write_frame
@@ -71,43 +71,49 @@ def decode_only(path: Path, end: float | None) -> tuple[int, float, float]:
 
 
 def stage_costs(path: Path, end: float | None, classifier, engine, out: Path, preset: str, batch_size: int = 8) -> dict:
-    """CPU ms per frame of each stage, each run alone over the clip (OpenCV set up as analyze sets it)."""
+    """CPU ms per frame of each stage (OpenCV set up as analyze sets it).
+
+    Decoding is timed alone. The other stages then run one after the other, a batch at a time, on
+    frames decoded beforehand: each batch's pictures are drawn, encoded and dropped, as in analyze
+    (keeping every picture of the clip made the drawing cost swing with the cost of fresh memory).
+    The model inputs, drawing and CSV rows run in this thread and are timed with its CPU clock;
+    the encoder's share is the rest of the process's CPU time over the loop (x264's own threads
+    encode while this thread draws the next batch).
+    """
     if prefer_stage_threads is not None:
         prefer_stage_threads()
-    costs = {}
     n, cpu, _ = decode_only(path, end)
+    costs = dict.fromkeys(STAGES, 0.0)
     costs["decode"] = 1000 * cpu / n
 
     video = VideoSource(str(path), end=end)
     info = video.info
     size = InputSize.parse("224x224").for_frame(info.width, info.height, classifier.stride)
-    chunks = list(_chunks(video, batch_size))  # decoded and kept, so the next line times the model inputs alone
+    chunks = list(_chunks(video, batch_size))  # decoded beforehand: the loop below does not decode
     video.close()
-    batches, cpu, _ = _cpu(lambda: [model_inputs(chunk, size) for chunk in chunks])
-    frames = [f for chunk in chunks for f in chunk]
-    costs["colour+resize"] = 1000 * cpu / len(frames)
-
-    results = [engine.explain(batch, top_k=1) for batch in batches]
-    rows = [(f, r.probabilities[i], r.class_ids[i], r.cams[i]) for chunk, r in zip(chunks, results) for i, f in enumerate(chunk)]
-    writer = FrameWriter(None, AnalyzeOptions(preset=preset), classifier.labels, None, [], 0)  # its rendering only
-    pictures, cpu, _ = _cpu(lambda: [writer.render_overlay(f, p, ids, cams) for f, p, ids, cams in rows])
-    costs["render"] = 1000 * cpu / len(rows)
-
-    def encode():
-        with VideoSink(out / "encode.mp4", width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
-                       preset=preset) as sink:
-            for (f, *_), picture in zip(rows, pictures):
-                sink.write(picture, f.pts, f.time_s)
-    _, cpu, _ = _cpu(encode)
-    costs["encode"] = 1000 * cpu / len(rows)
-
-    def csv():
-        table = PredictionsCsv(out / "bench.csv", classifier.labels, 5)
-        for f, p, ids, cams in rows:
-            table.write_frame(f.index, f.pts, f.time_s, p)
-        table.close()
-    _, cpu, _ = _cpu(csv)
-    costs["csv"] = 1000 * cpu / len(rows)
+    writer = FrameWriter(None, AnalyzeOptions(preset=preset), classifier.labels, None, [], 0)  # its drawing only
+    table = PredictionsCsv(out / "bench.csv", classifier.labels, 5)
+    frames = 0
+    process_began = time.process_time()
+    with VideoSink(out / "encode.mp4", width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
+                   preset=preset) as sink:
+        for chunk in chunks:
+            began = time.thread_time()
+            batch = engine.explain(model_inputs(chunk, size), top_k=1)
+            costs["colour+resize"] += time.thread_time() - began
+            for i, frame in enumerate(chunk):
+                began = time.thread_time()
+                picture = writer.render_overlay(frame, batch.probabilities[i], batch.class_ids[i], batch.cams[i])
+                drawn = time.thread_time()
+                table.write_frame(frame.index, frame.pts, frame.time_s, batch.probabilities[i])
+                costs["render"] += drawn - began
+                costs["csv"] += time.thread_time() - drawn
+                sink.write(picture, frame.pts, frame.time_s)
+            frames += len(chunk)
+    table.close()
+    costs["encode"] = time.process_time() - process_began - costs["colour+resize"] - costs["render"] - costs["csv"]
+    for stage in STAGES[1:]:
+        costs[stage] *= 1000 / frames
     return costs
 
 
