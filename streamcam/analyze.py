@@ -218,7 +218,7 @@ def analyze(
 
             def compute(frames):
                 resized = model_inputs(frames, model_size)
-                return frames, engine.explain(resized, top_k=top_k, class_ids=tracked, pad_to=options.batch_size)
+                return writer.draw_ahead((frames, engine.explain(resized, top_k=top_k, class_ids=tracked, pad_to=options.batch_size)))
 
             pipeline = Pipeline(
                 lambda: _chunks(video, options.batch_size), compute, writer,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 from urllib.parse import urlparse
 
 import numpy as np
@@ -106,6 +107,11 @@ class RunOutputs:
         return errors
 
 
+class _Drawing(NamedTuple):
+    rows: list[tuple]  # (frame, probabilities, class ids, cams, local probabilities)
+    pictures: list[Future] | None  # each row's video pictures, being drawn
+
+
 class FrameWriter:
     """The consume stage: CSV rows, rendered frames into the video sinks, saved pictures."""
 
@@ -121,17 +127,24 @@ class FrameWriter:
         self._overlay_sink = outputs.sinks.get("video") if outputs is not None else None
         self._workers = RENDER_WORKERS if render_workers is None else render_workers
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._closed = False
+
+    def draw_ahead(self, item) -> _Drawing:
+        """A pipeline item (frames, CamBatch) with its video pictures already being drawn by the
+        render workers. The compute stage calls this, so a batch is drawn while this writer still
+        encodes the one before (analyze: 720p overlay, null engine, 2 cores: see README Speed)."""
+        frames, batch = item
+        rows = self._rows(frames, batch)
+        return _Drawing(rows, self._submit(rows))
 
     def __call__(self, item) -> None:
-        """A pipeline item: (frames, CamBatch). The batch's pictures are drawn by the render
-        workers while this thread encodes them in order, so drawing and encoding overlap."""
-        frames, batch = item
-        rows = [(frame, batch.probabilities[n], batch.class_ids[n], batch.cams[n],
-                 None if batch.local_probabilities is None else batch.local_probabilities[n]) for n, frame in enumerate(frames)]
-        if self.outputs.sinks and self._workers:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="streamcam-render")
-            drawn = [self._pool.submit(self.video_pictures, *row[:4]) for row in rows]
+        """A pipeline item: (frames, CamBatch), or draw_ahead's. The batch's pictures are drawn by
+        the render workers while this thread encodes them in order, so drawing and encoding overlap."""
+        rows, drawn = item if isinstance(item, _Drawing) else (self._rows(*item), None)
+        if drawn is None:
+            drawn = self._submit(rows)
+        if drawn is not None:
             try:
                 for row, pictures in zip(rows, drawn):
                     self._write(*row, pictures=pictures.result())
@@ -142,6 +155,22 @@ class FrameWriter:
             for row in rows:
                 self._write(*row)
         self.outputs.csv.flush()
+
+    @staticmethod
+    def _rows(frames, batch) -> list[tuple]:
+        return [(frame, batch.probabilities[n], batch.class_ids[n], batch.cams[n],
+                 None if batch.local_probabilities is None else batch.local_probabilities[n]) for n, frame in enumerate(frames)]
+
+    def _submit(self, rows) -> list[Future] | None:
+        """Hand the rows' video pictures to the render workers (None: no videos, or no workers)."""
+        if not (self.outputs.sinks and self._workers):
+            return None
+        with self._pool_lock:  # the compute and the write stage may both be first
+            if self._closed:
+                return None  # a compute stage that outlived the run: nothing will write these
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="streamcam-render")
+            return [self._pool.submit(self.video_pictures, *row[:4]) for row in rows]
 
     def write(self, frame: Frame, probs, ids, cams, local_all=None, overlay: np.ndarray | None = None) -> None:
         """One frame's results. overlay: the heatmap already blended into this frame's RGB (live
@@ -200,9 +229,11 @@ class FrameWriter:
 
     def close(self) -> None:
         """Stop the render workers (idle by now)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        with self._pool_lock:
+            self._closed = True
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
 
     def _label_lines(self, frame: Frame, probs, ids) -> list[str]:
         names = ", ".join(dict.fromkeys(self.labels.name(int(c)) for c in ids))

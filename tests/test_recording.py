@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import av
 import numpy as np
+import pytest
 
 from streamcam.analyze import AnalyzeOptions, analyze
 from streamcam.null_engine import NullEngine
@@ -65,3 +66,30 @@ def test_the_yuv_path_and_the_rgb_path_write_the_same_video(default_classifier, 
     assert summary.frames_analysed == yuv[0].frames_analysed == 12
     assert [(p, t) for p, t, _ in rgb] == [(p, t) for p, t, _ in yuv[2]]
     assert min(psnr(a, b) for (_, _, a), (_, _, b) in zip(rgb, yuv[2])) >= 35  # two lossy encodes apart
+
+
+def test_pictures_drawn_ahead_are_written_in_order_and_none_after_close(default_classifier, tmp_path):
+    # The compute stage starts drawing a batch (draw_ahead) while the writer still encodes the
+    # one before; the writer then takes the drawn pictures in their frames' order.
+    from streamcam.recording import FrameWriter, RunOutputs
+    from streamcam.video.source import VideoSource
+
+    src = tmp_path / "clip.mp4"
+    make_video(src, 10, size=(320, 180))
+    options = AnalyzeOptions(out_dir=tmp_path / "out", batch_size=5)
+    engine = NullEngine(default_classifier)
+    with VideoSource(str(src)) as video:
+        frames = list(video)
+        outputs = RunOutputs(str(src), video.info, options, default_classifier.labels, [], None, None)
+    writer = FrameWriter(outputs, options, default_classifier.labels, None, [], 0, render_workers=2)
+    batches = [frames[:5], frames[5:]]
+    items = [writer.draw_ahead((chunk, engine.explain(np.stack([f.model_input((224, 224)) for f in chunk]))))
+             for chunk in batches]
+    assert all(item.pictures is not None and len(item.pictures) == 5 for item in items)
+    for item in items:
+        writer(item)
+    writer.close()
+    assert outputs.close() == [] and writer.frames == 10
+    assert [t for _, t, _ in decoded(tmp_path / "out" / "clip.gradcam.mp4")] == pytest.approx([f.time_s for f in frames], abs=1e-3)
+    late = writer.draw_ahead((frames[:2], engine.explain(np.stack([f.model_input((224, 224)) for f in frames[:2]]))))
+    assert late.pictures is None  # a compute stage that outlived the run starts no drawing
