@@ -1,6 +1,6 @@
 """Throughput and memory benchmark of `streamcam analyze` (a benchmark, not a test).
 
-    python scripts/bench.py                  # full run: 10 s and 60 s 720p clips (~4 min on 2 cores)
+    python scripts/bench.py                  # full run: 10 s and 60 s 720p clips (about 8.5 min on 2 cores)
     python scripts/bench.py --quick          # 3 s / 12 s clips: checks that the script works
     python scripts/bench.py --skip-baseline --batch-size 16
 
