@@ -164,7 +164,7 @@ class Frame:
             # straight to the size. Averaging commutes with the affine YUV -> RGB map, so converting
             # the three small planes at the end gives the picture that converting at twice the size
             # and then averaging would (PSNR > 45 dB), in two thirds of the time.
-            y = resize_rgb(cv2.resize(y, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR), size)
+            y = resize_rgb(y, size)  # its own two steps: linear to twice the size, then 2:1 area
             u, v = (cv2.resize(c, (width, height), interpolation=cv2.INTER_LINEAR) for c in (u, v))
             return cv2.transform(cv2.merge((y, u, v)), _YUV_TO_RGB)
         small = np.empty((height * 3 // 2, width), np.uint8)

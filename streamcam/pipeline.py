@@ -24,10 +24,9 @@ from typing import Callable, Iterable, Iterator
 
 _DONE = object()
 _POLL_S = 0.1
-# How often the caller's thread looks at the stages. It sleeps rather than waiting on an Event:
-# Ctrl-C raises KeyboardInterrupt wherever that thread is, and inside Event.wait (Python 3.11) it
-# can leave the event's lock held, hanging the stage that sets it. Short, because the run ends
-# only when this thread sees it (with 0.1 s, a 0.5 s clip lost a tenth of its time).
+# How often the caller's thread looks at the stages. It sleeps, so a Ctrl-C lands in this
+# module's own code (see run), never inside threading's locks. Short, because the run ends only
+# when this thread sees it (with 0.1 s, a 0.5 s clip lost a tenth of its time).
 _WAKE_S = 0.005
 STALL_GRACE_S = 2.0  # after a Ctrl-C, how long a stage may stay inside one call
 

@@ -141,9 +141,7 @@ class FrameWriter:
     def __call__(self, item) -> None:
         """A pipeline item: (frames, CamBatch), or draw_ahead's. The batch's pictures are drawn by
         the render workers while this thread encodes them in order, so drawing and encoding overlap."""
-        rows, drawn = item if isinstance(item, _Drawing) else (self._rows(*item), None)
-        if drawn is None:
-            drawn = self._submit(rows)
+        rows, drawn = item if isinstance(item, _Drawing) else self.draw_ahead(item)
         if drawn is not None:
             try:
                 for row, pictures in zip(rows, drawn):
