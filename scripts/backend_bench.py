@@ -14,7 +14,8 @@ timed), then times, on the same random frames:
             is what the head's backward pass and the CAM cost)
 
 Figures are images per second, steady state; the last lines are the ratios against the
-first backend. scripts/gpu_check.py uses measure() for its engine figures.
+first backend. The figures come from benchlib.measure (scripts/benchlib.py), which
+scripts/gpu_check.py uses for its engine figures too.
 """
 
 from __future__ import annotations
@@ -25,54 +26,17 @@ import os
 import platform
 import subprocess
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np
-
-
-def measure(engine, batch: int, size: tuple[int, int], seconds: float, forward_only: bool) -> float:
-    """Images per second of engine.explain (or the forward pass alone) on one batch shape, steady state."""
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (batch, *size, 3), dtype=np.uint8)
-    run = _forward(engine) if forward_only else (lambda x: engine.explain(x, top_k=1))
-    run(images)  # trace and compile
-    run(images)
-    calls, began = 0, time.perf_counter()
-    while True:
-        run(images)
-        calls += 1
-        elapsed = time.perf_counter() - began
-        if elapsed >= seconds and calls >= 3:
-            return calls * batch / elapsed
-
-
-def _forward(engine):
-    """The classifier's probabilities through the backend's compiled call, no gradient, no CAM."""
-    from streamcam.backends import ops
-
-    classifier, backend = engine.classifier, engine.backend
-    model = classifier.head.model
-
-    def probabilities(images):
-        return ops.softmax(ops.cast(model(classifier.preprocess(ops.cast(images, "float32")), training=False), "float32"))
-
-    compiled = backend.compile(probabilities, model, engine.jit)
-
-    def run(images):
-        with backend.device_scope(engine.device):
-            return ops.convert_to_numpy(compiled(ops.convert_to_tensor(images)))
-
-    return run
+from benchlib import measure, timed
 
 
 def child(backend: str, batches: list[int], precision: str, seconds: float, size: tuple[int, int]) -> dict:
-    from streamcam.engine import build_engine
+    from streamcam.explain.engine import build_engine
 
-    began = time.perf_counter()
-    engine = build_engine(precision=precision, backend=backend)
-    figures = {"backend": engine.backend_name, "version": engine.backend.version(), "load_s": time.perf_counter() - began}
+    engine, load_s = timed(lambda: build_engine(precision=precision, backend=backend))
+    figures = {"backend": engine.backend_name, "version": engine.backend.version(), "load_s": load_s}
     for batch in batches:
         figures[f"gradcam_{batch}"] = measure(engine, batch, size, seconds, forward_only=False)
         figures[f"forward_{batch}"] = measure(engine, batch, size, seconds, forward_only=True)
@@ -92,27 +56,46 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.batch, args.precision, args.seconds, (height, width))))
         return
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"EfficientNet-Lite0 at {width}x{height}, {args.precision}, images/s, one backend at a time")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"EfficientNet-Lite0 at {width}x{height}, {args.precision}, images/s, one backend at a time"
+    )
     results = []
     for backend in args.backends:
-        command = [sys.executable, __file__, "--child", backend, "--batch", *map(str, args.batch),
-                   "--precision", args.precision, "--seconds", str(args.seconds), "--size", args.size]
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            backend,
+            "--batch",
+            *map(str, args.batch),
+            "--precision",
+            args.precision,
+            "--seconds",
+            str(args.seconds),
+            "--size",
+            args.size,
+        ]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             print(f"{backend}: failed\n{done.stderr.strip()[-2000:]}")
             continue
         figures = json.loads(done.stdout.strip().splitlines()[-1])
         results.append(figures)
-        cells = "  ".join(f"batch {b}: gradcam {figures[f'gradcam_{b}']:7.1f}  forward {figures[f'forward_{b}']:7.1f}"
-                          f"  ratio {figures[f'gradcam_{b}'] / figures[f'forward_{b}']:.2f}" for b in args.batch)
+        cells = "  ".join(
+            f"batch {b}: gradcam {figures[f'gradcam_{b}']:7.1f}  forward {figures[f'forward_{b}']:7.1f}"
+            f"  ratio {figures[f'gradcam_{b}'] / figures[f'forward_{b}']:.2f}"
+            for b in args.batch
+        )
         print(f"{figures['backend']:<10} {figures['version']:<8} load {figures['load_s']:5.1f} s  {cells}")
     if len(results) > 1:
         base = results[0]
         for other in results[1:]:
             for b in args.batch:
-                print(f"{other['backend']} / {base['backend']}, batch {b}: gradcam {other[f'gradcam_{b}'] / base[f'gradcam_{b}']:.2f}x, "
-                      f"forward {other[f'forward_{b}'] / base[f'forward_{b}']:.2f}x")
+                print(
+                    f"{other['backend']} / {base['backend']}, batch {b}: gradcam {other[f'gradcam_{b}'] / base[f'gradcam_{b}']:.2f}x, "
+                    f"forward {other[f'forward_{b}'] / base[f'forward_{b}']:.2f}x"
+                )
 
 
 if __name__ == "__main__":

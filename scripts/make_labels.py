@@ -20,15 +20,13 @@ def timm_info_dir() -> Path:
     spec = importlib.util.find_spec("timm")
     if spec is None or not spec.submodule_search_locations:
         sys.exit("timm is not installed in this interpreter (pip install timm)")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "_info"
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "_info"
 
 
 def main() -> None:
     info = timm_info_dir()
     synsets = (info / "imagenet_synsets.txt").read_text().split()
-    lemmas = dict(
-        line.split("\t", 1) for line in (info / "imagenet_synset_to_lemma.txt").read_text().splitlines() if line
-    )
+    lemmas = dict(line.split("\t", 1) for line in (info / "imagenet_synset_to_lemma.txt").read_text().splitlines() if line)
     assert len(synsets) == 1000, len(synsets)
     rows = ["class_id\tsynset\tlemmas"]
     for class_id, synset in enumerate(synsets):

@@ -1,5 +1,7 @@
 """streamcam: see what an image classifier looks at, frame by frame.
 
+The public API, re-exported from where each name lives (see README "How it fits together"):
+cli -> apps -> outputs -> explain / video -> models -> backends -> core.
 Importing streamcam is cheap: Keras and its backend (TensorFlow by default, or JAX: see
 use_backend) load only when a model or engine is first used.
 """
@@ -8,25 +10,30 @@ from __future__ import annotations
 
 from importlib import import_module
 
-__version__ = "0.1.0"
+from streamcam.core.version import __version__ as __version__
 
 _EXPORTS = {
     "load_classifier": "streamcam.models",
     "Classifier": "streamcam.models",
-    "CamEngine": "streamcam.engine",
-    "build_engine": "streamcam.engine",
     "use_backend": "streamcam.backends",
-    "CamBatch": "streamcam.engine",
-    "ImageExplainer": "streamcam.images",
-    "Frame": "streamcam.frames",
-    "Labels": "streamcam.labels",
-    "StreamcamError": "streamcam.errors",
-    "InputError": "streamcam.errors",
-    "ModelError": "streamcam.errors",
-    "UsageError": "streamcam.errors",
+    "CamEngine": "streamcam.explain.engine",
+    "build_engine": "streamcam.explain.engine",
+    "CamBatch": "streamcam.explain.results",
+    "NullEngine": "streamcam.explain.null_engine",
+    "analyze": "streamcam.apps.analyze",
+    "AnalyzeOptions": "streamcam.apps.analyze",
+    "AnalyzeSummary": "streamcam.apps.analyze",
+    "ImageExplainer": "streamcam.apps.image",
+    "VideoSource": "streamcam.video.source",
+    "Frame": "streamcam.core.frames",
+    "Labels": "streamcam.core.labels",
+    "StreamcamError": "streamcam.core.errors",
+    "InputError": "streamcam.core.errors",
+    "ModelError": "streamcam.core.errors",
+    "UsageError": "streamcam.core.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "__version__"])
 
 
 def __getattr__(name: str):

@@ -1,3 +1,3 @@
-from .cli import main
+from streamcam.cli import main
 
 main()

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from .errors import OutputError, StreamcamError, UsageError
-from .progress import BatchProgress, FrameProgress
+from streamcam.core.errors import OutputError, StreamcamError, UsageError
+from streamcam.core.progress import BatchProgress, FrameProgress
 
 app = typer.Typer(
-    help="See what an image classifier looks at: Grad-CAM for videos, streams and images.",
+    help="See what an image classifier looks at: Grad-CAM for videos, streams and images. How the code fits together: README.md, section 'How it fits together'.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -21,23 +21,61 @@ app = typer.Typer(
 err_console = Console(stderr=True, highlight=False)
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="efficientnet-lite0 (embedded, default), vgg16, or a Keras .keras/.h5 file.")]
-WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="Weights file: Keras .weights.h5/.h5, or tensorflow-vgg vgg16.npy for --model vgg16.")]
-LayerOpt = Annotated[Optional[str], typer.Option("--layer", help="Layer to explain (default: the last convolutional feature map; 'outer/inner' for nested models).")]
-MethodOpt = Annotated[str, typer.Option("--method", help="CAM method: gradcam, gradcam++, hirescam, layercam, xgradcam, eigencam, scorecam.")]
+WeightsOpt = Annotated[
+    Path | None, typer.Option("--weights", help="Weights file: Keras .weights.h5/.h5, or tensorflow-vgg vgg16.npy for --model vgg16.")
+]
+LayerOpt = Annotated[
+    str | None,
+    typer.Option("--layer", help="Layer to explain (default: the last convolutional feature map; 'outer/inner' for nested models)."),
+]
+MethodOpt = Annotated[
+    str, typer.Option("--method", help="CAM method: gradcam, gradcam++, hirescam, layercam, xgradcam, eigencam, scorecam.")
+]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (GPU when the backend sees one), cpu or gpu.")]
-BackendOpt = Annotated[Optional[str], typer.Option("--backend", help="Keras backend that runs the model: tensorflow (default, unless KERAS_BACKEND names another), jax (pip install 'streamcam[jax]'), or auto (the faster one measured here: JAX for one frame per call, as live makes, TensorFlow for batches; whichever is installed).", show_default=False)]
-PreprocessOpt = Annotated[Optional[str], typer.Option("--preprocess", help="Input scaling for a model file: raw (0..255, default), tf (-1..1), torch (ImageNet mean/std), caffe (BGR minus means), lite.")]
-PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (mixed float16 on a GPU, float32 on a CPU, where bfloat16 measured slower), float32 or mixed.")]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="Keras backend that runs the model: tensorflow (default, unless KERAS_BACKEND names another), jax (pip install 'streamcam[jax]'), or auto (the faster one measured here: JAX for one frame per call, as live makes, TensorFlow for batches; whichever is installed).",
+        show_default=False,
+    ),
+]
+PreprocessOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--preprocess",
+        help="Input scaling for a model file: raw (0..255, default), tf (-1..1), torch (ImageNet mean/std), caffe (BGR minus means), lite.",
+    ),
+]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option("--precision", help="auto (mixed float16 on a GPU, float32 on a CPU, where bfloat16 measured slower), float32 or mixed."),
+]
 AlphaOpt = Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Heatmap weight in overlays, 0..1.")]
-InputSizeOpt = Annotated[str, typer.Option("--input-size", help="Model input: 224x224 (default, the frame squashed), WxH, or N for the long side with the aspect ratio kept (e.g. 640: finer maps of small objects, slower). Rounded to the model's stride.")]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds a URL may take to connect or to send more data before it counts as lost.")]
-MaxMbOpt = Annotated[float, typer.Option("--max-mb", min=0.01, help="Size cap of the review page in MB: past it the frames are stored smaller, then only every k-th frame plus those near peaks is kept (the page says so).")]
+InputSizeOpt = Annotated[
+    str,
+    typer.Option(
+        "--input-size",
+        help="Model input: 224x224 (default, the frame squashed), WxH, or N for the long side with the aspect ratio kept (e.g. 640: finer maps of small objects, slower). Rounded to the model's stride.",
+    ),
+]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", min=0.1, help="Seconds a URL may take to connect or to send more data before it counts as lost.")
+]
+MaxMbOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-mb",
+        min=0.01,
+        help="Size cap of the review page in MB: past it the frames are stored smaller, then only every k-th frame plus those near peaks is kept (the page says so).",
+    ),
+]
 ColormapOpt = Annotated[str, typer.Option("--colormap", help="Heatmap colours: jet, turbo, inferno, magma, viridis, hot, plasma.")]
 
 
 def _version(value: bool) -> None:
     if value:
-        from . import __version__
+        from streamcam.core.version import __version__
 
         print(f"streamcam {__version__}")
         raise typer.Exit()
@@ -63,23 +101,43 @@ def interrupted() -> None:
 
 @app.command()
 def analyze(
-    sources: Annotated[list[str], typer.Argument(help="Video files, folders (searched for video files), globs ('clips/*.mp4'), URLs (rtsp/http/udp/tcp) or camera numbers. More than one: a batch, with a sub-folder of --out-dir per video and <out-dir>/manifest.jsonl.", show_default=False)],
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Video files, folders (searched for video files), globs ('clips/*.mp4'), URLs (rtsp/http/udp/tcp) or camera numbers. More than one: a batch, with a sub-folder of --out-dir per video and <out-dir>/manifest.jsonl.",
+            show_default=False,
+        ),
+    ],
     top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="Predictions per frame written to the CSV.")] = 5,
-    cam_classes: Annotated[str, typer.Option("--cam-classes", help="Classes to explain per frame: top1, top3, ..., ids/names tracked through the whole video (each gets p_, plocal_ and peak columns in the CSV), or both, e.g. 'top1,traffic_light,bicycle-built-for-two'.")] = "top1",
+    cam_classes: Annotated[
+        str,
+        typer.Option(
+            "--cam-classes",
+            help="Classes to explain per frame: top1, top3, ..., ids/names tracked through the whole video (each gets p_, plocal_ and peak columns in the CSV), or both, e.g. 'top1,traffic_light,bicycle-built-for-two'.",
+        ),
+    ] = "top1",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per engine call.")] = 8,
-    start: Annotated[Optional[str], typer.Option("--start", help="Start time, seconds or mm:ss (seeks).")] = None,
-    end: Annotated[Optional[str], typer.Option("--end", help="End time, seconds or mm:ss.")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="Start time, seconds or mm:ss (seeks).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="End time, seconds or mm:ss.")] = None,
     every: Annotated[int, typer.Option("--every", min=1, help="Analyse every Nth frame.")] = 1,
-    fps: Annotated[Optional[float], typer.Option("--fps", min=0.001, help="Analyse frames at this rate instead (frames per second).")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-o", help="Output folder (default: next to the input).")] = None,
+    fps: Annotated[float | None, typer.Option("--fps", min=0.001, help="Analyse frames at this rate instead (frames per second).")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", "-o", help="Output folder (default: next to the input).")] = None,
     video: Annotated[bool, typer.Option("--video/--no-video", help="Write <stem>.gradcam.mp4, the overlay video.")] = True,
     heatmap_video: Annotated[bool, typer.Option("--heatmap-video", help="Also write <stem>.heatmap.mp4 (grey heatmaps).")] = False,
     segmented_video: Annotated[bool, typer.Option("--segmented-video", help="Also write <stem>.segmented.mp4 (heatmap x frame).")] = False,
     codec: Annotated[str, typer.Option("--codec", help="Video encoder: libx264, libx265, libvpx-vp9, libsvtav1, mpeg4 ...")] = "libx264",
     crf: Annotated[int, typer.Option("--crf", min=0, max=63, help="Encoder quality (lower is better and bigger).")] = 23,
-    preset: Annotated[str, typer.Option("--preset", help="Encoder speed preset (libx264/libx265): ultrafast (default: fastest, about twice the size of veryfast) ... veryslow.")] = "ultrafast",
+    preset: Annotated[
+        str,
+        typer.Option(
+            "--preset",
+            help="Encoder speed preset (libx264/libx265): ultrafast (default: fastest, about twice the size of veryfast) ... veryslow.",
+        ),
+    ] = "ultrafast",
     audio: Annotated[bool, typer.Option("--audio/--no-audio", help="Copy the input's audio into the overlay video.")] = True,
-    save_frames: Annotated[Optional[str], typer.Option("--save-frames", help="Write ancestor-style pictures for these instants, e.g. '12.4,00:31'.")] = None,
+    save_frames: Annotated[
+        str | None, typer.Option("--save-frames", help="Write ancestor-style pictures for these instants, e.g. '12.4,00:31'.")
+    ] = None,
     timeout: TimeoutOpt = 10.0,
     input_size: InputSizeOpt = "224x224",
     model: ModelOpt = "efficientnet-lite0",
@@ -94,29 +152,74 @@ def analyze(
     backend: BackendOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; errors only.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
-    review: Annotated[bool, typer.Option("--review", help="Also write <stem>.review.html: the analysed frames in one offline page to step through (see 'streamcam review').")] = False,
-    review_max_mb: Annotated[float, typer.Option("--review-max-mb", min=0.01, help="Size cap of the --review page in MB (see 'streamcam review --max-mb').")] = 50.0,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Search folders given as inputs in their sub-folders too (and let ** in globs match them).")] = False,
-    ray: Annotated[bool, typer.Option("--ray", help="Run the batch on Ray: a local cluster, or the one at --ray-address (needs streamcam[ray]).")] = False,
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Join this Ray cluster (e.g. 'auto' or 'ray://head:10001'); implies --ray.")] = None,
+    review: Annotated[
+        bool,
+        typer.Option(
+            "--review",
+            help="Also write <stem>.review.html: the analysed frames in one offline page to step through (see 'streamcam review').",
+        ),
+    ] = False,
+    review_max_mb: Annotated[
+        float, typer.Option("--review-max-mb", min=0.01, help="Size cap of the --review page in MB (see 'streamcam review --max-mb').")
+    ] = 50.0,
+    recursive: Annotated[
+        bool,
+        typer.Option("--recursive", "-r", help="Search folders given as inputs in their sub-folders too (and let ** in globs match them)."),
+    ] = False,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Run the batch on Ray: a local cluster, or the one at --ray-address (needs streamcam[ray]).")
+    ] = False,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="Join this Ray cluster (e.g. 'auto' or 'ray://head:10001'); implies --ray.")
+    ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Ray actors, each with the model loaded once.")] = 2,
-    gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", min=0.0, help="GPUs Ray assigns to each actor (0: CPU only; 0.5: two actors share one GPU).")] = 0.0,
+    gpus_per_worker: Annotated[
+        float,
+        typer.Option("--gpus-per-worker", min=0.0, help="GPUs Ray assigns to each actor (0: CPU only; 0.5: two actors share one GPU)."),
+    ] = 0.0,
 ) -> None:
     """Analyse videos: overlay video, per-frame CSV predictions and a summary JSON each; with several inputs, a batch with a manifest (exit 0 when every video completed or was skipped, 1 when any failed)."""
-    from .analyze import AnalyzeOptions
+    from streamcam.apps.analyze import AnalyzeOptions
 
     options = AnalyzeOptions(
-        top_n=top_n, cam_classes=cam_classes, batch_size=batch_size, start=start, end=end, every=every, fps=fps,
-        out_dir=out_dir, video=video, heatmap_video=heatmap_video, segmented_video=segmented_video, codec=codec,
-        crf=crf, preset=preset, audio=audio, alpha=alpha, colormap=colormap, timeout=timeout, input_size=input_size,
-        save_frames=[t for t in (save_frames or "").split(",") if t.strip()], review=review, review_max_mb=review_max_mb,
+        top_n=top_n,
+        cam_classes=cam_classes,
+        batch_size=batch_size,
+        start=start,
+        end=end,
+        every=every,
+        fps=fps,
+        out_dir=out_dir,
+        video=video,
+        heatmap_video=heatmap_video,
+        segmented_video=segmented_video,
+        codec=codec,
+        crf=crf,
+        preset=preset,
+        audio=audio,
+        alpha=alpha,
+        colormap=colormap,
+        timeout=timeout,
+        input_size=input_size,
+        save_frames=[t for t in (save_frames or "").split(",") if t.strip()],
+        review=review,
+        review_max_mb=review_max_mb,
     )
     engine_args = (model, weights, layer, method, device, precision, preprocess, backend)
     if len(sources) == 1 and not (ray or ray_address) and not _is_many(sources[0]):
         _run_analyze(sources[0], options, engine_args, quiet, json_out)
         return
-    _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_address if ray_address else ("local" if ray else None),
-               workers, gpus_per_worker)
+    _run_batch(
+        sources,
+        recursive,
+        options,
+        engine_args,
+        quiet,
+        json_out,
+        ray_address if ray_address else ("local" if ray else None),
+        workers,
+        gpus_per_worker,
+    )
 
 
 def _is_many(source: str) -> bool:
@@ -128,7 +231,7 @@ def _is_many(source: str) -> bool:
 
 def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_address, workers, gpus_per_worker) -> None:
     """Several videos: one sub-folder of --out-dir each, <out-dir>/manifest.jsonl, exit 0/1/130."""
-    from . import batch
+    from streamcam.apps import batch
 
     progress = FrameProgress(err_console, enabled=not quiet)
     try:
@@ -138,24 +241,32 @@ def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_ad
         videos = batch.expand_inputs(sources, recursive)
         manifest = batch.Manifest(options.out_dir)
         if ray_address is not None:
-            from .backends import resolve
-            from .batch_ray import run_ray
-            from .cams import get_method
+            from streamcam.apps.batch_ray import run_ray
+            from streamcam.backends import resolve
+            from streamcam.explain.cams import get_method
 
             get_method(engine_args[3])  # a typo in --method fails before any worker loads the model
             names = ("model", "weights", "layer", "method", "device", "precision", "preprocess", "backend")
             actor_args = dict(zip(names, engine_args))
             actor_args["backend"] = resolve(actor_args["backend"], options.batch_size)  # actors need not share this process's KERAS_BACKEND
             with progress.status(f"running {len(videos)} videos on Ray"):
-                entries = run_ray(videos, actor_args, options, options.out_dir, manifest,
-                                  address=None if ray_address == "local" else ray_address, workers=workers,
-                                  gpus_per_worker=gpus_per_worker)
+                entries = run_ray(
+                    videos,
+                    actor_args,
+                    options,
+                    options.out_dir,
+                    manifest,
+                    address=None if ray_address == "local" else ray_address,
+                    workers=workers,
+                    gpus_per_worker=gpus_per_worker,
+                )
         else:
             with progress.status("loading model"):
                 engine = _engine(*engine_args, batch_size=options.batch_size)
             with BatchProgress(err_console, len(videos), enabled=not quiet) as bars:
-                entries = batch.run_local(videos, engine, options, options.out_dir, manifest, on_video=bars.video_done,
-                                          on_start=bars.start, on_frame=bars.advance)
+                entries = batch.run_local(
+                    videos, engine, options, options.out_dir, manifest, on_video=bars.video_done, on_start=bars.start, on_frame=bars.advance
+                )
     except StreamcamError as exc:
         fail(exc)
     except KeyboardInterrupt:
@@ -182,8 +293,8 @@ def _report_batch(entries: list[dict], manifest_path: Path, quiet: bool, json_ou
 
 def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out: bool) -> None:
     """What analyze and review share: checks, model, the run with a progress bar, the report, exit codes."""
-    from .analyze import analyze as run_analyze
-    from .video.source import is_local_file, probe
+    from streamcam.apps.analyze import analyze as run_analyze
+    from streamcam.video.source import is_local_file, probe
 
     progress = FrameProgress(err_console, enabled=not quiet)
     try:
@@ -210,13 +321,24 @@ def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out
 @app.command()
 def review(
     source: Annotated[str, typer.Argument(help="Video file to review.", show_default=False)],
-    start: Annotated[Optional[str], typer.Option("--start", help="Window start, seconds or mm:ss.")] = None,
-    end: Annotated[Optional[str], typer.Option("--end", help="Window end, seconds or mm:ss.")] = None,
-    around: Annotated[Optional[str], typer.Option("--around", help="Centre of the window, seconds or mm:ss (instead of --start/--end).")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="Window start, seconds or mm:ss.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Window end, seconds or mm:ss.")] = None,
+    around: Annotated[
+        str | None, typer.Option("--around", help="Centre of the window, seconds or mm:ss (instead of --start/--end).")
+    ] = None,
     span: Annotated[float, typer.Option("--span", min=0.01, help="Window length in seconds with --around.")] = 10.0,
-    top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="Classes listed per frame, and the window's top classes offered in the class selector.")] = 5,
-    classes: Annotated[Optional[str], typer.Option("--classes", help="Also explain these classes on every frame (ids or ImageNet names, e.g. 'traffic_light,bicycle-built-for-two'); their probability and plocal are charted.")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-o", help="Output folder (default: next to the input).")] = None,
+    top_n: Annotated[
+        int,
+        typer.Option("--top-n", "-n", min=1, help="Classes listed per frame, and the window's top classes offered in the class selector."),
+    ] = 5,
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            "--classes",
+            help="Also explain these classes on every frame (ids or ImageNet names, e.g. 'traffic_light,bicycle-built-for-two'); their probability and plocal are charted.",
+        ),
+    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", "-o", help="Output folder (default: next to the input).")] = None,
     max_mb: MaxMbOpt = 50.0,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per engine call.")] = 8,
     input_size: InputSizeOpt = "224x224",
@@ -231,36 +353,19 @@ def review(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; errors only.")] = False,
 ) -> None:
     """Incident review: analyse a window at the full frame rate into one offline HTML page (<stem>.review.html) to step through frame by frame; the CSV and summary are written beside it."""
-    from .analyze import AnalyzeOptions
+    from streamcam.apps.review import review_options
 
     try:
-        start, end = _review_window(start, end, around, span)
+        options = review_options(start, end, around, span, top_n, classes, out_dir, max_mb, batch_size, input_size)
     except StreamcamError as exc:
         fail(exc)
-    options = AnalyzeOptions(
-        top_n=top_n, cam_classes="top1" + (f",{classes}" if classes else ""), batch_size=batch_size, start=start,
-        end=end, out_dir=out_dir, video=False, input_size=input_size, review=True, review_max_mb=max_mb,
-    )
     _run_analyze(source, options, (model, weights, layer, method, device, precision, preprocess, backend), quiet, False)
 
 
-def _review_window(start: str | None, end: str | None, around: str | None, span: float) -> tuple:
-    """--around T --span S as --start/--end (the window centred on T)."""
-    from .errors import UsageError
-    from .video.timecode import parse_timecode
-
-    if around is None:
-        return start, end
-    if start is not None or end is not None:
-        raise UsageError("give either --around/--span or --start/--end, not both")
-    centre = parse_timecode(around)
-    return str(max(0.0, centre - span / 2)), str(centre + span / 2)
-
-
 def _engine(model, weights, layer, method, device, precision="auto", preprocess=None, backend=None, batch_size=None):
-    from .backends import use_backend
-    from .cams import get_method
-    from .engine import build_engine
+    from streamcam.backends import use_backend
+    from streamcam.explain.cams import get_method
+    from streamcam.explain.engine import build_engine
 
     get_method(method)  # a typo in --method fails before the model loads
     backend = use_backend(backend, batch_size)  # an unknown or missing backend too
@@ -290,12 +395,27 @@ def _report(summary, quiet: bool, json_out: bool) -> None:
 
 @app.command()
 def live(
-    source: Annotated[str, typer.Argument(help="Camera number (0 is the first webcam), URL (rtsp/http/udp/tcp) or video file.", show_default=False)] = "0",
-    serve: Annotated[Optional[str], typer.Option("--serve", help="Serve the live view to browsers at [HOST:]PORT (the page, /stream.mjpg and /stats.json); HOST is 127.0.0.1 unless named, e.g. 0.0.0.0:8080 for every interface. Without a display it serves on 127.0.0.1:8080 anyway.")] = None,
+    source: Annotated[
+        str, typer.Argument(help="Camera number (0 is the first webcam), URL (rtsp/http/udp/tcp) or video file.", show_default=False)
+    ] = "0",
+    serve: Annotated[
+        str | None,
+        typer.Option(
+            "--serve",
+            help="Serve the live view to browsers at [HOST:]PORT (the page, /stream.mjpg and /stats.json); HOST is 127.0.0.1 unless named, e.g. 0.0.0.0:8080 for every interface. Without a display it serves on 127.0.0.1:8080 anyway.",
+        ),
+    ] = None,
     no_window: Annotated[bool, typer.Option("--no-window", help="Open no window, even with a display (serve and/or record only).")] = False,
-    record: Annotated[Optional[Path], typer.Option("--record", help="Write what 'streamcam analyze' writes (overlay video, CSV, summary) for the shown frames into this folder.")] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            "--record", help="Write what 'streamcam analyze' writes (overlay video, CSV, summary) for the shown frames into this folder."
+        ),
+    ] = None,
     top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="Predictions per frame in the --record CSV.")] = 5,
-    cam_classes: Annotated[str, typer.Option("--cam-classes", help="Classes to explain: top1, top3, ..., ids/names, or both, e.g. 'top1,traffic_light'.")] = "top1",
+    cam_classes: Annotated[
+        str, typer.Option("--cam-classes", help="Classes to explain: top1, top3, ..., ids/names, or both, e.g. 'top1,traffic_light'.")
+    ] = "top1",
     timeout: TimeoutOpt = 10.0,
     input_size: InputSizeOpt = "224x224",
     model: ModelOpt = "efficientnet-lite0",
@@ -310,11 +430,11 @@ def live(
     backend: BackendOpt = None,
 ) -> None:
     """Show the Grad-CAM overlay live in a window (q or Esc quits) and/or a browser (--serve); frames the model cannot keep up with are skipped, and a lost stream is reconnected."""
-    from .analyze import AnalyzeOptions, parse_cam_classes
-    from .input_size import InputSize
-    from .live import LiveStats, WindowViewer, has_display
-    from .live import live as run_live
-    from .live.server import DEFAULT_HOST, DEFAULT_PORT, BrowserView, LiveServer, parse_address
+    from streamcam.apps.analyze import AnalyzeOptions, parse_cam_classes
+    from streamcam.apps.live import LiveStats, WindowViewer, has_display
+    from streamcam.apps.live import live as run_live
+    from streamcam.apps.live.server import DEFAULT_HOST, DEFAULT_PORT, BrowserView, LiveServer, parse_address
+    from streamcam.explain.input_size import InputSize
 
     progress = FrameProgress(err_console)
     server = None
@@ -323,8 +443,9 @@ def live(
         InputSize.parse(input_size)  # a typo fails before the model loads
         options = None
         if record is not None:
-            options = AnalyzeOptions(out_dir=record, top_n=top_n, cam_classes=cam_classes, alpha=alpha, colormap=colormap,
-                                     timeout=timeout, input_size=input_size)
+            options = AnalyzeOptions(
+                out_dir=record, top_n=top_n, cam_classes=cam_classes, alpha=alpha, colormap=colormap, timeout=timeout, input_size=input_size
+            )
             options.check()
         window = not no_window and has_display()
         if address is None and (not no_window or record is None) and not window:
@@ -343,8 +464,9 @@ def live(
             viewers.append(BrowserView(server))
         if window:
             viewers.append(WindowViewer())
-        figures = run_live(source, engine, viewers, top_k, tracked, alpha, colormap, timeout=timeout,
-                           input_size=input_size, stats=stats, record=options)
+        figures = run_live(
+            source, engine, viewers, top_k, tracked, alpha, colormap, timeout=timeout, input_size=input_size, stats=stats, record=options
+        )
     except OutputError as exc:
         fail(exc)
     except StreamcamError as exc:
@@ -362,8 +484,10 @@ def live(
 def _report_live(figures: dict) -> None:
     age = figures["frame_age_ms_p50"]
     ages = "" if age is None else f", frame age p50 {age:.0f} ms, p95 {figures['frame_age_ms_p95']:.0f} ms"
-    print(f"{figures['frames_shown']} frames shown at {figures['frames_per_second']:.1f} fps, "
-          f"{figures['frames_dropped']} skipped, {figures['reconnects']} reconnects{ages}")
+    print(
+        f"{figures['frames_shown']} frames shown at {figures['frames_per_second']:.1f} fps, "
+        f"{figures['frames_dropped']} skipped, {figures['reconnects']} reconnects{ages}"
+    )
     for key, path in figures.get("outputs", {}).items():
         print(f"  {key}: {path}")
 
@@ -372,9 +496,18 @@ def _report_live(figures: dict) -> None:
 def image(
     paths: Annotated[list[Path], typer.Argument(help="Image files (jpg, png, bmp, webp, tiff ...).", show_default=False)],
     top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="How many of the most probable classes to list and explain.")] = 3,
-    classes: Annotated[Optional[str], typer.Option("--classes", help="Also explain these classes, by id or ImageNet name, e.g. 'bicycle,moped' or '920'.")] = None,
-    outputs: Annotated[str, typer.Option("--outputs", help="Pictures to write per class: gradcam, heatmap, segmented, guided_bprop, guided_gradcam (comma-separated).")] = "gradcam,heatmap,segmented,guided_bprop,guided_gradcam",
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-o", help="Where to write the pictures (default: next to each input).")] = None,
+    classes: Annotated[
+        str | None, typer.Option("--classes", help="Also explain these classes, by id or ImageNet name, e.g. 'bicycle,moped' or '920'.")
+    ] = None,
+    outputs: Annotated[
+        str,
+        typer.Option(
+            "--outputs", help="Pictures to write per class: gradcam, heatmap, segmented, guided_bprop, guided_gradcam (comma-separated)."
+        ),
+    ] = "gradcam,heatmap,segmented,guided_bprop,guided_gradcam",
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", "-o", help="Where to write the pictures (default: next to each input).")
+    ] = None,
     input_size: InputSizeOpt = "224x224",
     model: ModelOpt = "efficientnet-lite0",
     weights: WeightsOpt = None,
@@ -389,9 +522,9 @@ def image(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Explain still images: ranked classes, and per class a Grad-CAM overlay, heatmap, segmented and guided pictures."""
-    from .images import ImageExplainer, parse_outputs
-    from .input_size import InputSize
-    from .render import check_colormap
+    from streamcam.apps.image import ImageExplainer, parse_outputs
+    from streamcam.explain.input_size import InputSize
+    from streamcam.outputs.render import check_colormap
 
     progress = FrameProgress(err_console, enabled=not quiet)
     try:
@@ -429,8 +562,15 @@ def _print_ranked(out: Console, result) -> None:
         from rich.table import Table
 
         table = Table(title=f"{result.path} ({result.size[0]}x{result.size[1]})")
-        columns = (("rank", "right"), ("class id", "right"), ("name", "left"), ("probability", "right"),
-                   ("local", "right"), ("CAM peak x, y", "right"), ("synset", "left"))
+        columns = (
+            ("rank", "right"),
+            ("class id", "right"),
+            ("name", "left"),
+            ("probability", "right"),
+            ("local", "right"),
+            ("CAM peak x, y", "right"),
+            ("synset", "left"),
+        )
         for col, justify in columns:
             table.add_column(col, justify=justify)
         for c in result.explained:  # the top-n, then named classes at their real rank
@@ -452,8 +592,8 @@ def _print_ranked(out: Console, result) -> None:
 @app.command()
 def doctor(backend: BackendOpt = None) -> None:
     """Print versions, devices, video codecs and cache paths: what to paste into a bug report."""
-    from .backends import use_backend
-    from .doctor import report
+    from streamcam.apps.doctor import report
+    from streamcam.backends import use_backend
 
     try:
         use_backend(backend)

@@ -2,6 +2,7 @@
 
     python tests/backend_child.py [--block-tensorflow] explain FRAMES.npz OUT.npz
     python tests/backend_child.py [--block-tensorflow] cli ARGS...
+    python tests/backend_child.py [--block-tensorflow] suite FRAMES.npz VIDEO OUT_DIR
 
 --block-tensorflow makes `import tensorflow` fail, as on a machine without it, and the child
 prints TENSORFLOW_MODULES=<count> at exit: how many tensorflow modules were imported all the same.
@@ -9,14 +10,20 @@ The backend comes from KERAS_BACKEND (or --backend in the cli arguments).
 explain: for each CAM method, the engine's results on each frame array of FRAMES.npz
 (probabilities, class ids, CAMs, local probabilities), plus guided backprop and the target
 layer's activations and gradients, into OUT.npz; tests/test_backends.py compares them with
-TensorFlow's. cli: streamcam's command line with ARGS.
+TensorFlow's. cli: streamcam's command line with ARGS. suite: everything tests/test_backends.py
+asks of one JAX process, so Keras and JAX start once: explain into OUT_DIR/explain.npz, then
+`streamcam analyze VIDEO` into OUT_DIR/analyze/, then the depthwise check; OUT_DIR/suite.json
+holds each step's outcome ('ok', an exit code, or the error).
 """
 
 from __future__ import annotations
 
 import importlib.abc
+import json
 import sys
 import time
+import traceback
+from pathlib import Path
 
 import numpy as np
 
@@ -30,8 +37,8 @@ class _NoTensorflow(importlib.abc.MetaPathFinder):
 
 def explain_all(frames_path: str, out_path: str, sizes: dict | None = None) -> None:
     """sizes: {method: names of the frame arrays to explain}; every other method gets 'wide'."""
-    from streamcam.cams import METHODS
-    from streamcam.engine import CamEngine
+    from streamcam.explain.cams import METHODS
+    from streamcam.explain.engine import CamEngine
     from streamcam.models import load_classifier
 
     classifier = load_classifier()
@@ -57,6 +64,71 @@ def explain_all(frames_path: str, out_path: str, sizes: dict | None = None) -> N
     np.savez(out_path, **results)
 
 
+def run_cli(args: list[str]) -> int:
+    from streamcam.cli import app
+
+    try:
+        app(args, prog_name="streamcam")
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+
+
+# (spatial size, kernel, stride, dilation, padding, depth multiplier): odd sizes, strides, dilation, 'valid'
+DEPTHWISE_CASES = [
+    ((13, 17), 3, 1, 1, "same", 1),
+    ((13, 17), 5, 2, 1, "same", 1),
+    ((12, 16), 3, 2, 1, "valid", 2),
+    ((15, 15), 3, 1, 2, "same", 1),
+    ((9, 11), 3, (2, 1), 1, "same", 3),
+]
+
+
+def check_depthwise() -> None:
+    """backends/jax.py's depthwise layers as shifted sums, against lax's grouped convolution."""
+    from jax import lax
+
+    from streamcam.backends.jax import _shifted_depthwise
+
+    rng = np.random.default_rng(0)
+    for size, k, stride, dilation, padding, multiplier in DEPTHWISE_CASES:
+        strides = stride if isinstance(stride, tuple) else (stride, stride)
+        x = rng.normal(size=(2, *size, 4)).astype(np.float32)
+        w = rng.normal(size=(k, k, 4, multiplier)).astype(np.float32)
+        got = np.asarray(_shifted_depthwise(x, w, strides, padding, (dilation, dilation)))
+        want = np.asarray(
+            lax.conv_general_dilated(
+                x,
+                w.reshape(k, k, 1, 4 * multiplier),
+                strides,
+                padding.upper(),
+                rhs_dilation=(dilation, dilation),
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                feature_group_count=4,
+            )
+        )
+        assert got.shape == want.shape, (got.shape, want.shape)
+        np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def suite(frames_path: str, video: str, out_dir: str) -> None:
+    out = Path(out_dir)
+    outcome: dict[str, object] = {}
+    steps = {
+        "explain": lambda: explain_all(frames_path, str(out / "explain.npz")),
+        # no --backend: KERAS_BACKEND (jax) must be honoured
+        "analyze": lambda: run_cli(["analyze", video, "--every", "4", "--top-n", "3", "--out-dir", str(out / "analyze"), "--quiet"]),
+        "depthwise": check_depthwise,
+    }
+    for name, step in steps.items():
+        try:
+            result = step()
+            outcome[name] = "ok" if result is None else result
+        except Exception:
+            outcome[name] = traceback.format_exc()
+    (out / "suite.json").write_text(json.dumps(outcome))
+
+
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "--block-tensorflow":
         sys.meta_path.insert(0, _NoTensorflow())
@@ -65,13 +137,10 @@ def main(argv: list[str]) -> int:
     code = 0
     if command == "explain":
         explain_all(*args)
+    elif command == "suite":
+        suite(*args)
     else:
-        from streamcam.cli import app
-
-        try:
-            app(args, prog_name="streamcam")
-        except SystemExit as exc:
-            code = exc.code or 0
+        code = run_cli(args)
     count = sum(1 for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow."))
     print(f"TENSORFLOW_MODULES={count}", flush=True)
     return code

@@ -15,6 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The suite's own process runs Keras on TensorFlow, whatever the shell says; the JAX backend is
 # tested in child processes (tests/test_backends.py), since Keras fixes its backend per process.
 os.environ["KERAS_BACKEND"] = "tensorflow"
+# Child processes (the CLI, live sessions, the JAX side) write and reuse bytecode like a user's
+# runs: a shell's PYTHONDONTWRITEBYTECODE would make each of them compile streamcam again.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = REPO.parent / "shared" / "media"
@@ -38,7 +41,7 @@ def default_classifier():
 
 @pytest.fixture(scope="session")
 def default_engine(default_classifier):
-    from streamcam.engine import CamEngine
+    from streamcam.explain.engine import CamEngine
 
     return CamEngine(default_classifier)
 
@@ -98,10 +101,8 @@ def browser():
     try:
         try:
             # launch() gives every run a fresh temporary profile (user-data-dir).
-            chromium = playwright.chromium.launch(
-                executable_path=executable, args=CHROMIUM_ARGS, chromium_sandbox=False, timeout=60_000
-            )
-        except Exception as exc:  # noqa: BLE001 - reported, with the binary, as the reason
+            chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, chromium_sandbox=False, timeout=60_000)
+        except Exception as exc:
             _browser_unavailable(f"Chromium at {executable} did not start: {exc}")
         try:
             yield chromium

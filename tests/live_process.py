@@ -24,13 +24,20 @@ class LiveProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         env.pop("DISPLAY", None)
         env.pop("WAYLAND_DISPLAY", None)
-        self.proc = subprocess.Popen([sys.executable, "-m", "streamcam", "live", *args], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamcam", "live", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
         self.err_lines: list[str] = []
         self.out_lines: list[str] = []
         # Both pipes drained by threads (never also by communicate(): two readers would split the text).
-        self._readers = [threading.Thread(target=self._drain, args=(pipe, lines), daemon=True)
-                         for pipe, lines in ((self.proc.stderr, self.err_lines), (self.proc.stdout, self.out_lines))]
+        self._readers = [
+            threading.Thread(target=self._drain, args=(pipe, lines), daemon=True)
+            for pipe, lines in ((self.proc.stderr, self.err_lines), (self.proc.stdout, self.out_lines))
+        ]
         for reader in self._readers:
             reader.start()
 

@@ -23,7 +23,7 @@ class StallingServer:
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
+            def do_GET(self):
                 owner.connections += 1
                 self.send_response(200)
                 self.send_header("Content-Type", "video/mp4")

@@ -52,7 +52,7 @@ class _ServerProcess:
     def __init__(self) -> None:
         self.port = free_port()
         self._proc: subprocess.Popen | None = None
-        self._log = tempfile.TemporaryFile()  # the child's stderr, shown when it fails to start
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - the child's stderr for its whole life, shown when it fails to start
 
     def _command(self) -> list[str]:
         raise NotImplementedError
@@ -70,9 +70,7 @@ class _ServerProcess:
             return
         self._log.seek(0)
         self._log.truncate()
-        self._proc = subprocess.Popen(
-            self._command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log
-        )
+        self._proc = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log)
         self.wait_listening(timeout)
 
     def wait_listening(self, timeout: float = 10.0) -> None:

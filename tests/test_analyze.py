@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO, shared_file
-from streamcam.analyze import AnalyzeOptions, analyze, expected_frames
+from streamcam.apps.analyze import AnalyzeOptions, analyze, expected_frames
 from streamcam.cli import app
+
+from conftest import REPO, shared_file
 from videos import make_audio_only, make_video
 
 pd = pytest.importorskip("pandas")
@@ -52,8 +53,14 @@ def test_round_trip_keeps_frames_timestamps_and_size(default_engine, tmp_path):
 def test_tracked_classes_get_csv_columns_and_extra_videos(default_engine, tmp_path):
     src = tmp_path / "clip.mp4"
     make_video(src, 10, size=(96, 64), with_audio=True)
-    options = AnalyzeOptions(top_n=2, cam_classes="traffic_light,bicycle-built-for-two", out_dir=tmp_path,
-                             heatmap_video=True, segmented_video=True, save_frames=["0.2"])
+    options = AnalyzeOptions(
+        top_n=2,
+        cam_classes="traffic_light,bicycle-built-for-two",
+        out_dir=tmp_path,
+        heatmap_video=True,
+        segmented_video=True,
+        save_frames=["0.2"],
+    )
     summary = analyze(src, default_engine, options)
     table = pd.read_csv(tmp_path / "clip.predictions.csv")
     tracked = [f"{kind}_{name}" for kind in ("p", "plocal", "peak_x", "peak_y") for name in ("traffic_light", "bicycle-built-for-two")]
@@ -244,13 +251,18 @@ def test_cli_json_summary_and_usage_errors(tmp_path):
 # -- Ctrl-C -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ctrl_c_finalises_playable_video_and_complete_csv(tmp_path):
     src = tmp_path / "long.mp4"
     make_video(src, 1500, size=(320, 240), gop=25)
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "streamcam", "analyze", str(src), "-o", str(out), "-q", "-n", "3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamcam", "analyze", str(src), "-o", str(out), "-q", "-n", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     partial = out / ".long.predictions.partial.csv"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -17,8 +17,9 @@ import cv2
 import numpy as np
 import pytest
 
+from streamcam.core.errors import UsageError
+
 from conftest import REPO
-from streamcam.errors import UsageError
 
 CHILD = REPO / "tests" / "backend_child.py"
 SAMPLE = REPO / "sample_videos" / "sample.mp4"
@@ -30,8 +31,14 @@ METHOD_SIZES = {"gradcam": ("wide", "square")}  # every other method: ("wide",)
 
 def start_child(*args: str, backend: str = "jax") -> subprocess.Popen:
     env = {**os.environ, "KERAS_BACKEND": backend}
-    return subprocess.Popen([sys.executable, str(CHILD), "--block-tensorflow", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    return subprocess.Popen(
+        [sys.executable, str(CHILD), "--block-tensorflow", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
 
 
 def finish_child(child: subprocess.Popen, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -54,23 +61,35 @@ def sample_frames(count: int = 3) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def jax_and_tensorflow_results(tmp_path_factory, default_classifier):
-    """The explain child's results on JAX, and this process's on TensorFlow, for the same frames."""
+def jax_suite(tmp_path_factory, default_classifier):
+    """One JAX child for the whole module (Keras and JAX start once; see backend_child.suite): its
+    explain results, analyze outputs and depthwise check, beside this process's TensorFlow results
+    for the same frames. The child's exit status is asserted once, here."""
     tmp = tmp_path_factory.mktemp("backends")
     frames = sample_frames()
-    arrays = {name: np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
-              for name, (h, w) in SIZES.items()}
+    arrays = {name: np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames]) for name, (h, w) in SIZES.items()}
     np.savez(tmp / "frames.npz", **arrays)
     # Mostly compilation, one thread each: the JAX child and this process's TensorFlow run overlap.
-    child = start_child("explain", str(tmp / "frames.npz"), str(tmp / "jax.npz"))
+    child = start_child("suite", str(tmp / "frames.npz"), str(SAMPLE), str(tmp))
     sys.path.insert(0, str(CHILD.parent))
     from backend_child import explain_all
 
     explain_all(str(tmp / "frames.npz"), str(tmp / "tensorflow.npz"))
-    finish_child(child)
-    jax = dict(np.load(tmp / "jax.npz", allow_pickle=True))
-    tensorflow = dict(np.load(tmp / "tensorflow.npz", allow_pickle=True))
-    return jax, tensorflow
+    done = finish_child(child)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads((tmp / "suite.json").read_text())
+    return {
+        "outcome": outcome,
+        "jax": dict(np.load(tmp / "explain.npz", allow_pickle=True)) if outcome["explain"] == "ok" else None,
+        "tensorflow": dict(np.load(tmp / "tensorflow.npz", allow_pickle=True)),
+        "analyze_dir": tmp / "analyze",
+    }
+
+
+@pytest.fixture
+def jax_and_tensorflow_results(jax_suite):
+    assert jax_suite["outcome"]["explain"] == "ok", jax_suite["outcome"]["explain"]
+    return jax_suite["jax"], jax_suite["tensorflow"]
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -79,8 +98,9 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
 
+@pytest.mark.slow
 def test_every_cam_method_gives_the_same_answers_on_both_backends(jax_and_tensorflow_results):
-    from streamcam.cams import METHODS
+    from streamcam.explain.cams import METHODS
 
     jax, tensorflow = jax_and_tensorflow_results
     assert str(jax["backend"]) == "jax" and str(tensorflow["backend"]) == "tensorflow"
@@ -96,11 +116,13 @@ def test_every_cam_method_gives_the_same_answers_on_both_backends(jax_and_tensor
             frames = 1 if method == "scorecam" else 3
             assert cams_jax.shape == cams_tf.shape == (frames, 3, -(-h // 32), -(-w // 32)), key
             assert cams_tf.max() > 0.99, key  # real maps, not zeroed ones
-            worst[key] = min(_correlation(a, b) for a, b in zip(cams_jax.reshape(-1, *cams_jax.shape[2:]),
-                                                                 cams_tf.reshape(-1, *cams_tf.shape[2:])))
+            worst[key] = min(
+                _correlation(a, b) for a, b in zip(cams_jax.reshape(-1, *cams_jax.shape[2:]), cams_tf.reshape(-1, *cams_tf.shape[2:]))
+            )
     assert min(worst.values()) > 0.999, worst
 
 
+@pytest.mark.slow
 def test_guided_backprop_and_feature_gradients_agree(jax_and_tensorflow_results):
     jax, tensorflow = jax_and_tensorflow_results
     for key in ("guided", "features", "feature_gradients"):
@@ -109,15 +131,16 @@ def test_guided_backprop_and_feature_gradients_agree(jax_and_tensorflow_results)
         assert _correlation(jax[key], tensorflow[key]) > 0.999, key
 
 
-def test_analyze_on_jax_runs_without_tensorflow_and_honours_keras_backend(tmp_path):
+@pytest.mark.slow
+def test_analyze_on_jax_runs_without_tensorflow_and_honours_keras_backend(jax_suite):
     """KERAS_BACKEND=jax and no --backend: the CLI runs on JAX, with `import tensorflow` blocked."""
-    done = run_child("cli", "analyze", str(SAMPLE), "--every", "4", "--top-n", "3", "--out-dir", str(tmp_path), "--quiet")
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads((tmp_path / "sample.summary.json").read_text())
+    assert jax_suite["outcome"]["analyze"] == 0, jax_suite["outcome"]["analyze"]
+    out = jax_suite["analyze_dir"]
+    summary = json.loads((out / "sample.summary.json").read_text())
     assert summary["backend"] == "jax" and summary["status"] == "complete"
-    rows = (tmp_path / "sample.predictions.csv").read_text().strip().splitlines()[1:]
+    rows = (out / "sample.predictions.csv").read_text().strip().splitlines()[1:]
     assert len(rows) == 3 * 30 and len({row.split(",")[0] for row in rows}) == summary["frames_analysed"] == 30
-    with av.open(str(tmp_path / "sample.gradcam.mp4")) as container:
+    with av.open(str(out / "sample.gradcam.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == 30
 
 
@@ -127,28 +150,11 @@ def test_backend_option_beats_keras_backend_and_doctor_names_it():
     assert "backend jax" in done.stdout
 
 
-def test_jax_depthwise_as_shifted_sums_matches_xla_convolution():
-    """backends/jax.py computes depthwise layers on the CPU as shifted sums; against lax's convolution."""
-    code = """
-import numpy as np, jax
-from jax import lax
-from streamcam.backends.jax import _shifted_depthwise
-rng = np.random.default_rng(0)
-for size, k, stride, dilation, padding, multiplier in [((13, 17), 3, 1, 1, "same", 1), ((13, 17), 5, 2, 1, "same", 1),
-        ((12, 16), 3, 2, 1, "valid", 2), ((15, 15), 3, 1, 2, "same", 1), ((9, 11), 3, (2, 1), 1, "same", 3)]:
-    strides = stride if isinstance(stride, tuple) else (stride, stride)
-    x = rng.normal(size=(2, *size, 4)).astype(np.float32)
-    w = rng.normal(size=(k, k, 4, multiplier)).astype(np.float32)
-    got = np.asarray(_shifted_depthwise(x, w, strides, padding, (dilation, dilation)))
-    want = np.asarray(lax.conv_general_dilated(x, w.reshape(k, k, 1, 4 * multiplier), strides, padding.upper(),
-        rhs_dilation=(dilation, dilation), dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=4))
-    assert got.shape == want.shape, (got.shape, want.shape)
-    np.testing.assert_allclose(got, want, atol=1e-4)
-print("ok")
-"""
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
-    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]
+@pytest.mark.slow
+def test_jax_depthwise_as_shifted_sums_matches_xla_convolution(jax_suite):
+    """backends/jax.py computes depthwise layers on the CPU as shifted sums; against lax's convolution
+    (backend_child.check_depthwise, in the JAX child)."""
+    assert jax_suite["outcome"]["depthwise"] == "ok", jax_suite["outcome"]["depthwise"]
 
 
 def test_backend_choice_errors_are_one_line():
@@ -163,8 +169,13 @@ def test_backend_choice_errors_are_one_line():
 
 
 def test_cli_rejects_an_unknown_backend_before_loading_a_model(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "streamcam", "analyze", str(SAMPLE), "--backend", "theano", "-o", str(tmp_path)],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "streamcam", "analyze", str(SAMPLE), "--backend", "theano", "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["error: unknown backend 'theano'; choose one of auto, tensorflow, jax"]
     assert not any(tmp_path.iterdir())

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from streamcam.analyze import AnalyzeOptions
-from streamcam.batch import (COMPLETE, FAILED, SKIPPED, Manifest, exit_code, expand_inputs, output_folders, run_local)
-from streamcam.errors import UsageError
+from streamcam.apps.analyze import AnalyzeOptions
+from streamcam.apps.batch import COMPLETE, FAILED, SKIPPED, Manifest, exit_code, expand_inputs, output_folders, run_local
+from streamcam.core.errors import UsageError
+
 from videos import make_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,10 +97,12 @@ def test_a_manifest_line_cut_off_by_a_killed_run_is_ignored_and_that_video_redon
 
 def _cli(*args, cwd):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "streamcam", "analyze", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "streamcam", "analyze", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
 
 
+@pytest.mark.slow
 def test_the_cli_batch_exit_codes_and_out_dir(clips, tmp_path):
     result = _cli(str(clips / "a" / "clip.mp4"), str(clips / "b" / "clip.mp4"), cwd=tmp_path)
     assert result.returncode == 2 and "--out-dir is required" in result.stderr

@@ -12,19 +12,22 @@ from pathlib import Path
 
 import pytest
 
+from streamcam.apps.analyze import AnalyzeOptions
+from streamcam.apps.batch import COMPLETE, FAILED, SKIPPED, Manifest, exit_code, run_local
+
 from conftest import _in_ci
-from streamcam.analyze import AnalyzeOptions
-from streamcam.batch import COMPLETE, FAILED, SKIPPED, Manifest, exit_code, run_local
 from videos import make_video
 
 ENGINE_ARGS = {"model": "efficientnet-lite0"}  # the default, embedded: loads offline
 OPTIONS = AnalyzeOptions(video=False)  # the CSV is what is compared; no video encoding
 
+pytestmark = pytest.mark.slow  # every test here runs on a real local Ray cluster (about 5 s to start)
+
 
 @pytest.fixture(scope="module", autouse=True)
 def need_ray():
     try:
-        import ray  # noqa: F401
+        import ray
         import ray.data  # noqa: F401
     except ImportError as exc:
         reason = f"Ray batch tests need ray[data] ({exc}); pip install -e '.[test]'"
@@ -39,7 +42,7 @@ def batch(tmp_path_factory, default_engine):
     run_ray starts itself and shuts down)."""
     import ray
 
-    from streamcam import batch_ray
+    from streamcam.apps import batch_ray
 
     root = tmp_path_factory.mktemp("ray-clips")
     for sub in ("a", "b"):
@@ -53,8 +56,7 @@ def batch(tmp_path_factory, default_engine):
     local_out, ray_out = root / "out-local", root / "out-ray"
     local = run_local(videos, default_engine, OPTIONS, local_out, Manifest(local_out))
     seen = []
-    remote = batch_ray.run_ray(videos, ENGINE_ARGS, OPTIONS, ray_out, Manifest(ray_out), workers=2,
-                               on_video=seen.append)
+    remote = batch_ray.run_ray(videos, ENGINE_ARGS, OPTIONS, ray_out, Manifest(ray_out), workers=2, on_video=seen.append)
     assert not ray.is_initialized()  # the cluster it started is shut down
     assert batch_ray.last_startup_s > 0
     print(f"\nRay start-up: {batch_ray.last_startup_s:.1f} s")
@@ -75,7 +77,9 @@ def test_ray_writes_what_the_local_batch_writes(batch):
         assert remote[video]["frames"] == local[video]["frames"] > 0
         ray_csv = Path(remote[video]["outputs"]["predictions"])
         local_csv = Path(local[video]["outputs"]["predictions"])
-        assert ray_csv.is_relative_to(root / "out-ray") and local_csv.relative_to(root / "out-local") == ray_csv.relative_to(root / "out-ray")
+        assert ray_csv.is_relative_to(root / "out-ray") and local_csv.relative_to(root / "out-local") == ray_csv.relative_to(
+            root / "out-ray"
+        )
         assert ray_csv.read_text() == local_csv.read_text()  # frame for frame, same numbers
     # a/clip.mp4 and b/clip.mp4 keep their own folders
     assert remote[videos[0]]["out_dir"] != remote[videos[2]]["out_dir"]
@@ -88,7 +92,7 @@ def test_ray_writes_what_the_local_batch_writes(batch):
 
 
 def test_a_rerun_skips_completed_videos_and_redoes_the_failed_one(batch):
-    from streamcam import batch_ray
+    from streamcam.apps import batch_ray
 
     videos, out = batch["videos"], batch["ray_out"]
     again = _by_path(batch_ray.run_ray(videos, ENGINE_ARGS, OPTIONS, out, Manifest(out), workers=1))

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from streamcam.cams import METHODS, get_method
-from streamcam.cams.scorecam import ScoreCAM
-from streamcam.engine import CamEngine
-from streamcam.errors import UsageError
+from streamcam.core.errors import UsageError
+from streamcam.explain.cams import METHODS, get_method
+from streamcam.explain.cams.scorecam import ScoreCAM
+from streamcam.explain.engine import CamEngine
+
 from tiny_models import gap_dense_classifier, nonlinear_head_classifier, random_images, steady_and_varied_classifier
 
 
@@ -152,8 +153,8 @@ PATCH_OFFSETS = {
 def test_eigencam_sign_follows_the_mean_activation(offsets):
     import tensorflow as tf
 
-    from streamcam.cams import normalize_maps
-    from streamcam.cams.eigencam import EigenCAM
+    from streamcam.explain.cams import normalize_maps
+    from streamcam.explain.cams.eigencam import EigenCAM
 
     rng = np.random.default_rng(0)
     a = np.full((1, 6, 6, 5), 3.0) + rng.uniform(0, 0.2, (1, 6, 6, 5))

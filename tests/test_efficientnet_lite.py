@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from streamcam.core.preprocess import resize_rgb
+
 from conftest import FIXTURES
-from streamcam.preprocess import resize_rgb
 
 skimage_data = pytest.importorskip("skimage.data", reason="scikit-image supplies the reference images")
 
@@ -71,10 +72,10 @@ def test_architecture_is_lite():
 def test_mixed_precision_gives_the_same_answer_and_restores_the_policy():
     import keras
 
-    from streamcam.engine import CamEngine
-    from streamcam.errors import UsageError
+    from streamcam.core.errors import UsageError
+    from streamcam.core.preprocess import resize_batch
+    from streamcam.explain.engine import CamEngine
     from streamcam.models import load_classifier
-    from streamcam.preprocess import resize_batch
 
     batch = resize_batch([skimage_data.chelsea(), skimage_data.coffee()], 224)
     full = CamEngine(load_classifier(precision="float32")).explain(batch, top_k=2)

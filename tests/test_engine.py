@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from streamcam.engine import FLAT_FRAME_RANGE, CamEngine
+from streamcam.explain.engine import FLAT_FRAME_RANGE, CamEngine
+
 from tiny_models import nonlinear_head_classifier, patch_features, patch_pool_classifier, random_images
 
 # Solid colours: each channel is constant, but the channels differ (an all-pixels-and-channels
@@ -71,7 +72,7 @@ def _cell_logits(clf, features):
     return x @ kernel + bias
 
 
-@pytest.mark.parametrize("pooling,deep_head", [("avg", False), ("max", False), ("avg", True)])
+@pytest.mark.parametrize(("pooling", "deep_head"), [("avg", False), ("max", False), ("avg", True)])
 def test_local_probabilities_are_the_best_cell_of_a_per_cell_softmax(pooling, deep_head):
     clf = patch_pool_classifier(num_classes=5, size=16, pooling=pooling, deep_head=deep_head)
     images = random_images(3, 48, seed=4)[:, :, :40]  # a 6x5 grid of 8x8 patches

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
 
-from streamcam.analyze import AnalyzeOptions, analyze
+from streamcam.apps.analyze import AnalyzeOptions, analyze
 from streamcam.video.source import VideoSource
+
 from videos import frame_number, make_video
 
 pd = pytest.importorskip("pandas")
@@ -59,7 +61,7 @@ def test_no_seek_counts_frames_exactly_also_for_variable_rate(vfr):
 def test_variable_rate_after_seek_is_an_estimate(vfr):
     got, frames, src = indices(vfr, start=2.0)
     assert src.frame_index_estimated is True
-    assert all(b > a for a, b in zip(got, got[1:]))
+    assert all(b > a for a, b in itertools.pairwise(got))
     with VideoSource(str(vfr)) as full:
         exact = {round(f.time_s, 4): f.index for f in full}
     assert max(abs(f.index - exact[round(f.time_s, 4)]) for f in frames) <= 0.5 * len(exact) ** 0.5 + 2

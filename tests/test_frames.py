@@ -8,16 +8,21 @@ import cv2
 import numpy as np
 import pytest
 
-from streamcam.analyze import AnalyzeOptions, analyze
-from streamcam.frames import Frame, has_fast_path, i420_planes, upright
-from streamcam.null_engine import NullEngine
-from streamcam.preprocess import resize_rgb
+from streamcam.apps.analyze import AnalyzeOptions, analyze
+from streamcam.core.frames import Frame, has_fast_path, i420_planes, upright
+from streamcam.core.preprocess import resize_rgb
+from streamcam.explain.null_engine import NullEngine
 from streamcam.video.source import VideoSource
+
 from videos import make_video
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "media" / "videos"
-REAL_CLIPS = ["road_highway_dashcam_solidWhiteRight.mp4", "road_overhead_cars_car-detection.mp4",
-              "everyday_bottles_table.mp4", "awkward_rot180_vfr_phone_dog_fireplace.mp4"]
+REAL_CLIPS = [
+    "road_highway_dashcam_solidWhiteRight.mp4",
+    "road_overhead_cars_car-detection.mp4",
+    "everyday_bottles_table.mp4",
+    "awkward_rot180_vfr_phone_dog_fireplace.mp4",
+]
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -87,7 +92,7 @@ def test_frames_without_the_fast_path_convert_at_once(tmp_path):
     assert frame.model_input((32, 32)).shape == (32, 32, 3)
     made = Frame(0, 0, 0.0, np.zeros((4, 6, 3), np.uint8))
     assert made.i420 is None and (made.width, made.height) == (6, 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs rgb or a decoded picture"):
         Frame(0, 0, 0.0)
 
 

@@ -43,18 +43,23 @@ def test_cases_are_planned_from_seed_and_id_alone(tmp_path):
     assert {c.mutation for c in planned} == set(fuzz.MUTATIONS)
 
 
+@pytest.mark.slow
 def test_seeded_subset_has_no_failures(tmp_path):
     """About 20 real cases through the real CLI: no traceback, no hang, consistent outputs."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "fuzz.py"), "--cases", "20", "--seed", "11", "--work", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "fuzz: 20 cases" in proc.stdout and "failures: 0" in proc.stdout
     assert not list(tmp_path.glob("case*"))  # passing cases clean up after themselves
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("seed", "case"), [(1, 21), (2, 26)])
 def test_cases_that_once_failed_in_the_audio_copy(tmp_path, seed, case):
     """Found by full runs: (1, 21) a bit-flipped WebM whose Opus track fails only in the mp4
@@ -62,6 +67,9 @@ def test_cases_that_once_failed_in_the_audio_copy(tmp_path, seed, case):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "fuzz.py"), "--seed", str(seed), "--only", str(case), "--work", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0 and "failures: 0" in proc.stdout, proc.stdout + proc.stderr

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from streamcam.engine import CamEngine
-from streamcam.guided import guided_model
+from streamcam.explain.engine import CamEngine
+from streamcam.explain.guided import guided_model
+
 from tiny_models import nonlinear_head_classifier, random_images, relu_variants_classifier
 
 
@@ -59,8 +60,7 @@ def test_guided_clone_keeps_the_exact_forward_pass_of_every_relu_flavour():
     assert (_layer_outputs(clf.model, "features", x) == 6).any()
     clone = guided_model(clf.model)
     for name in ("relu_options", "leaky_layer", "features", "leaky_activation", "logits"):
-        np.testing.assert_allclose(_layer_outputs(clone, name, x), _layer_outputs(clf.model, name, x), rtol=1e-6, atol=1e-6,
-                                   err_msg=name)
+        np.testing.assert_allclose(_layer_outputs(clone, name, x), _layer_outputs(clf.model, name, x), rtol=1e-6, atol=1e-6, err_msg=name)
 
 
 # (layer, pre-activations z, active region (low, high)): the guided gradient is dy where dy > 0 and
@@ -73,7 +73,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,z,region", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("name", "z", "region"), CASES, ids=[c[0] for c in CASES])
 def test_guided_relu_flavours_pass_back_positive_gradients_from_active_units_only(name, z, region):
     import tensorflow as tf
 
@@ -93,4 +93,3 @@ def test_guided_relu_flavours_pass_back_positive_gradients_from_active_units_onl
     zs = z.numpy()
     expected = np.where((dy > 0) & (zs > region[0]) & (zs < region[1]), dy, 0.0)
     np.testing.assert_array_equal(grad, expected)
-

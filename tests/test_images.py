@@ -5,16 +5,20 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO, shared_file
+from streamcam.apps.image import ImageExplainer, read_image
 from streamcam.cli import app
-from streamcam.images import ImageExplainer, read_image
-from streamcam.preprocess import resize_batch
+from streamcam.core.preprocess import resize_batch
 
-NAME = re.compile(r"^(?P<stem>.+)_(?P<rank>\d+)_(?P<cid>\d+)_(?P<name>[\w.\-]+)_(?P<prob>\d\.\d{3})_(?P<kind>gradcam|heatmap|segmented|guided_bprop|guided_gradcam)\.(png|jpg)$")
+from conftest import REPO, shared_file
+
+NAME = re.compile(
+    r"^(?P<stem>.+)_(?P<rank>\d+)_(?P<cid>\d+)_(?P<name>[\w.\-]+)_(?P<prob>\d\.\d{3})_(?P<kind>gradcam|heatmap|segmented|guided_bprop|guided_gradcam)\.(png|jpg)$"
+)
 SAMPLE = REPO / "sample_videos" / "sample.jpg"
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_explainer_writes_ancestor_named_files_at_input_resolution(default_engine, tmp_path):
     explainer = ImageExplainer(default_engine, ("gradcam", "heatmap", "segmented", "guided_bprop", "guided_gradcam"))
     result = explainer.explain(SAMPLE, top_n=2, class_ids=[920], out_dir=tmp_path)
@@ -35,7 +39,7 @@ def test_explainer_writes_ancestor_named_files_at_input_resolution(default_engin
 def test_cli_image_prints_ancestor_lines_and_honours_outputs(tmp_path):
     result = runner.invoke(app, ["image", str(SAMPLE), "--top-n", "3", "--outputs", "gradcam,heatmap", "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    lines = [l for l in result.output.splitlines() if re.match(r"^\d+: class id:", l)]
+    lines = [line for line in result.output.splitlines() if re.match(r"^\d+: class id:", line)]
     assert len(lines) == 3
     assert lines[0].startswith("0: class id: 285, class name: Egyptian_cat, probability: 0.")
     assert "synset: n02124075 Egyptian cat" in lines[0]
@@ -44,8 +48,27 @@ def test_cli_image_prints_ancestor_lines_and_honours_outputs(tmp_path):
 
 
 def test_cli_named_classes_and_options(tmp_path):
-    result = runner.invoke(app, ["image", str(SAMPLE), "-n", "1", "--classes", "bicycle,moped", "--outputs", "gradcam",
-                                 "--method", "gradcam++", "--alpha", "0.3", "--colormap", "turbo", "-o", str(tmp_path)])
+    result = runner.invoke(
+        app,
+        [
+            "image",
+            str(SAMPLE),
+            "-n",
+            "1",
+            "--classes",
+            "bicycle,moped",
+            "--outputs",
+            "gradcam",
+            "--method",
+            "gradcam++",
+            "--alpha",
+            "0.3",
+            "--colormap",
+            "turbo",
+            "-o",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in tmp_path.iterdir())
     assert len(names) == 3
@@ -60,11 +83,24 @@ def test_bad_inputs_fail_cleanly_and_good_ones_still_run(tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(SAMPLE.read_bytes()[:200])
     out = tmp_path / "out"
-    args = ["image", str(tmp_path / "missing.jpg"), str(tmp_path), str(empty), str(text), str(broken), str(SAMPLE),
-            "-n", "1", "--outputs", "heatmap", "-o", str(out)]
+    args = [
+        "image",
+        str(tmp_path / "missing.jpg"),
+        str(tmp_path),
+        str(empty),
+        str(text),
+        str(broken),
+        str(SAMPLE),
+        "-n",
+        "1",
+        "--outputs",
+        "heatmap",
+        "-o",
+        str(out),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 2
-    errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 5, result.stderr
     assert "no such file" in errors[0] and "directory" in errors[1] and "empty" in errors[2]
     assert "Traceback" not in result.output + result.stderr

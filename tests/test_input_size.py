@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
-from streamcam.cams import METHODS
-from streamcam.engine import CamEngine
-from streamcam.errors import UsageError
-from streamcam.labels import Labels
+from streamcam.core.errors import UsageError
+from streamcam.core.labels import Labels
+from streamcam.explain.cams import METHODS
+from streamcam.explain.engine import CamEngine
 from streamcam.models import Classifier, load_classifier
+
 from tiny_models import gap_dense_classifier, nonlinear_head_classifier, patch_features, patch_pool_classifier
 
 
@@ -34,7 +35,7 @@ def _same_conv_relu(x, kernel, bias):
     k = kernel.shape[0]
     padded = np.pad(x, ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0)))
     h, w = x.shape[1:3]
-    out = sum(padded[:, i:i + h, j:j + w] @ kernel[i, j] for i in range(k) for j in range(k))
+    out = sum(padded[:, i : i + h, j : j + w] @ kernel[i, j] for i in range(k) for j in range(k))
     return np.maximum(out + bias, 0.0)
 
 
@@ -150,10 +151,7 @@ def _squeeze_excite_model(keras, head):
     gate = keras.layers.GlobalAveragePooling2D(keepdims=True, name="se_pool")(x)
     x = keras.layers.Multiply(name="se")([x, keras.layers.Dense(6, activation="sigmoid", name="se_gate")(gate)])
     x = keras.layers.Conv2D(5, 3, strides=2, padding="same", activation="relu", name="features")(x)
-    if head == "gap":
-        x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
-    else:
-        x = keras.layers.Flatten()(x)
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x) if head == "gap" else keras.layers.Flatten()(x)
     return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
 
 
@@ -197,8 +195,12 @@ def _model_files(keras):
     image = keras.Input((32, 32, 3))
     sequential = keras.Sequential([image, _backbone(keras), keras.layers.GlobalMaxPooling2D(), keras.layers.Dense(3)])
     flatten = keras.Sequential([image, _backbone(keras), keras.layers.Flatten(), keras.layers.Dense(3)])
-    return {"gap_after": (gap_after, True), "gap_inside": (gap_inside, True),
-            "sequential_max": (sequential, True), "flatten": (flatten, False)}
+    return {
+        "gap_after": (gap_after, True),
+        "gap_inside": (gap_inside, True),
+        "sequential_max": (sequential, True),
+        "flatten": (flatten, False),
+    }
 
 
 def test_nested_model_files_take_any_size_when_they_pool(tmp_path):
@@ -255,8 +257,6 @@ def test_default_model_at_640x352(default_classifier):
     assert local.shape == (2, 3) and np.all((local >= 0) & (local <= 1))
     one_cell = engine.explain(_images(2, 32, 32, seed=8), top_k=2)  # a 1x1 grid: the cell is the frame
     assert one_cell.cams.shape == (2, 2, 1, 1)
-    np.testing.assert_allclose(
-        one_cell.local_probabilities, np.take_along_axis(one_cell.probabilities, one_cell.class_ids, 1), atol=1e-5
-    )
+    np.testing.assert_allclose(one_cell.local_probabilities, np.take_along_axis(one_cell.probabilities, one_cell.class_ids, 1), atol=1e-5)
     engine.explain(frames[:1], top_k=3, pad_to=2)
     assert engine._explain.experimental_get_tracing_count() == 2  # one per size, not per call

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO, shared_file
-from streamcam.analyze import AnalyzeOptions, analyze, parse_cam_classes
+from streamcam.apps.analyze import AnalyzeOptions, analyze, parse_cam_classes
+from streamcam.apps.image import ImageExplainer
 from streamcam.cli import app
-from streamcam.errors import UsageError
-from streamcam.images import ImageExplainer
-from streamcam.input_size import InputSize
-from streamcam.labels import Labels
+from streamcam.core.errors import UsageError
+from streamcam.core.labels import Labels
+from streamcam.explain.input_size import InputSize
+
+from conftest import REPO, shared_file
 from videos import make_video
 
 pd = pytest.importorskip("pandas")
@@ -21,16 +22,19 @@ runner = CliRunner()
 BICYCLE = 444  # bicycle-built-for-two
 
 
-@pytest.mark.parametrize(("spec", "frame", "stride", "expected"), [
-    ("224x224", (960, 540), 32, (224, 224)),  # today's square squash
-    ("640", (960, 540), 32, (352, 640)),  # 16:9 kept: 360 rounds to 352
-    ("640", (540, 960), 32, (640, 352)),  # portrait
-    ("448", (970, 430), 32, (192, 448)),  # the Uber frame: 198.6 -> 192
-    ("640x352", (100, 100), 32, (352, 640)),  # exact, whatever the frame
-    ("300x200", (10, 10), 32, (192, 288)),  # rounded to the stride
-    ("100", (4000, 100), 32, (32, 96)),  # never below one cell
-    ("224", (960, 540), 16, (128, 224)),  # VGG16's stride
-])
+@pytest.mark.parametrize(
+    ("spec", "frame", "stride", "expected"),
+    [
+        ("224x224", (960, 540), 32, (224, 224)),  # today's square squash
+        ("640", (960, 540), 32, (352, 640)),  # 16:9 kept: 360 rounds to 352
+        ("640", (540, 960), 32, (640, 352)),  # portrait
+        ("448", (970, 430), 32, (192, 448)),  # the Uber frame: 198.6 -> 192
+        ("640x352", (100, 100), 32, (352, 640)),  # exact, whatever the frame
+        ("300x200", (10, 10), 32, (192, 288)),  # rounded to the stride
+        ("100", (4000, 100), 32, (32, 96)),  # never below one cell
+        ("224", (960, 540), 16, (128, 224)),  # VGG16's stride
+    ],
+)
 def test_sizes_per_frame(spec, frame, stride, expected):
     assert InputSize.parse(spec).for_frame(*frame, stride=stride) == expected
 
@@ -56,8 +60,9 @@ def test_analyze_csv_has_local_evidence_and_peaks_for_tracked_classes(default_en
     src = tmp_path / "wide.mp4"
     make_video(src, 6, size=(320, 180))
     out = tmp_path / "out"
-    summary = analyze(str(src), default_engine, AnalyzeOptions(
-        out_dir=out, top_n=2, cam_classes="top1,tabby,bicycle-built-for-two", input_size="320"))
+    summary = analyze(
+        str(src), default_engine, AnalyzeOptions(out_dir=out, top_n=2, cam_classes="top1,tabby,bicycle-built-for-two", input_size="320")
+    )
     assert summary.frames_analysed == 6
     table = pd.read_csv(out / "wide.predictions.csv")
     for kind in ("p", "plocal", "peak_x", "peak_y"):
@@ -74,9 +79,23 @@ def test_analyze_csv_has_local_evidence_and_peaks_for_tracked_classes(default_en
 
 
 def test_image_prints_local_evidence_beside_each_explained_class(tmp_path):
-    result = runner.invoke(app, ["image", str(REPO / "sample_videos" / "sample.jpg"), "-n", "2",
-                                 "--classes", "bicycle-built-for-two", "--outputs", "gradcam", "-o", str(tmp_path),
-                                 "--input-size", "448"])
+    result = runner.invoke(
+        app,
+        [
+            "image",
+            str(REPO / "sample_videos" / "sample.jpg"),
+            "-n",
+            "2",
+            "--classes",
+            "bicycle-built-for-two",
+            "--outputs",
+            "gradcam",
+            "-o",
+            str(tmp_path),
+            "--input-size",
+            "448",
+        ],
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert sum(": class id: " in line for line in lines) == 2  # the ancestor's lines, unchanged
@@ -88,7 +107,8 @@ def test_image_prints_local_evidence_beside_each_explained_class(tmp_path):
 def _uber_bicycle_peak(default_engine, size: str, tmp_path):
     frame = shared_file("seed_examples", "uberfatalcrashvid970_0.jpg")
     explained = ImageExplainer(default_engine, ["gradcam"], input_size=size).explain(
-        frame, top_n=1, class_ids=[BICYCLE], out_dir=tmp_path / size)
+        frame, top_n=1, class_ids=[BICYCLE], out_dir=tmp_path / size
+    )
     bicycle = next(c for c in explained.explained if c.class_id == BICYCLE)
     return bicycle
 

@@ -13,10 +13,11 @@ import time
 import av
 import pytest
 
+from streamcam.apps.analyze import AnalyzeOptions, analyze
+from streamcam.core.errors import OutputError
+
 from conftest import REPO
 from stall_server import StallingServer, packet_offset
-from streamcam.analyze import AnalyzeOptions, analyze
-from streamcam.errors import OutputError
 from videos import make_video
 
 pd = pytest.importorskip("pandas")
@@ -56,14 +57,23 @@ def stalling_clip(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_a_stalled_stream_keeps_what_was_read_and_exits_130(stalling_clip, tmp_path):
     out = tmp_path / "out"
     with StallingServer(stalling_clip, packet_offset(stalling_clip, 30)) as server:
         proc = _start_analyze(server.url, out, "-b", "4", "--timeout", "300")  # reads would wait 5 min
         partial = out / ".clip.predictions.partial.csv"
         rows = []  # wait until the frames read before the stall are all written
-        _wait_for(lambda: server.stalled.is_set() and rows.append(_csv_rows(partial)) is None
-                  and len(rows) > 30 and rows[-1] >= 2 * 20 and rows[-1] == rows[-30], proc)
+        _wait_for(
+            lambda: (
+                server.stalled.is_set()
+                and rows.append(_csv_rows(partial)) is None
+                and len(rows) > 30
+                and rows[-1] >= 2 * 20
+                and rows[-1] == rows[-30]
+            ),
+            proc,
+        )
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         _, stderr = proc.communicate(timeout=60)
@@ -84,6 +94,7 @@ def test_ctrl_c_on_a_stalled_stream_keeps_what_was_read_and_exits_130(stalling_c
     assert not list(out.glob(".*partial*"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_before_the_first_frame_exits_130_and_leaves_nothing(stalling_clip, tmp_path):
     out = tmp_path / "out"
     with StallingServer(stalling_clip, packet_offset(stalling_clip, 3)) as server:
@@ -131,7 +142,7 @@ def test_an_output_that_fails_to_close_is_dropped_alone_and_the_rest_stay_consis
         blocker.mkdir(exist_ok=True)
 
     options = AnalyzeOptions(out_dir=out, top_n=2, heatmap_video=True)
-    with pytest.raises(OutputError, match="clip.heatmap.mp4") as caught:
+    with pytest.raises(OutputError, match=r"clip\.heatmap\.mp4") as caught:
         analyze(str(src), default_engine, options, on_frame=folder_appears)
     assert "\n" not in str(caught.value)
     summary = json.loads((out / "clip.summary.json").read_text())
@@ -143,6 +154,7 @@ def test_an_output_that_fails_to_close_is_dropped_alone_and_the_rest_stay_consis
     assert not list(out.glob(".*partial*"))
 
 
+@pytest.mark.slow
 def test_cli_close_failure_is_one_error_line(tmp_path):
     """The CLI maps it to one line and exit 1; a folder in the way from the start is found at once (exit 2)."""
     src = tmp_path / "clip.mp4"
@@ -150,8 +162,9 @@ def test_cli_close_failure_is_one_error_line(tmp_path):
     out = tmp_path / "out"
     (out / "clip.gradcam.mp4").mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-m", "streamcam", "analyze", str(src), "-o", str(out), "-q"],
-                            capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "streamcam", "analyze", str(src), "-o", str(out), "-q"], capture_output=True, text=True, env=env
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("error:") == 1 and "folder" in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["clip.gradcam.mp4"]

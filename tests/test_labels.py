@@ -2,8 +2,8 @@ import re
 
 import pytest
 
-from streamcam.errors import UsageError
-from streamcam.labels import Labels, imagenet_classes, safe_name
+from streamcam.core.errors import UsageError
+from streamcam.core.labels import Labels, imagenet_classes, safe_name
 
 
 def test_imagenet_table_has_1000_classes_in_index_order():
@@ -33,7 +33,9 @@ def test_resolve_ids_exact_names_and_unique_words():
     assert labels.resolve("bicycle,moped") == [444, 665]  # 'bicycle' only appears in 444's names
 
 
-@pytest.mark.parametrize("spec,message", [("crane", "ambiguous"), ("zzzz", "unknown class"), ("1000", "out of range"), (",", "no classes")])
+@pytest.mark.parametrize(
+    ("spec", "message"), [("crane", "ambiguous"), ("zzzz", "unknown class"), ("1000", "out of range"), (",", "no classes")]
+)
 def test_resolve_errors(spec, message):
     with pytest.raises(UsageError, match=message):
         Labels().resolve(spec)

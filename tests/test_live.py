@@ -1,5 +1,6 @@
 """streamcam live, driven by a fake viewer (no window needed)."""
 
+import itertools
 import os
 import signal
 import threading
@@ -9,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamcam.errors import InputError, UsageError
-from streamcam.live import WindowViewer, live
-from streamcam.preprocess import resize_batch
+from streamcam.apps.live import WindowViewer, live
+from streamcam.core.errors import InputError, UsageError
+from streamcam.core.preprocess import resize_batch
+
 from stall_server import StallingServer, packet_offset
 from videos import make_video
 
@@ -208,8 +210,8 @@ def test_live_skips_the_backlog_and_always_shows_the_newest_frame(default_engine
     stats = live(str(src), default_engine, SlowViewer(0.1), on_frame=lambda frame, rate: taken.append(frame.index))
     assert stats["frames_shown"] == len(taken) and stats["frames_dropped"] > 0
     assert stats["frames_shown"] + stats["frames_dropped"] == 60
-    assert all(b > a for a, b in zip(taken, taken[1:])), taken  # never an older frame after a newer one
+    assert all(b > a for a, b in itertools.pairwise(taken)), taken  # never an older frame after a newer one
     assert taken[-1] == 59, taken  # the final frame is the newest at the end: it is shown
     # After each slow show the next frame taken is one of the newest (>= 5 frames on, or the last),
     # not the next in line: a reader that queued every frame would show 0, 1, 2, ...
-    assert all(b - a >= min(5, 59 - a) for a, b in zip(taken, taken[1:])), taken
+    assert all(b - a >= min(5, 59 - a) for a, b in itertools.pairwise(taken)), taken

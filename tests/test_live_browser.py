@@ -8,6 +8,8 @@ import re
 import shutil
 import time
 
+import pytest
+
 from live_process import LiveProcess
 from stream_sources import MjpegSource
 
@@ -55,6 +57,7 @@ def _frames_shown(text: str) -> int:
     return int(found.group(1))
 
 
+@pytest.mark.slow
 def test_live_page_shows_the_moving_overlay_stats_and_a_stall(browser_page, tmp_path):
     page = browser_page
     screenshot = tmp_path / "live_page.png"
@@ -71,10 +74,13 @@ def test_live_page_shows_the_moving_overlay_stats_and_a_stall(browser_page, tmp_
             page.goto(url, wait_until="domcontentloaded")
 
             # playing, with frames and top classes (the model traces before the first frame)
-            page.wait_for_function("() => document.getElementById('state').textContent === 'playing'"
-                                   " && document.getElementById('stream').naturalWidth > 0"
-                                   " && /frames shown [1-9]/.test(document.getElementById('stats').textContent)",
-                                   timeout=60_000, polling=200)
+            page.wait_for_function(
+                "() => document.getElementById('state').textContent === 'playing'"
+                " && document.getElementById('stream').naturalWidth > 0"
+                " && /frames shown [1-9]/.test(document.getElementById('stats').textContent)",
+                timeout=60_000,
+                polling=200,
+            )
             page.wait_for_function("() => document.querySelectorAll('#top tbody tr').length > 0", timeout=5_000)
             assert page.locator("#top tbody tr").count() >= 1
             assert page.inner_text("#top tbody tr >> nth=0").strip()
@@ -99,8 +105,9 @@ def test_live_page_shows_the_moving_overlay_stats_and_a_stall(browser_page, tmp_
             # the source goes silent: stalled after 2 s without a frame, then reconnecting
             source.pause()
             paused = time.monotonic()
-            page.wait_for_function("() => ['stalled', 'reconnecting'].includes(document.getElementById('state').textContent)",
-                                   timeout=15_000, polling=100)
+            page.wait_for_function(
+                "() => ['stalled', 'reconnecting'].includes(document.getElementById('state').textContent)", timeout=15_000, polling=100
+            )
             assert time.monotonic() - paused < 15
             assert page.evaluate("() => document.getElementById('banner').classList.contains('shown')") is True
 

@@ -52,6 +52,7 @@ def _port_free(port: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_without_a_display_it_serves_on_8080(tmp_path):
     if not _port_free(8080):
         pytest.skip("127.0.0.1:8080 is in use: the display-less default port cannot be tested here")
@@ -72,6 +73,7 @@ def test_without_a_display_it_serves_on_8080(tmp_path):
         live.kill()
 
 
+@pytest.mark.slow
 def test_recording_a_stream_until_ctrl_c(tmp_path):
     pd = pytest.importorskip("pandas")
     from streamcam.video.source import VideoSource
@@ -119,7 +121,7 @@ def test_bad_serve_addresses_are_one_error_line(tmp_path):
 
     live = LiveProcess(str(clip), "--no-window", "--serve", "127.0.0.1:notaport")
     try:
-        code, stdout = live.finish(30)
+        code, _stdout = live.finish(30)
     finally:
         live.kill()
     lines = live.stderr.strip().splitlines()
@@ -131,7 +133,7 @@ def test_bad_serve_addresses_are_one_error_line(tmp_path):
         port = taken.getsockname()[1]
         live = LiveProcess(str(clip), "--no-window", "--serve", f"127.0.0.1:{port}")
         try:
-            code, stdout = live.finish(URL_WAIT_S)
+            code, _stdout = live.finish(URL_WAIT_S)
         finally:
             live.kill()
     lines = live.stderr.strip().splitlines()

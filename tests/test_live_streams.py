@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import csv
 import http.client
+import itertools
 import json
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
-from streamcam.analyze import AnalyzeOptions
-from streamcam.live import Backoff, LiveStats, live
-from streamcam.live.server import BOUNDARY, BrowserView, LiveServer
+from streamcam.apps.analyze import AnalyzeOptions
+from streamcam.apps.live import Backoff, LiveStats, live
+from streamcam.apps.live.server import BOUNDARY, BrowserView, LiveServer
 from streamcam.video.source import VideoSource
+
 from stall_server import StallingServer
 from stream_sources import MjpegSource, RtspSource
 from videos import make_video
@@ -119,14 +123,14 @@ def count_frames(path):
         return sum(1 for _ in video)
 
 
+@pytest.mark.slow
 def test_mjpeg_browser_view_stall_reconnect_and_recording(default_engine, tmp_path):
     """The whole life of a session on an HTTP/MJPEG camera that stalls, dies and comes back."""
     stats = LiveStats(stall_after_s=1.0)
     record = AnalyzeOptions(out_dir=tmp_path / "rec", top_n=3)
     timeout = 2.0
     with MjpegSource(size=(320, 180), rate=15) as source, LiveServer(stats, port=0) as server:
-        run = LiveRun(source.url, default_engine, stats, [BrowserView(server)], timeout=timeout, record=record,
-                      backoff=FAST_BACKOFF)
+        run = LiveRun(source.url, default_engine, stats, [BrowserView(server)], timeout=timeout, record=record, backoff=FAST_BACKOFF)
         try:
             wait_for(lambda: stats.frames_shown >= 15, 60, "15 frames shown")
             before = stats.snapshot()
@@ -169,13 +173,14 @@ def test_mjpeg_browser_view_stall_reconnect_and_recording(default_engine, tmp_pa
     frames = csv_frames(out["predictions"])
     assert count_frames(out["video"]) == len(frames) == figures["frames_shown"]
     times = [frames[i] for i in sorted(frames)]
-    assert all(b > a for a, b in zip(times, times[1:]))
-    assert max(b - a for a, b in zip(times, times[1:])) > 2.0  # the stall + the restart
-    summary = json.loads(open(out["summary"]).read())
+    assert all(b > a for a, b in itertools.pairwise(times))
+    assert max(b - a for a, b in itertools.pairwise(times)) > 2.0  # the stall + the restart
+    summary = json.loads(Path(out["summary"]).read_text())
     assert summary["status"] == "complete" and summary["live"]["reconnects"] >= 1
     assert summary["frames_analysed"] == len(frames)
 
 
+@pytest.mark.slow
 def test_rtsp_source_plays_and_reconnects_after_a_restart(default_engine):
     stats = LiveStats()
     with RtspSource(size=(320, 180), rate=15) as source:
@@ -202,6 +207,7 @@ class SlowEngine:
         return self.engine.explain(*args, **kwargs)
 
 
+@pytest.mark.slow
 def test_a_slow_engine_drops_frames_and_frame_age_stays_bounded(default_engine):
     # 15 fps in, about 4 frames a second out. A reader that queued frames would fall behind by
     # more than 0.25 s per shown frame: after 30 frames, over 7 s. Ours always takes the newest.

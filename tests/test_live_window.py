@@ -191,6 +191,7 @@ def _output(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["q", "Escape", "close"], ids=["q", "esc", "close-window"])
 def test_live_window_shows_the_overlay_and_quits(x_display, clip, tmp_path, how):
     env = {**os.environ, "DISPLAY": x_display, "KERAS_HOME": str(tmp_path / "keras")}
@@ -201,7 +202,11 @@ def test_live_window_shows_the_overlay_and_quits(x_display, clip, tmp_path, how)
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamcam", "live", str(clip)],
-            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
         )
     try:
         window = _wait_for_window(x_display, proc)

@@ -2,9 +2,10 @@
 
 import numpy as np
 
+from streamcam.apps.image import read_image
+from streamcam.core.preprocess import resize_batch
+
 from conftest import shared_file
-from streamcam.images import read_image
-from streamcam.preprocess import resize_batch
 
 DOG_IDS = range(151, 269)
 CAT_IDS = range(281, 286)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from streamcam.engine import CamEngine
-from streamcam.errors import ModelError
+from streamcam.core.errors import ModelError
+from streamcam.explain.engine import CamEngine
 from streamcam.models import load_classifier
 from streamcam.models.layers import find_target_layer, resolve_layer, tapped_forward
 
@@ -101,7 +101,7 @@ def test_bad_model_arguments(tmp_path):
 
 
 def test_preprocess_override(tmp_path):
-    from streamcam.errors import UsageError
+    from streamcam.core.errors import UsageError
     from streamcam.models import PREPROCESSING
 
     keras = _keras()

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from streamcam.pipeline import Pipeline, StagesStuck
+from streamcam.core.pipeline import Pipeline, StagesStuck
 
 
 def test_items_flow_in_order_through_three_stages():
@@ -32,7 +32,7 @@ def test_an_error_in_any_stage_is_raised_in_the_caller(stage):
             raise ValueError("disk full")
 
     started = time.monotonic()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"bad frame|engine failed|disk full"):
         Pipeline(produce, compute, consume).run()
     assert time.monotonic() - started < 10  # stopped, not hung on a full queue
     assert not [t for t in threading.enumerate() if t.name.startswith("streamcam-")]
@@ -97,8 +97,13 @@ def silent_socket():
 
 def test_first_ctrl_c_with_a_stuck_producer_finishes_what_was_read(silent_socket):
     produced, consumed, exits = [], [], []
-    pipeline = Pipeline(_blocked_producer(silent_socket, 5, produced), lambda x: x, consumed.append,
-                        stall_grace_s=0.5, on_reader_exit=lambda: exits.append(threading.current_thread().name))
+    pipeline = Pipeline(
+        _blocked_producer(silent_socket, 5, produced),
+        lambda x: x,
+        consumed.append,
+        stall_grace_s=0.5,
+        on_reader_exit=lambda: exits.append(threading.current_thread().name),
+    )
     _interrupt_main_after(0.5)
     started = time.monotonic()
     assert pipeline.run() is True  # returns although the producer never does

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamcam.preprocess import resize_batch, resize_rgb
+from streamcam.core.preprocess import resize_batch, resize_rgb
+
 from test_frames import REAL_CLIPS, area_resize, psnr, real_frames, today_rgb
 
 # Every branch from a 960x540 .. 1280x720 frame: more than halving (the linear step to twice the

@@ -7,9 +7,10 @@ import av
 import numpy as np
 import pytest
 
-from streamcam.analyze import AnalyzeOptions, analyze
-from streamcam.null_engine import NullEngine
-from streamcam.recording import RENDER_WORKERS
+from streamcam.apps.analyze import AnalyzeOptions, analyze
+from streamcam.explain.null_engine import NullEngine
+from streamcam.outputs.run_sinks import RENDER_WORKERS
+
 from test_frames import psnr
 from videos import make_video
 
@@ -71,7 +72,7 @@ def test_the_yuv_path_and_the_rgb_path_write_the_same_video(default_classifier, 
 def test_pictures_drawn_ahead_are_written_in_order_and_none_after_close(default_classifier, tmp_path):
     # The compute stage starts drawing a batch (draw_ahead) while the writer still encodes the
     # one before; the writer then takes the drawn pictures in their frames' order.
-    from streamcam.recording import FrameWriter, RunOutputs
+    from streamcam.outputs.run_sinks import FrameWriter, RunOutputs
     from streamcam.video.source import VideoSource
 
     src = tmp_path / "clip.mp4"
@@ -80,11 +81,10 @@ def test_pictures_drawn_ahead_are_written_in_order_and_none_after_close(default_
     engine = NullEngine(default_classifier)
     with VideoSource(str(src)) as video:
         frames = list(video)
-        outputs = RunOutputs(str(src), video.info, options, default_classifier.labels, [], None, None)
-    writer = FrameWriter(outputs, options, default_classifier.labels, None, [], 0, render_workers=2)
+        outputs = RunOutputs(str(src), video.info, options.sinks(), default_classifier.labels, [], None, None)
+    writer = FrameWriter(outputs, options.sinks(), default_classifier.labels, None, [], 0, render_workers=2)
     batches = [frames[:5], frames[5:]]
-    items = [writer.draw_ahead((chunk, engine.explain(np.stack([f.model_input((224, 224)) for f in chunk]))))
-             for chunk in batches]
+    items = [writer.draw_ahead((chunk, engine.explain(np.stack([f.model_input((224, 224)) for f in chunk])))) for chunk in batches]
     assert all(item.pictures is not None and len(item.pictures) == 5 for item in items)
     for item in items:
         writer(item)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from streamcam import render
-from streamcam.errors import UsageError
+from streamcam.core.errors import UsageError
+from streamcam.outputs import render
 
 
 @pytest.fixture

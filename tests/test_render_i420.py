@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from streamcam import render, render_i420
-from streamcam.frames import i420_planes
+from streamcam.core.frames import i420_planes
+from streamcam.outputs import render, render_i420
+
 from test_frames import REAL_CLIPS, psnr, real_frames
 
 LINES = ["tabby 0.61  tiger_cat 0.22  Egyptian_cat 0.05", "frame 12  00:00.480  CAM: tabby, traffic_light"]

@@ -10,10 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from streamcam import cli
-from streamcam.analyze import AnalyzeOptions, analyze
-from streamcam.review import ReviewCollector, find_peaks
-from streamcam.review.page import build_data, write_review
+from streamcam.apps.analyze import AnalyzeOptions, analyze
+from streamcam.outputs.review import ReviewCollector, find_peaks
+from streamcam.outputs.review.page import build_data, write_review
 from streamcam.video.timecode import format_timecode
+
 from videos import make_audio_only, make_video
 
 runner = CliRunner()
@@ -32,6 +33,7 @@ def fast_cli(monkeypatch, default_engine):
 
 
 # --- peaks --------------------------------------------------------------------------------
+
 
 def reference_peaks(x, prominence):
     """Brute force: strict local maxima (flat tops once), prominence from the definition."""
@@ -62,7 +64,7 @@ def test_adjacent_high_frames_give_one_peak():
 
 def test_two_separated_bumps_give_two_peaks():
     t = np.arange(100)
-    x = np.exp(-((t - 25) / 5.0) ** 2) * 0.7 + np.exp(-((t - 70) / 4.0) ** 2) * 0.5
+    x = np.exp(-(((t - 25) / 5.0) ** 2)) * 0.7 + np.exp(-(((t - 70) / 4.0) ** 2)) * 0.5
     assert find_peaks(x, 0.2) == [25, 70]
 
 
@@ -83,11 +85,14 @@ def test_peaks_match_brute_force_on_noisy_series():
 
 # --- the page ---------------------------------------------------------------------------
 
+
 def test_review_page_is_one_offline_file_with_every_frame(fast_cli, tmp_path):
     clip = tmp_path / "clip.mp4"
     times = make_video(clip, 20, size=(96, 64))
-    result = runner.invoke(cli.app, ["review", str(clip), "--start", "0.2", "--end", "0.6", "-o", str(tmp_path / "out"),
-                                     "--classes", "bicycle-built-for-two", "-q"])
+    result = runner.invoke(
+        cli.app,
+        ["review", str(clip), "--start", "0.2", "--end", "0.6", "-o", str(tmp_path / "out"), "--classes", "bicycle-built-for-two", "-q"],
+    )
     assert result.exit_code == 0, result.output
     page = tmp_path / "out" / "clip.review.html"
     html = page.read_text(encoding="utf-8")
@@ -162,6 +167,7 @@ def test_extra_collectors_see_every_frame(default_engine, tmp_path):
 
 # --- the size cap -----------------------------------------------------------------------
 
+
 class _Frame:
     def __init__(self, i, rgb):
         self.index, self.pts, self.time_s, self.rgb = i, i, i / 25, rgb
@@ -177,7 +183,7 @@ def synthetic_collector(n=120, size=(160, 120)):
     rng = np.random.default_rng(0)
     collector = ReviewCollector(tracked=[3], top_n=3)
     t = np.arange(n)
-    bump = 0.8 * np.exp(-((t - 30) / 3.0) ** 2) + 0.6 * np.exp(-((t - 90) / 3.0) ** 2)
+    bump = 0.8 * np.exp(-(((t - 30) / 3.0) ** 2)) + 0.6 * np.exp(-(((t - 90) / 3.0) ** 2))
     for i in range(n):
         probs = np.full(10, 0.01, np.float32)
         probs[3], probs[5] = bump[i], 0.5

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamcam.analyze import AnalyzeOptions, analyze
-from streamcam.review import ReviewCollector, find_peaks, write_review
+from streamcam.apps.analyze import AnalyzeOptions, analyze
+from streamcam.outputs.review import ReviewCollector, find_peaks, write_review
 from streamcam.video.timecode import format_timecode
+
 from videos import make_video
 
 _CANVAS_SUM = """() => {
@@ -33,7 +34,7 @@ def synthetic_page(tmp_path):
     probability has two bumps (peaks at 10 and 30)."""
     collector = ReviewCollector(tracked=[3, 5], top_n=3)
     t = np.arange(40)
-    p3 = 0.8 * np.exp(-((t - 10) / 2.0) ** 2) + 0.6 * np.exp(-((t - 30) / 2.0) ** 2)
+    p3 = 0.8 * np.exp(-(((t - 10) / 2.0) ** 2)) + 0.6 * np.exp(-(((t - 30) / 2.0) ** 2))
     left, right = np.zeros((7, 7), np.float32), np.zeros((7, 7), np.float32)
     left[:3, :3], right[4:, 4:] = 1, 1
     for i in range(40):
@@ -116,8 +117,7 @@ def test_variable_rate_clip_shows_each_frames_own_time(browser_page, default_eng
     shown = []
     for i in range(len(times)):
         _wait_index(page, i)
-        shown.append((page.inner_text('[data-testid="time-code"]'),
-                       float(page.get_attribute('[data-testid="time-code"]', "data-seconds"))))
+        shown.append((page.inner_text('[data-testid="time-code"]'), float(page.get_attribute('[data-testid="time-code"]', "data-seconds"))))
         page.keyboard.press("ArrowRight")
     assert [s[0] for s in shown] == [format_timecode(t) for t in times]
     assert [s[1] for s in shown] == [round(t, 6) for t in times]

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from streamcam.errors import InputError
+from streamcam.core.errors import InputError
 from streamcam.video.source import VideoSource
+
 from stream_sources import MjpegSource, RtspSource
 
 SIZE, RATE = (320, 180), 15
@@ -51,6 +52,7 @@ def test_frames_arrive(stream):
         assert_live_frames(take(video, 10), 10)
 
 
+@pytest.mark.slow
 def test_pause_stalls_the_read_until_timeout_and_restart_serves_again(stream):
     with VideoSource(stream.url, timeout=TIMEOUT_S) as video:
         frames = iter(video)
@@ -88,6 +90,7 @@ def test_mjpeg_serves_one_client_per_start():
             assert len(take(video, 3)) == 3
 
 
+@pytest.mark.slow
 @needs_rtsp
 def test_rtsp_serves_clients_one_after_another_and_at_once():
     with RtspSource(size=SIZE, rate=RATE) as stream:

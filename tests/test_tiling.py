@@ -1,11 +1,14 @@
 """Tiled Grad-CAM for fixed-size heads: tile layout, stitching, evidence scaling, tracing."""
 
+import itertools
+
 import numpy as np
 import pytest
 
-from streamcam.engine import CamEngine
-from streamcam.errors import UsageError
-from streamcam.tiling import explain_tiled, tile_origins
+from streamcam.core.errors import UsageError
+from streamcam.explain.engine import CamEngine
+from streamcam.explain.tiling import explain_tiled, tile_origins
+
 from tiny_models import bright_square_classifier
 
 BRIGHT, RED = 1, 2  # classes of bright_square_classifier; cells are 4x4 pixels
@@ -17,30 +20,37 @@ def engine():
 
 
 def square(image, y, x, value=(255, 255, 255), size=8):
-    image[..., y:y + size, x:x + size, :] = value
+    image[..., y : y + size, x : x + size, :] = value
     return image
 
 
 def tiles_of(image, th=32, tw=32):
-    return np.stack([image[y:y + th, x:x + tw] for y, x in tile_origins(*image.shape[:2], th, tw)])
+    return np.stack([image[y : y + th, x : x + tw] for y, x in tile_origins(*image.shape[:2], th, tw)])
 
 
-@pytest.mark.parametrize("height,width,th,tw,overlap", [
-    (32, 32, 32, 32, 0.25), (33, 32, 32, 32, 0.25), (56, 80, 32, 32, 0.25),
-    (540, 960, 224, 224, 0.25), (100, 37, 10, 7, 0.5), (41, 64, 16, 24, 0.0),
-])
+@pytest.mark.parametrize(
+    ("height", "width", "th", "tw", "overlap"),
+    [
+        (32, 32, 32, 32, 0.25),
+        (33, 32, 32, 32, 0.25),
+        (56, 80, 32, 32, 0.25),
+        (540, 960, 224, 224, 0.25),
+        (100, 37, 10, 7, 0.5),
+        (41, 64, 16, 24, 0.0),
+    ],
+)
 def test_tile_origins_cover_overlap_and_stay_inside(height, width, th, tw, overlap):
     origins = tile_origins(height, width, th, tw, min_overlap=overlap)
     covered = np.zeros((height, width), bool)
     for y, x in origins:
         assert 0 <= y <= height - th and 0 <= x <= width - tw
-        covered[y:y + th, x:x + tw] = True
+        covered[y : y + th, x : x + tw] = True
     assert covered.all()
     ys, xs = sorted({y for y, _ in origins}), sorted({x for _, x in origins})
     assert len(origins) == len(ys) * len(xs)  # a full grid
     assert ys[-1] + th == height and xs[-1] + tw == width  # flush with the far borders
     for axis, tile in ((ys, th), (xs, tw)):
-        assert all(tile - (b - a) >= overlap * tile for a, b in zip(axis, axis[1:]))
+        assert all(tile - (b - a) >= overlap * tile for a, b in itertools.pairwise(axis))
 
 
 def test_native_size_is_one_tile_and_smaller_is_refused(engine):
@@ -145,7 +155,7 @@ def test_video_run_traces_each_pass_once():
     assert engine._explain.experimental_get_tracing_count() == 2  # rank tiles, explain classes
 
 
-@pytest.mark.parametrize("height,width", [(32, 80), (80, 32)])
+@pytest.mark.parametrize(("height", "width"), [(32, 80), (80, 32)])
 def test_non_square_images(engine, height, width):
     image = np.zeros((height, width, 3), np.uint8)
     square(image, height - 12, width - 12)  # in the last tile only
@@ -186,7 +196,7 @@ def test_engine_explain_sends_larger_pictures_of_a_fixed_head_to_the_tiles(engin
 
     import av
 
-    from streamcam.analyze import AnalyzeOptions, analyze
+    from streamcam.apps.analyze import AnalyzeOptions, analyze
 
     src = tmp_path / "clip.mp4"
     with av.open(str(src), "w") as out:
@@ -194,7 +204,7 @@ def test_engine_explain_sends_larger_pictures_of_a_fixed_head_to_the_tiles(engin
         stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
         for i in range(5):
             frame = np.zeros((96, 160, 3), np.uint8)
-            frame[20:44, 10 + 20 * i: 34 + 20 * i] = 255  # a bright square moving right
+            frame[20:44, 10 + 20 * i : 34 + 20 * i] = 255  # a bright square moving right
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode(None):
@@ -203,6 +213,7 @@ def test_engine_explain_sends_larger_pictures_of_a_fixed_head_to_the_tiles(engin
     assert summary.frames_analysed == 5
     import csv
 
-    rows = list(csv.DictReader(open(tmp_path / "clip.predictions.csv")))
+    with open(tmp_path / "clip.predictions.csv") as file:
+        rows = list(csv.DictReader(file))
     xs = [float(r["peak_x_class_1"]) for r in rows if r["rank"] == "0"]
     assert xs == sorted(xs) and xs[-1] - xs[0] > 0.3  # the bright class's peak follows the square

@@ -2,12 +2,12 @@
 
 import pytest
 
-from streamcam.errors import UsageError
+from streamcam.core.errors import UsageError
 from streamcam.video.timecode import format_timecode, parse_timecode
 
 
 @pytest.mark.parametrize(
-    "text,seconds",
+    ("text", "seconds"),
     [
         ("12.4", 12.4),
         ("0", 0.0),
@@ -36,7 +36,7 @@ def test_parse_garbage(text):
 
 
 @pytest.mark.parametrize(
-    "seconds,text",
+    ("seconds", "text"),
     [
         (0, "00:00.000"),
         (12.4, "00:12.400"),

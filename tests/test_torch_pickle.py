@@ -6,8 +6,9 @@ import shlex
 import numpy as np
 import pytest
 
-from conftest import FIXTURES
 from streamcam.models.torch_pickle import LEGACY_MAGIC, TorchFileError, load_legacy_state_dict
+
+from conftest import FIXTURES
 
 
 def test_reads_legacy_file_with_views_offsets_and_dtypes():

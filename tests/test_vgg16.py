@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from streamcam.errors import ModelError
+from streamcam.core.errors import ModelError
 from streamcam.models import load_classifier, vgg16
 
 
@@ -30,6 +30,7 @@ def random_vgg(tmp_path_factory):
     return model, path
 
 
+@pytest.mark.slow
 def test_npy_weights_match_keras_vgg16_with_the_same_weights(random_vgg):
     reference, path = random_vgg
     classifier = load_classifier("vgg16", weights=path)
@@ -111,18 +112,38 @@ def _py2_array_pickle(array: np.ndarray) -> bytes:
     def ints(values) -> bytes:
         return b"(" + b"".join(b"J" + struct.pack("<i", v) for v in values) + b"t"
 
-    dtype = (b"cnumpy\ndtype\n" + string(array.dtype.str[1:].encode()) + b"K\x00K\x01\x87R"
-             + b"(K\x03" + string(array.dtype.str[:1].encode()) + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb")
+    dtype = (
+        b"cnumpy\ndtype\n"
+        + string(array.dtype.str[1:].encode())
+        + b"K\x00K\x01\x87R"
+        + b"(K\x03"
+        + string(array.dtype.str[:1].encode())
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    )
     fortran = b"\x88" if array.flags.f_contiguous and array.ndim > 1 else b"\x89"
-    return (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + ints([0]) + string(b"b") + b"\x87R"
-            + b"(K\x01" + ints(array.shape) + dtype + fortran + string(array.tobytes(order="A")) + b"tb.")
+    return (
+        b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
+        + ints([0])
+        + string(b"b")
+        + b"\x87R"
+        + b"(K\x01"
+        + ints(array.shape)
+        + dtype
+        + fortran
+        + string(array.tobytes(order="A"))
+        + b"tb."
+    )
 
 
-@pytest.mark.parametrize("array", [
-    np.arange(12, dtype=np.float32).reshape(3, 4) - 5.5,
-    np.arange(6, dtype=">f8").reshape(2, 3) * 1e300,  # big-endian, bytes >= 0x80 in the str
-    np.asfortranarray(np.arange(6, dtype=np.int16).reshape(2, 3)),
-], ids=["float32", "big-endian", "fortran"])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(12, dtype=np.float32).reshape(3, 4) - 5.5,
+        np.arange(6, dtype=">f8").reshape(2, 3) * 1e300,  # big-endian, bytes >= 0x80 in the str
+        np.asfortranarray(np.arange(6, dtype=np.int16).reshape(2, 3)),
+    ],
+    ids=["float32", "big-endian", "fortran"],
+)
 def test_reads_arrays_pickled_by_python2(array):
     data = _py2_array_pickle(array)
     np.testing.assert_array_equal(pickle.loads(data, encoding="latin1"), array)  # numpy itself agrees on the stand-in

@@ -8,9 +8,10 @@ import av
 import numpy as np
 import pytest
 
-from streamcam.errors import StreamcamError, UsageError
+from streamcam.core.errors import StreamcamError, UsageError
 from streamcam.video.sink import VideoSink
 from streamcam.video.source import VideoSource
+
 from videos import frame_image, frame_number, make_size_change_ts, make_video
 
 
@@ -24,8 +25,7 @@ def copy_video(src_path, out_path, **sink_kwargs):
     source_kwargs = sink_kwargs.pop("source_kwargs", {})
     with VideoSource(str(src_path), **source_kwargs) as src:
         info = src.info
-        with VideoSink(out_path, width=info.width, height=info.height, time_base=info.time_base,
-                       fps=info.fps, **sink_kwargs) as sink:
+        with VideoSink(out_path, width=info.width, height=info.height, time_base=info.time_base, fps=info.fps, **sink_kwargs) as sink:
             frames = []
             for frame in src:
                 sink.write(frame.rgb, frame.pts, frame.time_s)
@@ -38,8 +38,7 @@ def audio_packets(path):
         if not c.streams.audio:
             return None
         a = c.streams.audio[0]
-        return [(float(p.pts * a.time_base), float((p.pts + p.duration) * a.time_base))
-                for p in c.demux(a) if p.pts is not None]
+        return [(float(p.pts * a.time_base), float((p.pts + p.duration) * a.time_base)) for p in c.demux(a) if p.pts is not None]
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +63,7 @@ def test_vfr_round_trip_keeps_count_times_and_size(vfr, tmp_path):
 def test_clip_is_rebased_to_zero_with_audio_shifted_alike(vfr, tmp_path):
     out = tmp_path / "clip.mp4"
     start, end = 0.5, 1.2
-    written, sink = copy_video(vfr, out, source_kwargs=dict(start=start, end=end), audio_from=str(vfr),
-                               audio_start=start, audio_end=end)
+    written, _sink = copy_video(vfr, out, source_kwargs={"start": start, "end": end}, audio_from=str(vfr), audio_start=start, audio_end=end)
     t0 = written[0][0]
     _, frames = read_all(out)
     assert frames[0].time_s == pytest.approx(0, abs=1e-6)
@@ -119,7 +117,7 @@ def test_odd_size_is_padded_to_even(tmp_path, size):
 
 
 @pytest.mark.parametrize(
-    "codec,name,decoded_codec",
+    ("codec", "name", "decoded_codec"),
     [("libvpx-vp9", "o.webm", "vp9"), ("mpeg4", "o.mkv", "mpeg4"), ("mjpeg", "o.avi", "mjpeg")],
 )
 def test_other_codecs_and_containers(tmp_path, codec, name, decoded_codec):
@@ -135,7 +133,7 @@ def test_other_codecs_and_containers(tmp_path, codec, name, decoded_codec):
     assert [float(np.median(f.rgb)) for f in frames] == pytest.approx([m for _, m in originals], abs=2.4)
 
 
-@pytest.mark.parametrize("codec,name", [("mpeg4", "m4.mkv"), ("mjpeg", "mj.avi")])
+@pytest.mark.parametrize(("codec", "name"), [("mpeg4", "m4.mkv"), ("mjpeg", "mj.avi")])
 def test_fine_time_base_keeps_vfr_times(vfr, tmp_path, codec, name):
     out = tmp_path / name
     written, _ = copy_video(vfr, out, codec=codec)  # 1/90000 is too fine for MPEG-4 Part 2
@@ -172,24 +170,33 @@ def test_temp_file_until_close(tmp_path):
 def test_error_inside_block_leaves_no_output_and_keeps_old_file(tmp_path):
     out = tmp_path / "final.mp4"
     out.write_bytes(b"previous result")
-    with pytest.raises(ZeroDivisionError):
+
+    def fail_mid_write():
         with VideoSink(out, width=64, height=48, time_base=Fraction(1, 25), fps=25) as sink:
             sink.write(frame_image(0, 64, 48), 0, 0.0)
-            1 / 0
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        fail_mid_write()
     assert out.read_bytes() == b"previous result"
     assert list(tmp_path.iterdir()) == [out]
 
 
 def test_keyboard_interrupt_finalises_playable_partial_output(vfr, tmp_path):
     out = tmp_path / "partial.mp4"
-    with pytest.raises(KeyboardInterrupt):
-        with VideoSource(str(vfr)) as src, VideoSink(
-            out, width=96, height=64, time_base=src.info.time_base, fps=src.info.fps, audio_from=str(vfr)
-        ) as sink:
+
+    def interrupt_at_frame_9():
+        with (
+            VideoSource(str(vfr)) as src,
+            VideoSink(out, width=96, height=64, time_base=src.info.time_base, fps=src.info.fps, audio_from=str(vfr)) as sink,
+        ):
             for frame in src:
                 sink.write(frame.rgb, frame.pts, frame.time_s)
                 if frame.index == 9:
                     raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupt_at_frame_9()
     _, frames = read_all(out)
     assert [frame_number(f.rgb) for f in frames] == list(range(10))
     last_video = frames[-1].time_s
@@ -206,9 +213,8 @@ def test_abort_deletes_temp(tmp_path):
 
 def test_closing_without_frames_fails_cleanly(tmp_path):
     out = tmp_path / "empty.mp4"
-    with pytest.raises(StreamcamError, match="no video frames"):
-        with VideoSink(out, width=64, height=48, time_base=Fraction(1, 25), fps=25):
-            pass
+    with pytest.raises(StreamcamError, match="no video frames"), VideoSink(out, width=64, height=48, time_base=Fraction(1, 25), fps=25):
+        pass
     assert list(tmp_path.iterdir()) == []
 
 
@@ -221,7 +227,7 @@ def test_wrong_frame_shape_is_rejected(tmp_path):
                 sink.write(bad, 1, 0.04)
 
 
-@pytest.mark.parametrize("name,match", [("out.notaformat", "unknown output format"), ("missing/out.mp4", "folder")])
+@pytest.mark.parametrize(("name", "match"), [("out.notaformat", "unknown output format"), ("missing/out.mp4", "folder")])
 def test_bad_output_path(tmp_path, name, match):
     with pytest.raises(UsageError, match=match):
         VideoSink(tmp_path / name, width=64, height=48, time_base=Fraction(1, 25), fps=25)
@@ -263,7 +269,7 @@ def test_frames_of_another_size_are_scaled_with_one_warning(tmp_path, sizes):
                 sink.write(frame_image(i, w, h), i, i / 10)
                 i += 1
     assert len(sink.warnings) == 1 and f"{width}x{height}" in sink.warnings[0], sink.warnings
-    src, frames = read_all(out)
+    _src, frames = read_all(out)
     assert [f.rgb.shape[:2] for f in frames] == [(height + height % 2, width + width % 2)] * i
     assert [frame_number(f.rgb) for f in frames] == list(range(i))  # each picture kept (scaled), in order
     for f in frames:  # the marker still covers the top-left quarter: scaled, not cropped or padded
@@ -272,12 +278,13 @@ def test_frames_of_another_size_are_scaled_with_one_warning(tmp_path, sizes):
 
 def test_analyze_resolution_change_mid_stream(default_engine, tmp_path):
     pd = pytest.importorskip("pandas")
-    from streamcam.analyze import AnalyzeOptions, analyze
+    from streamcam.apps.analyze import AnalyzeOptions, analyze
 
     src = tmp_path / "change.ts"
     make_size_change_ts(src, [(96, 64), (160, 120), (64, 48)], frames_each=6)
-    options = AnalyzeOptions(out_dir=tmp_path / "out", top_n=2, batch_size=4, heatmap_video=True,
-                             segmented_video=True, save_frames=["0.7", "1.3"])
+    options = AnalyzeOptions(
+        out_dir=tmp_path / "out", top_n=2, batch_size=4, heatmap_video=True, segmented_video=True, save_frames=["0.7", "1.3"]
+    )
     summary = analyze(src, default_engine, options)
     assert summary.status == "complete" and summary.frames_analysed == 18
     assert sum("scaled" in w for w in summary.warnings) == 1  # not one per frame, nor per video written

@@ -11,9 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from streamcam.errors import InputError, UsageError
+from streamcam.core.errors import InputError, UsageError
 from streamcam.video import source as source_mod
 from streamcam.video.source import VideoSource, probe, rotation_k, upright
+
 from videos import (
     SHARED_VIDEOS,
     corrupt_packets,
@@ -99,7 +100,7 @@ def test_variable_frame_rate_timestamps_kept(tmp_path):
     assert [frame_number(f.rgb) for f in frames] == list(range(24))
 
 
-@pytest.mark.parametrize("codec,ext", [("libvpx-vp9", ".webm"), ("mjpeg", ".avi")])
+@pytest.mark.parametrize(("codec", "ext"), [("libvpx-vp9", ".webm"), ("mjpeg", ".avi")])
 def test_other_codecs(tmp_path, codec, ext):
     path = tmp_path / f"v{ext}"
     make_video(path, 12, codec=codec)
@@ -129,7 +130,7 @@ def test_rotation_sign_convention():
     assert [rotation_k(r) for r in (0, 90, -90, 180, -180, 270, -270)] == [0, 1, 3, 2, 2, 3, 1]
 
 
-@pytest.mark.parametrize("rotation,corner", [(90, "bl"), (-90, "tr"), (180, "br")])
+@pytest.mark.parametrize(("rotation", "corner"), [(90, "bl"), (-90, "tr"), (180, "br")])
 def test_rotation_metadata_applied_like_opencv(tmp_path, rotation, corner):
     path = tmp_path / f"rot{rotation}.mp4"
     make_video(path, 5, size=(64, 48), rotation=rotation)
@@ -208,7 +209,7 @@ def test_fps_sampling_on_variable_rate(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(every=2, fps=5.0), dict(every=0), dict(fps=0), dict(start=2, end=1), dict(start=-1)],
+    [{"every": 2, "fps": 5.0}, {"every": 0}, {"fps": 0}, {"start": 2, "end": 1}, {"start": -1}],
 )
 def test_bad_sampling_options(cfr, kwargs):
     with pytest.raises(UsageError):
@@ -342,7 +343,6 @@ def test_unreachable_tcp_url_is_input_error():
     assert_input_error("tcp://127.0.0.1:9", "cannot open tcp://127.0.0.1:9")
 
 
-
 # -- damaged files (issue 6) ----------------------------------------------------------------
 
 
@@ -372,7 +372,11 @@ def test_invalid_utf8_metadata_is_no_traceback(tmp_path):
     try:
         src, frames = read_all(bad)
     except InputError as err:
-        assert "\n" not in str(err)
+        error = str(err)
+    else:
+        error = None
+    if error is not None:
+        assert "\n" not in error
     else:
         assert frames and (src.info.width, src.info.height) == (64, 48)
         assert isinstance(src.info.codec, str) and isinstance(src.info.container, str)
@@ -388,14 +392,17 @@ def test_flipped_header_bytes_give_frames_or_input_error(tmp_path, seed):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(flip_header_bytes(clip.read_bytes(), seed))
     try:
-        src, frames = read_all(bad)
+        _src, frames = read_all(bad)
     except (InputError, UsageError) as err:
-        assert "\n" not in str(err)
+        error, frames = str(err), []
     else:
+        error = None
+    assert error is None or "\n" not in error
+    if error is None:
         assert all(f.rgb.dtype == np.uint8 and f.rgb.ndim == 3 for f in frames)
 
 
-@pytest.mark.parametrize("codec,ext", [("libx264", ".mp4"), ("mjpeg", ".avi")])
+@pytest.mark.parametrize(("codec", "ext"), [("libx264", ".mp4"), ("mjpeg", ".avi")])
 def test_undecodable_packets_mid_stream_are_skipped(tmp_path, codec, ext):
     clip = tmp_path / f"clip{ext}"
     make_video(clip, 30, size=(96, 64), fps=10, codec=codec, gop=10)

@@ -18,8 +18,9 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
 from streamcam.models.torch_pickle import LEGACY_MAGIC, load_legacy_state_dict
+
+from conftest import REPO
 
 MiB = 1 << 20
 
@@ -286,13 +287,17 @@ def test_memo_shared_list_bomb_is_refused_without_converting(tmp_path):
 # --- the command line -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_reports_a_crafted_npy_as_one_error_line(tmp_path):
     path = tmp_path / "crafted.npy"
     np.save(path, NPY_CASES["structured dtype with a far field offset"][0], allow_pickle=True)
     image = REPO / "sample_videos" / "sample.jpg"
     run = subprocess.run(
         [sys.executable, "-m", "streamcam", "image", str(image), "--model", "vgg16", "--weights", str(path), "-o", str(tmp_path), "-q"],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
     assert run.returncode == 2, f"exit {run.returncode}: {run.stderr[-1500:]}"
     assert "Traceback" not in run.stderr

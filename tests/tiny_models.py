@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamcam.labels import Labels
+from streamcam.core.labels import Labels
 from streamcam.models import Classifier
 
 
@@ -126,8 +126,9 @@ def bright_square_classifier(height: int = 32, width: int = 32) -> Classifier:
     return Classifier("tiny-bright-square", model, (height, width), lambda t: t / 255.0, ("features",), Labels(3))
 
 
-def patch_pool_classifier(num_classes: int = 5, size: int = 16, patch: int = 8, channels: int = 6,
-                          pooling: str = "avg", deep_head: bool = False, seed: int = 4) -> Classifier:
+def patch_pool_classifier(
+    num_classes: int = 5, size: int = 16, patch: int = 8, channels: int = 6, pooling: str = "avg", deep_head: bool = False, seed: int = 4
+) -> Classifier:
     """patch x patch conv with stride patch -> relu (target) -> global pool -> head.
 
     One feature cell per patch (stride `patch`), so a test can compute the feature map from the

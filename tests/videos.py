@@ -28,7 +28,7 @@ def frame_image(i: int, width: int, height: int) -> np.ndarray:
 
 def frame_number(rgb: np.ndarray) -> int:
     """Index (mod 40) of a frame made by frame_image, from its background brightness."""
-    return int(round((float(np.median(rgb)) - _BASE) / _STEP))
+    return round((float(np.median(rgb)) - _BASE) / _STEP)
 
 
 def marker_corner(rgb: np.ndarray) -> str:

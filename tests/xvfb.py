@@ -40,7 +40,7 @@ class Xvfb:
     def display(self) -> str:
         return f":{self.number}"
 
-    def start(self) -> "Xvfb":
+    def start(self) -> Xvfb:
         binary = shutil.which("Xvfb")
         if binary is None:
             raise XvfbError("no Xvfb binary (install Debian's `xvfb` package)")
@@ -108,7 +108,7 @@ class Xvfb:
             if process.stderr:
                 process.stderr.close()
 
-    def __enter__(self) -> "Xvfb":
+    def __enter__(self) -> Xvfb:
         return self.start()
 
     def __exit__(self, *exc) -> None:

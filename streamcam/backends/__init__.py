@@ -1,4 +1,6 @@
-"""Which Keras backend runs the models: TensorFlow (the default) or JAX.
+"""Which Keras backend runs the models: TensorFlow (the default) or JAX. May import only streamcam.core.
+
+A layer of its own below streamcam.models: loading a model already needs the choice made.
 
 Keras 3 fixes its backend when it is first imported, from KERAS_BACKEND, so the choice is made
 before that: use_backend() sets the variable, and everything in streamcam that needs Keras gets
@@ -17,7 +19,7 @@ import sys
 import tempfile
 from types import ModuleType
 
-from ..errors import UsageError
+from streamcam.core.errors import UsageError
 
 BACKENDS = ("tensorflow", "jax")
 CHOICES = ("auto", *BACKENDS)
@@ -68,8 +70,10 @@ def use_backend(name: str | None = None, batch_size: int | None = None) -> str:
     wanted = resolve(name, batch_size)
     loaded = loaded_backend()
     if loaded is not None and loaded != wanted:
-        raise UsageError(f"Keras already runs on {loaded} in this process; the {wanted} backend needs a new "
-                         f"process (set KERAS_BACKEND={wanted} before importing keras)")
+        raise UsageError(
+            f"Keras already runs on {loaded} in this process; the {wanted} backend needs a new "
+            f"process (set KERAS_BACKEND={wanted} before importing keras)"
+        )
     if loaded is None:
         if not installed(wanted):
             hint = "pip install 'streamcam[jax]'" if wanted == "jax" else "pip install tensorflow"

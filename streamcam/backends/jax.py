@@ -9,9 +9,9 @@ import contextlib
 import math
 from functools import lru_cache, partial
 
+from streamcam.core.errors import UsageError
+
 from . import check_device, stderr_fd_silenced
-from ..errors import UsageError
-from ..models.layers import all_layers
 
 NAME = "jax"
 
@@ -124,7 +124,7 @@ def with_gradient(forward, backward):
     return op
 
 
-def prepare(model, on_gpu: bool) -> None:
+def prepare(layers, on_gpu: bool) -> None:
     """Run the model's depthwise convolutions as shifted multiply-adds when it runs on the CPU.
 
     XLA's CPU backend lowers a grouped convolution to a slow generic loop: a 3x3 depthwise
@@ -135,7 +135,7 @@ def prepare(model, on_gpu: bool) -> None:
     """
     if on_gpu:
         return
-    for layer in all_layers(model):
+    for layer in layers:
         if type(layer).__name__ == "DepthwiseConv2D" and layer.data_format == "channels_last":
             object.__setattr__(layer, "call", partial(_depthwise_call, layer))
 

@@ -7,8 +7,9 @@ import contextlib
 import os
 from functools import lru_cache
 
+from streamcam.core.errors import UsageError
+
 from . import check_device, stderr_fd_silenced
-from ..errors import UsageError
 
 NAME = "tensorflow"
 
@@ -55,7 +56,7 @@ def uses_xla(requested: bool | None, on_gpu: bool) -> bool:
     return on_gpu if requested is None else requested
 
 
-def prepare(model, on_gpu: bool) -> None:
+def prepare(layers, on_gpu: bool) -> None:
     """Nothing to adapt: TensorFlow's CPU and GPU kernels serve the model as it is."""
 
 

@@ -1,20 +1,24 @@
-"""Classifiers streamcam can explain: the embedded default, VGG16, or any Keras model file."""
+"""Classifiers streamcam can explain: the embedded default, VGG16, or any Keras model file.
+
+May import streamcam.backends (which Keras) and streamcam.core; nothing that explains or writes.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from ..errors import ModelError, UsageError
-from ..labels import Labels
+from streamcam.core.errors import ModelError, UsageError
+from streamcam.core.labels import Labels
+
 from .cache import cache_dir
-from .keras_weights import load_keras_weights
 from .head import Head, describe_head
+from .keras_weights import load_keras_weights
 from .layers import find_target_layer, resolve_layer
 
 DEFAULT_MODEL = "efficientnet-lite0"
@@ -57,8 +61,14 @@ class Classifier:
         return self.head.stride
 
 
-def load_classifier(model: str = DEFAULT_MODEL, weights: str | Path | None = None, layer: str | None = None,
-                    precision: str = "float32", device: str = "auto", preprocess: str | None = None) -> Classifier:
+def load_classifier(
+    model: str = DEFAULT_MODEL,
+    weights: str | Path | None = None,
+    layer: str | None = None,
+    precision: str = "float32",
+    device: str = "auto",
+    preprocess: str | None = None,
+) -> Classifier:
     """Load a built-in model by name, or a Keras model file (.keras, .h5).
 
     precision: 'float32', 'mixed' (float16 compute on a GPU, bfloat16 on a CPU; built-in models
@@ -88,7 +98,7 @@ PRECISIONS = ("auto", "float32", "mixed")
 
 
 def _policy_name(precision: str, device: str) -> str:
-    from ..backends import uses_gpu
+    from streamcam.backends import uses_gpu
 
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -102,7 +112,7 @@ def _policy_name(precision: str, device: str) -> str:
 @contextlib.contextmanager
 def _dtype_policy(name: str):
     """Build layers under a Keras dtype policy, restoring the global one afterwards."""
-    from ..backends import keras_module
+    from streamcam.backends import keras_module
 
     keras = keras_module()
     previous = keras.config.dtype_policy()
@@ -187,7 +197,7 @@ def _keras_file(path: Path) -> Classifier:
         raise ModelError(f"unknown model {str(path)!r}: use {', '.join(BUILTIN_MODELS)} or a Keras .keras/.h5 file")
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
-    from ..backends import keras_module
+    from streamcam.backends import keras_module
 
     keras = keras_module()
     try:
@@ -200,7 +210,9 @@ def _keras_file(path: Path) -> Classifier:
         raise ModelError(f"model {path} must take fixed-size images (batch, height, width, 3); it takes {shape}")
     num_classes = int(model.outputs[0].shape[-1])
     # Model files are assumed to carry their own preprocessing (RGB 0..255) unless --preprocess says otherwise.
-    classifier = Classifier(path.stem, model, (int(shape[1]), int(shape[2])), PREPROCESSING["raw"], find_target_layer(model), Labels(num_classes))
+    classifier = Classifier(
+        path.stem, model, (int(shape[1]), int(shape[2])), PREPROCESSING["raw"], find_target_layer(model), Labels(num_classes)
+    )
     head = classifier.head
     if head.pool is not None:  # from now on the model takes any input size (a copy, same weights)
         classifier.model = head.model

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends import keras_module
-from ..errors import ModelError
+from streamcam.backends import keras_module
+from streamcam.core.errors import ModelError
+
 from .torch_pickle import TorchFileError, load_legacy_state_dict
 
 INPUT_SIZE = 224

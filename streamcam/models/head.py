@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ModelError
-from .layers import inference_call, is_container, walk_graph, get_layer, tapped_forward
+from streamcam.core.errors import ModelError
+
+from .layers import get_layer, inference_call, is_container, tapped_forward, walk_graph
 
 _GLOBAL_POOLS = ("GlobalAveragePooling2D", "GlobalMaxPooling2D")
 
@@ -75,6 +76,7 @@ def cell_head(model, pool: tuple[str, ...]):
     A_ij . W + b; for deeper heads (dropout, dense layers, activations) it asks the head what it
     would say if the whole image looked like that cell. The layers before the pool are not run.
     """
+
     def head(cells):
         return _run_head(model, pool, None, cells)
 
@@ -126,7 +128,7 @@ def describe_head(model, target: tuple[str, ...], input_size: tuple[int, int], n
             # Two sizes, one not square: the cells gained per input pixel give the stride.
             sizes = ((_PROBE, _PROBE), (2 * _PROBE, 3 * _PROBE))
             (f1, o1, p1), (f2, o2, _) = (_probe(free, target, pool, size) for size in sizes)
-        except Exception:  # noqa: BLE001 - Keras raises many types for a graph that needs its input size
+        except Exception:
             pool = None
         else:
             if o1 == o2 == (1, num_classes) and f2[1] > f1[1] and f2[2] > f1[2]:
@@ -134,7 +136,7 @@ def describe_head(model, target: tuple[str, ...], input_size: tuple[int, int], n
             pool = None
     try:
         features, _ = _probe(model, target, None, input_size)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ModelError(f"cannot run model {model.name!r} at its input size {input_size}: {exc}") from exc
     return Head(None, max(1, round(input_size[0] / features[1])), model, False)
 
@@ -152,6 +154,6 @@ def _local_ok(model, pool, pooled_shape, num_classes: int) -> bool:
 
     try:
         out = cell_head(model, pool)(keras.KerasTensor(pooled_shape))
-    except Exception:  # noqa: BLE001 - a head that mixes in other feature maps cannot run per cell
+    except Exception:
         return False
     return tuple(out.shape) == (pooled_shape[1] * pooled_shape[2], num_classes)

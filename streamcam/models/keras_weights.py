@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ModelError
+from streamcam.core.errors import ModelError
 
 
 def load_keras_weights(model, path: Path) -> None:

@@ -8,8 +8,7 @@ one, measures the target's stride, and runs a pooling head on each cell of the p
 
 from __future__ import annotations
 
-
-from ..errors import ModelError
+from streamcam.core.errors import ModelError
 
 _STAGE_BREAKS = ("Pooling", "Flatten", "Dense")  # layers that end a spatial feature map
 

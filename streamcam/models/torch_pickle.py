@@ -19,7 +19,7 @@ import math
 import pickle
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 import numpy as np
 
@@ -99,7 +99,7 @@ def _rebuild_parameter(data, *_ignored):
 
 
 class _TensorOnlyUnpickler(pickle.Unpickler):
-    _ALLOWED = {
+    _ALLOWED: ClassVar[dict] = {
         ("collections", "OrderedDict"): collections.OrderedDict,
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
         ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
@@ -115,8 +115,13 @@ class _TensorOnlyUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         # ('storage', storage_type, key, location, numel, view_metadata); torch >= 0.4 never writes views.
-        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage" and isinstance(pid[1], _StorageType)
-                and isinstance(pid[2], str)):
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) in (5, 6)
+            and pid[0] == "storage"
+            and isinstance(pid[1], _StorageType)
+            and isinstance(pid[2], str)
+        ):
             raise TorchFileError(f"unexpected persistent id in weights file: {pid!r:.60}")
         if len(pid) == 6 and pid[5] is not None:
             raise TorchFileError("weights file uses storage views (torch < 0.4), which this reader does not support")
@@ -172,8 +177,18 @@ def load_legacy_state_dict(f: BinaryIO) -> dict[str, np.ndarray]:
         return {name: _view(name, ref, storages[ref.storage.key]) for name, ref in tensors.items()}
     except TorchFileError:
         raise
-    except (pickle.UnpicklingError, EOFError, struct.error, AttributeError, TypeError, ValueError, KeyError,
-            IndexError, RecursionError, MemoryError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        struct.error,
+        AttributeError,
+        TypeError,
+        ValueError,
+        KeyError,
+        IndexError,
+        RecursionError,
+        MemoryError,
+    ) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise TorchFileError(f"cannot read weights file: {reason}") from exc
 

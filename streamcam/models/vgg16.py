@@ -14,11 +14,13 @@ import math
 import os
 import pickle
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from ..backends import keras_module
-from ..errors import ModelError
+from streamcam.backends import keras_module
+from streamcam.core.errors import ModelError
+
 from .keras_weights import load_keras_weights
 from .pickle_guard import check_pickle_sizes
 
@@ -102,8 +104,15 @@ class _Dtype:
 
     def __setstate__(self, state):
         # (version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata])
-        plain = (isinstance(state, tuple) and len(state) in (8, 9) and state[0] in (3, 4) and state[1] in ("<", ">", "|", "=")
-                 and state[2:5] == (None, None, None) and state[5:7] == (-1, -1) and state[8:] in ((), (None,)))
+        plain = (
+            isinstance(state, tuple)
+            and len(state) in (8, 9)
+            and state[0] in (3, 4)
+            and state[1] in ("<", ">", "|", "=")
+            and state[2:5] == (None, None, None)
+            and state[5:7] == (-1, -1)
+            and state[8:] in ((), (None,))
+        )
         if not plain:
             self.dtype, self.problem = None, "structured, subarray and other non-numeric dtypes are not weights"
         elif self.dtype is not None and state[1] in "<>":
@@ -129,8 +138,15 @@ class _Array:
 
 
 def _is_wrapper(state) -> bool:
-    return (isinstance(state, tuple) and len(state) == 5 and state[1] == () and isinstance(state[2], _Dtype)
-            and state[2].dtype == object and isinstance(state[4], list) and len(state[4]) == 1)
+    return (
+        isinstance(state, tuple)
+        and len(state) == 5
+        and state[1] == ()
+        and isinstance(state[2], _Dtype)
+        and state[2].dtype == object
+        and isinstance(state[4], list)
+        and len(state[4]) == 1
+    )
 
 
 def _array_from_state(state) -> np.ndarray:
@@ -170,7 +186,7 @@ def _ndarray(*_args):
 class _ArrayOnlyUnpickler(pickle.Unpickler):
     """Rebuilds plain numeric arrays (as _Array), dicts and lists; refuses every other global."""
 
-    _ALLOWED = {
+    _ALLOWED: ClassVar[dict] = {
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy", "ndarray"): _ndarray,
@@ -197,8 +213,18 @@ def read_npy_dict(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                 raise ModelError(f"{path} holds a plain array, not a dict of layer weights")
             check_pickle_sizes(f, os.fstat(f.fileno()).st_size)  # its UnsafePickleError is a ValueError
             obj = _ArrayOnlyUnpickler(f, encoding="latin1").load()
-    except (OSError, ValueError, pickle.UnpicklingError, EOFError, TypeError, AttributeError, KeyError, IndexError,
-            RecursionError, MemoryError) as exc:
+    except (
+        OSError,
+        ValueError,
+        pickle.UnpicklingError,
+        EOFError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        IndexError,
+        RecursionError,
+        MemoryError,
+    ) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(f"cannot read {path}: {reason}") from exc
     if isinstance(obj, _Array) and isinstance(obj.item, dict):

@@ -1,4 +1,8 @@
-"""Video input/output: decode upright RGB frames with timestamps, encode them back."""
+"""Video input/output: decode upright frames with timestamps (PyAV), encode them back, sample
+and parse time codes.
+
+May import only streamcam.core.
+"""
 
 from streamcam.video.sink import VideoSink
 from streamcam.video.source import VideoInfo, VideoSource, open_source, probe, upright

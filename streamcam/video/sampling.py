@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import sys
 
-from streamcam.errors import UsageError
+from streamcam.core.errors import UsageError
 
 _EPS = 1e-6  # seconds; absorbs float error when comparing timestamps to instants
 

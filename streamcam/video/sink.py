@@ -21,6 +21,7 @@ close(), so a failed run never leaves a file under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -31,7 +32,7 @@ import av
 import cv2
 import numpy as np
 
-from streamcam.errors import StreamcamError, UsageError
+from streamcam.core.errors import StreamcamError, UsageError
 
 _FAST_PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast"}
 _NEEDS_SHORT_TIME_BASE = {"mpeg4", "msmpeg4", "msmpeg4v2", "msmpeg4v3", "h263", "h263p", "flv"}
@@ -130,8 +131,13 @@ class VideoSink:
         """
         if self._closed:
             raise RuntimeError("write() after close()/abort()")
-        if picture.ndim == 2 and picture.dtype == np.uint8 and picture.shape == (self.height * 3 // 2, self.width) \
-                and self.height % 2 == 0 and self.width % 2 == 0:
+        if (
+            picture.ndim == 2
+            and picture.dtype == np.uint8
+            and picture.shape == (self.height * 3 // 2, self.width)
+            and self.height % 2 == 0
+            and self.width % 2 == 0
+        ):
             if self.accepts_i420:
                 self._encode(av.VideoFrame.from_ndarray(picture, format="yuv420p"), pts, time_s)
                 return
@@ -228,10 +234,8 @@ class VideoSink:
             self._audio.close()
         container = getattr(self, "_container", None)
         if container is not None:
-            try:
+            with contextlib.suppress(av.FFmpegError):  # the file is deleted next: a trailer error is meaningless
                 container.close()
-            except av.FFmpegError:
-                pass  # the file is deleted next; a trailer-writing error there is meaningless
         self.temp_path.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoSink:

@@ -18,15 +18,13 @@ from fractions import Fraction
 
 import av
 
-from streamcam.errors import InputError, UsageError
-from streamcam.frames import Frame, has_fast_path, rotation_k, upright  # noqa: F401  (rotation_k, upright: public here too)
+from streamcam.core.errors import InputError, UsageError
+from streamcam.core.frames import Frame, has_fast_path, rotation_k, upright
+from streamcam.core.paths import check_input_file
 from streamcam.video.sampling import FrameNumbers, check_sampling, sampler, variable_rate
-from streamcam.paths import check_input_file
 
 # Schemes handed to FFmpeg as network inputs (they get a timeout; no path checks).
-NETWORK_SCHEMES = frozenset(
-    {"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp", "mms", "mmsh", "hls"}
-)
+NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp", "mms", "mmsh", "hls"})
 NETWORK_TIMEOUT_S = 10.0
 _EPS = 1e-6  # seconds; absorbs float error when comparing timestamps to instants
 # Undecodable packets in a row before the rest of the input is taken as unreadable.
@@ -34,6 +32,13 @@ MAX_CONSECUTIVE_DECODE_ERRORS = 100
 # What damaged input makes PyAV raise besides FFmpeg's own errors: metadata that is not
 # UTF-8, impossible sizes, formats or time bases (None or 0) read from a broken header.
 _DAMAGE_ERRORS = (av.FFmpegError, UnicodeError, ValueError, TypeError, OverflowError, ZeroDivisionError)
+
+
+def _duration_s(stream, container) -> float | None:
+    """The stream's duration, else the container's, else None (some files have neither)."""
+    if stream.duration:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration else None
 
 
 @dataclass(frozen=True)
@@ -191,10 +196,7 @@ class VideoSource:
         w, h = first.width, first.height
         if rotation_k(rotation) % 2:
             w, h = h, w
-        if s.duration:
-            duration = float(s.duration * s.time_base)
-        else:
-            duration = c.duration / av.time_base if c.duration else None
+        duration = _duration_s(s, c)
         return VideoInfo(
             source=self._name,
             container=c.format.name,
@@ -333,8 +335,7 @@ class VideoSource:
             self.decode_errors = max(1, self.decode_errors)  # a silent end counts once; skipped packets already did
             header = f"{dur:.3f}s" + (f", {self.info.frames} frames" if self.info.frames else "")
             self.warnings.append(
-                f"video ended at {last:.3f}s after {self._decoded} decoded frames but the header says "
-                f"{header}: file truncated? (stopped)"
+                f"video ended at {last:.3f}s after {self._decoded} decoded frames but the header says {header}: file truncated? (stopped)"
             )
 
     def __iter__(self) -> Iterator[Frame]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from streamcam.errors import UsageError
+from streamcam.core.errors import UsageError
 
 # One to three colon-separated fields; only the last may have a fraction.
 _TIMECODE = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?|\.\d+)$")

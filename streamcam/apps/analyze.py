@@ -1,0 +1,275 @@
+"""`streamcam analyze`: a video in, an overlay video, per-frame CSV predictions and a summary out.
+
+source (PyAV) -> batches of resized frames -> engine (one compiled call per batch)
+-> renderers -> sinks (video encoder, CSV, pictures), the three stages overlapping in threads.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from streamcam.core.errors import UsageError
+from streamcam.core.frames import Frame
+from streamcam.core.pipeline import Pipeline, StagesStuck, prefer_stage_threads
+from streamcam.explain.engine import CamEngine
+from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
+from streamcam.outputs import render
+from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, SinkOptions, finish_summary
+from streamcam.video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource
+from streamcam.video.timecode import parse_timecode
+
+
+@dataclass
+class AnalyzeOptions:
+    top_n: int = 5
+    cam_classes: str = "top1"  # 'top1', 'top3', or ids/names: 'traffic_light,bicycle'
+    batch_size: int = 8
+    start: str | float | None = None
+    end: str | float | None = None
+    every: int = 1
+    fps: float | None = None
+    out_dir: Path | None = None
+    video: bool = True
+    heatmap_video: bool = False
+    segmented_video: bool = False
+    codec: str = "libx264"
+    crf: int = 23
+    preset: str = "ultrafast"
+    audio: bool = True
+    alpha: float = 0.5
+    colormap: str = "jet"
+    save_frames: Sequence[str | float] = ()
+    timeout: float = NETWORK_TIMEOUT_S  # seconds a network input may take to open or to send more
+    input_size: str = DEFAULT_INPUT_SIZE  # '224x224', 'WxH', or the long side 'N' with the aspect ratio kept
+    review: bool = False  # also write <stem>.review.html (streamcam.review)
+    review_max_mb: float = 50.0
+    render_workers: int | None = None  # threads drawing video pictures beside the encoder (None: the spare cores; 0: none)
+
+    def check(self) -> None:
+        if self.top_n < 1:
+            raise UsageError("--top-n must be at least 1")
+        if self.batch_size < 1:
+            raise UsageError("--batch-size must be at least 1")
+        if not self.timeout > 0:
+            raise UsageError("--timeout must be more than 0 seconds")
+        InputSize.parse(self.input_size)
+        if not self.review_max_mb > 0:
+            raise UsageError("--max-mb must be more than 0")
+        render.check_alpha(self.alpha)
+        render.check_colormap(self.colormap)
+
+    def sinks(self) -> SinkOptions:
+        """The part of these options that the shared run sinks (outputs.run_sinks) read."""
+        return SinkOptions(**{f.name: getattr(self, f.name) for f in fields(SinkOptions)})
+
+
+@dataclass
+class AnalyzeSummary:
+    status: str  # 'complete' or 'interrupted'
+    input: dict
+    model: str
+    method: str
+    options: dict
+    frames_analysed: int
+    wall_time_s: float
+    frames_per_second: float
+    outputs: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+    errors: list = field(default_factory=list)  # outputs that could not be finished (and were not kept)
+    decode_errors: int = 0
+    frame_index: str = "exact"  # 'estimated': numbers after a seek in a variable-rate file (see VideoSource)
+    live: dict | None = None  # a `live --record` session: frames dropped, reconnects, frame age, losses
+    backend: str | None = None  # the Keras backend that ran the model: tensorflow or jax
+
+    @classmethod
+    def of_run(cls, info: VideoInfo, engine, options: AnalyzeOptions, **fields) -> AnalyzeSummary:
+        """A summary with this run's input, model, method and options filled in, JSON-ready."""
+        return cls(
+            input={k: (str(v) if k == "time_base" else v) for k, v in asdict(info).items()},
+            model=engine.classifier.name,
+            method=engine.method.name,
+            backend=getattr(engine, "backend_name", None),
+            options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+            **fields,
+        )
+
+
+def parse_cam_classes(spec: str, labels) -> tuple[int, list[int]]:
+    """'top3' -> (3, []); ids/names -> (0, [ids]); both, 'top1,bicycle' -> (1, [ids]).
+
+    The top-k classes change from frame to frame; named classes are tracked through the whole video.
+    """
+    top_k, names = 0, []
+    for token in (t.strip() for t in spec.split(",")):
+        match = re.fullmatch(r"top(\d+)", token.lower())
+        if match:
+            if top_k:
+                raise UsageError(f"--cam-classes has more than one topK in {spec!r}")
+            top_k = int(match.group(1))
+            if top_k < 1:
+                raise UsageError("--cam-classes topK needs K >= 1")
+        elif token:
+            names.append(token)
+    tracked = labels.resolve(",".join(names)) if names else []
+    if not top_k and not tracked:
+        raise UsageError(f"no classes given in --cam-classes {spec!r}")
+    return top_k, tracked
+
+
+def model_inputs(frames: Sequence[Frame], size: tuple[int, int]) -> np.ndarray:
+    """The frames at the model's (height, width), stacked: N x H x W x 3 uint8 (see Frame.model_input)."""
+    return np.stack([f.model_input(size) for f in frames])
+
+
+def _chunks(video: VideoSource, batch_size: int) -> Iterator[list[Frame]]:
+    """The video's frames in lists of batch_size: the reading stage only decodes.
+
+    The model inputs are made in the compute stage: in the reading thread they held up the
+    next request to FFmpeg's decoding threads, and a null-engine CSV-only run on the dashcam
+    clip went from about 300 to 420 frames/s once they moved (decoding alone: 531).
+    """
+    chunk: list[Frame] = []
+    for frame in video:
+        chunk.append(frame)
+        if len(chunk) == batch_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _batches(video: VideoSource, batch_size: int, size):
+    """(frames, model-input batch) pairs, one after the other (the benchmarks' reading stage)."""
+    for chunk in _chunks(video, batch_size):
+        yield chunk, model_inputs(chunk, size)
+
+
+def _write_review(outputs: RunOutputs, review, labels, source, max_mb: float) -> list[str]:
+    """The review page beside the other outputs; returns errors (the page is dropped alone)."""
+    from streamcam.outputs.review import write_review
+
+    path = outputs.paths["review"]
+    try:
+        result = write_review(path, review, labels, str(source), max_mb)
+    except OSError as exc:
+        outputs.paths.pop("review")
+        return [f"could not write {path}: {exc}"]
+    outputs.warnings += result.warnings
+    return []
+
+
+def expected_frames(info: VideoInfo, start: float | None, end: float | None, every: int, fps: float | None) -> int | None:
+    """How many frames the run will analyse, when the container says enough to know."""
+    if info.fps is None or (info.frames is None and info.duration_s is None):
+        return None
+    duration = info.duration_s if info.duration_s is not None else info.frames / info.fps
+    span = max(0.0, min(end if end is not None else duration, duration) - (start or 0.0))
+    if fps:
+        return max(1, int(np.ceil(span * min(fps, info.fps))))
+    total = info.frames if (start is None and end is None and info.frames) else round(span * info.fps)
+    return max(1, -(-total // every))
+
+
+def analyze(
+    source: str | int,
+    engine: CamEngine,
+    options: AnalyzeOptions | None = None,
+    on_start: Callable[[VideoInfo, int | None], None] | None = None,
+    on_frame: Callable[[Frame], None] | None = None,
+    collectors: Sequence = (),
+) -> AnalyzeSummary:
+    """Analyse a video file, URL or camera; returns the summary (also written as JSON).
+
+    collectors: extra consumers, each with add(frame, probabilities, class_ids, cams, local_probabilities)
+    called per frame in the consume stage (the same frames and results the files get).
+    Sets OpenCV to one thread per calling thread, process-wide (see pipeline.prefer_stage_threads).
+    """
+    options = options or AnalyzeOptions()
+    options.check()
+    prefer_stage_threads()
+    labels = engine.classifier.labels
+    top_k, tracked = parse_cam_classes(options.cam_classes, labels)
+    start = parse_timecode(options.start) if options.start is not None else None
+    end = parse_timecode(options.end) if options.end is not None else None
+    if start is not None and end is not None and end <= start:
+        raise UsageError(f"--end ({end:g} s) must be after --start ({start:g} s)")
+    save_times = [parse_timecode(t) for t in options.save_frames]
+    began = time.perf_counter()
+
+    video = VideoSource(source, start=start, end=end, every=options.every, fps=options.fps, timeout=options.timeout)
+    reader_owns_video = False  # once the pipeline runs, its reading thread closes the source
+    try:
+        info = video.info
+        # One model input size per video (from its upright size): the engine traces once.
+        model_size = InputSize.parse(options.input_size).for_frame(info.width, info.height, engine.classifier.stride)
+        outputs = RunOutputs(source, info, options.sinks(), labels, tracked, start, end)
+        review = None
+        if options.review:
+            from streamcam.outputs.review import ReviewCollector
+
+            review = ReviewCollector(tracked, options.top_n)
+            collectors = [*collectors, review]
+        writer = FrameWriter(outputs, options.sinks(), labels, on_frame, save_times, len(tracked), collectors, options.render_workers)
+        try:
+            if on_start:
+                on_start(info, expected_frames(info, start, end, options.every, options.fps))
+
+            def compute(frames):
+                resized = model_inputs(frames, model_size)
+                return writer.draw_ahead((frames, engine.explain(resized, top_k=top_k, class_ids=tracked, pad_to=options.batch_size)))
+
+            pipeline = Pipeline(
+                lambda: _chunks(video, options.batch_size),
+                compute,
+                writer,
+                on_reader_exit=video.close,
+            )
+            reader_owns_video = True
+            try:
+                interrupted = pipeline.run()
+            finally:
+                writer.close()
+            if writer.frames == 0:
+                if interrupted:
+                    raise KeyboardInterrupt  # Ctrl-C before the first frame: nothing to keep
+                raise UsageError("no frames were analysed (check --start/--end)")
+            errors = outputs.close()
+            if review is not None:
+                errors += _write_review(outputs, review, labels, source, options.review_max_mb)
+        except StagesStuck:
+            outputs.discard()
+            raise
+        except BaseException:
+            outputs.abort()
+            raise
+    finally:
+        if not reader_owns_video:
+            video.close()
+    warnings = list(video.warnings) + outputs.warnings
+    if pipeline.reader_abandoned:
+        warnings.append("the input stopped responding after Ctrl-C; it was left behind")
+    if writer.pending_saves:
+        warnings.append("--save-frames after the last analysed frame: " + ", ".join(f"{t:g}" for t in writer.pending_saves))
+    wall = time.perf_counter() - began
+    summary = AnalyzeSummary.of_run(
+        info,
+        engine,
+        options,
+        status="interrupted" if interrupted else "complete",
+        frames_analysed=writer.frames,
+        wall_time_s=round(wall, 3),
+        frames_per_second=round(writer.frames / wall, 2) if wall > 0 else 0.0,
+        outputs={**{k: str(v) for k, v in outputs.paths.items()}, "frames": writer.saved},
+        warnings=list(dict.fromkeys(warnings)),  # e.g. the size-change line from each video sink once
+        errors=errors,
+        decode_errors=video.decode_errors,
+        frame_index="estimated" if video.frame_index_estimated else "exact",
+    )
+    finish_summary(outputs.paths["summary"], summary, errors)
+    return summary

@@ -1,0 +1,46 @@
+"""Facts about this installation, for `streamcam doctor`."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+
+def report() -> list[str]:
+    import av
+    import cv2
+    import numpy as np
+
+    from streamcam.backends import active, keras_module
+    from streamcam.core.version import __version__
+    from streamcam.models.cache import ENV_VAR, cache_dir
+
+    backend = active()
+    keras = keras_module()
+
+    encoders = [name for name in ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "mpeg4", "mjpeg") if _has_encoder(av, name)]
+    return [
+        f"streamcam {__version__}",
+        f"python {sys.version.split()[0]} on {platform.platform()}",
+        f"backend {backend.NAME} {backend.version()} (--backend or KERAS_BACKEND), keras {keras.__version__}, numpy {np.__version__}, opencv {cv2.__version__}",
+        f"av (PyAV) {av.__version__}, FFmpeg {_ffmpeg_version(av)}",
+        f"devices: {', '.join(backend.devices())}" + ("" if backend.gpus() else " (no GPU: running on the CPU)"),
+        f"video encoders: {', '.join(encoders)}",
+        f"decoders available: {len(av.codecs_available)} codecs",
+        f"weights cache: {cache_dir()} (override with {ENV_VAR})",
+    ]
+
+
+def _has_encoder(av, name: str) -> bool:
+    try:
+        av.codec.Codec(name, "w")
+        return True
+    except Exception:  # PyAV raises UnknownCodecError / ValueError depending on version
+        return False
+
+
+def _ffmpeg_version(av) -> str:
+    try:
+        return ".".join(str(v) for v in av.library_versions["libavcodec"]) + " (libavcodec)"
+    except (AttributeError, KeyError):
+        return "unknown"

@@ -1,0 +1,225 @@
+"""The browser view of a live session: a page, an MJPEG stream of the overlay, and the stats.
+
+    /             the page: the stream, the current top classes and the stats (polled)
+    /stream.mjpg  multipart/x-mixed-replace JPEG frames of the overlay
+    /stats.json   LiveStats.snapshot()
+
+Starlette and uvicorn serve it from one background thread with its own event loop. Each shown
+frame is JPEG-encoded once, whatever the number of clients (and not at all with none), and every
+client is sent the newest frame when it is ready for one: a slow client skips frames instead of
+building a queue. It binds to 127.0.0.1 unless another interface is named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+import time
+from importlib import resources
+
+import cv2
+import numpy as np
+
+from streamcam.core.errors import UsageError
+
+from .stats import LiveStats
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+JPEG_QUALITY = 80
+BOUNDARY = "streamcam-frame"
+SEND_BUFFER_BYTES = 128 * 1024  # per connection (Linux doubles it): a few overlay JPEGs
+_WAKE_EVERY_S = 1.0  # a waiting client re-checks for shutdown this often
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """'8080' -> ('127.0.0.1', 8080); 'HOST:PORT'; '[::1]:8080' for IPv6. Port 0 picks a free one."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep:
+        host = DEFAULT_HOST
+    host = host.strip("[]") or DEFAULT_HOST
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"--serve needs [HOST:]PORT with a port from 0 to 65535, got {text!r}")
+    return host, int(port)
+
+
+class FrameBroadcast:
+    """The newest overlay picture, JPEG-encoded once per frame, handed to every stream client."""
+
+    def __init__(self, quality: int = JPEG_QUALITY):
+        self._lock = threading.Lock()
+        self._quality = quality
+        self._picture: np.ndarray | None = None
+        self._seq = 0  # number of the newest picture
+        self._jpeg: bytes | None = None
+        self._jpeg_seq = 0  # which picture _jpeg holds
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._closed = False
+        self.encodes = 0  # JPEG encodes so far: one per frame, not one per client
+        self.clients = 0
+
+    def publish(self, rgb: np.ndarray) -> None:
+        """A new picture (RGB); encoded now if anyone watches, later only if someone asks."""
+        with self._lock:
+            self._picture, self._seq = rgb, self._seq + 1
+            waiters = list(self._waiters)
+        if waiters:
+            self._jpeg_of(self._seq)
+        for loop, wake in waiters:
+            loop.call_soon_threadsafe(wake.set)
+
+    def _jpeg_of(self, seq: int) -> bytes | None:
+        """The JPEG of picture `seq` or newer, encoding it if nobody has yet."""
+        with self._lock:
+            if self._jpeg_seq >= seq or self._picture is None:
+                return self._jpeg
+            picture, seq = self._picture, self._seq
+        _ok, data = cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self._quality])
+        with self._lock:
+            if seq > self._jpeg_seq:  # two encoders raced: keep the newer
+                self._jpeg, self._jpeg_seq = data.tobytes(), seq
+                self.encodes += 1
+            return self._jpeg
+
+    async def parts(self):
+        """multipart/x-mixed-replace parts for one client, newest frame each time, until close()."""
+        wake = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), wake)
+        with self._lock:
+            self._waiters.add(waiter)
+            self.clients += 1
+        sent = 0
+        try:
+            while not self._closed:
+                wake.clear()
+                if self._seq != sent:
+                    sent = self._seq
+                    jpeg = self._jpeg_of(sent)
+                    if jpeg:
+                        head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                        yield head.encode() + jpeg + b"\r\n"
+                    continue
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wake.wait(), _WAKE_EVERY_S)
+        finally:
+            with self._lock:
+                self._waiters.discard(waiter)
+                self.clients -= 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            waiters = list(self._waiters)
+        for loop, wake in waiters:
+            with contextlib.suppress(RuntimeError):  # that loop is already closed
+                loop.call_soon_threadsafe(wake.set)
+
+
+def _page() -> str:
+    return resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
+
+
+def make_app(broadcast: FrameBroadcast, stats: LiveStats, title: str):
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    page = _page().replace("{{title}}", title.replace("&", "&amp;").replace("<", "&lt;"))
+    no_cache = {"Cache-Control": "no-store"}
+
+    async def index(request):
+        return HTMLResponse(page, headers=no_cache)
+
+    async def stream(request):
+        return StreamingResponse(broadcast.parts(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}", headers=no_cache)
+
+    async def stats_json(request):
+        return JSONResponse(stats.snapshot(), headers=no_cache)
+
+    return Starlette(routes=[Route("/", index), Route("/stream.mjpg", stream), Route("/stats.json", stats_json)])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind here, in the caller's thread, so 'address in use' is one clear error before anything runs."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise UsageError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this. A bounded send buffer keeps a slow client's backlog
+        # to a few frames (the kernel would otherwise queue megabytes: seconds of old frames),
+        # so it gets the newest frame when it can take one.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        sock.bind(address)
+        sock.listen(64)
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+class LiveServer:
+    """Serves the live view from a background thread; a context manager. `url` is where."""
+
+    def __init__(self, stats: LiveStats, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, title: str = "streamcam live"):
+        import uvicorn
+
+        self.broadcast = FrameBroadcast()
+        self._socket = _listen(host, port)
+        bound_host, bound_port = self._socket.getsockname()[:2]
+        shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self.url = f"http://{shown_host}:{bound_port}/"
+        config = uvicorn.Config(
+            make_app(self.broadcast, stats, title),
+            http="h11",
+            loop="asyncio",
+            ws="none",
+            lifespan="off",
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve, name="streamcam-live-serve", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        # Off the main thread, uvicorn leaves the signal handlers alone: Ctrl-C stays the CLI's.
+        asyncio.run(self._server.serve(sockets=[self._socket]))
+
+    def close(self, timeout: float = 3.0) -> None:
+        self.broadcast.close()  # streams end at their next frame...
+        # ...except those blocked on a client that stopped reading: uvicorn cancels them after its
+        # graceful second, which is expected here, not an error worth a traceback on stderr.
+        logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
+        self._server.should_exit = True
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._socket.close()
+
+    def __enter__(self) -> LiveServer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class BrowserView:
+    """A Viewer (see session.py) that hands each picture to the server's broadcast."""
+
+    def __init__(self, server: LiveServer):
+        self.server = server
+
+    def show(self, rgb: np.ndarray) -> bool:
+        self.server.broadcast.publish(rgb)
+        return True
+
+    def close(self) -> None:
+        pass  # the server stays up until the session closes it

@@ -1,0 +1,213 @@
+"""One live session: newest frame -> engine -> overlay -> viewers (window, browser) and the recording.
+
+The loop runs in the caller's thread (OpenCV windows want it). The first Ctrl-C ends the session
+after the frame in hand, so a recording is finished like any other; a second one stops at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from fractions import Fraction
+from typing import Protocol
+
+import numpy as np
+
+from streamcam.apps.analyze import AnalyzeOptions, AnalyzeSummary
+from streamcam.core.frames import Frame
+from streamcam.explain.engine import CamEngine
+from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
+from streamcam.outputs import render
+from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, finish_summary
+from streamcam.video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource, is_camera, is_local_file
+from streamcam.video.timecode import format_timecode
+
+from .reader import LIVE_TIME_BASE_DEN, Backoff, LiveReader
+from .stats import LiveStats
+from .window import WindowViewer
+
+# Quitting waits this long for the reader to leave the call it is in (a decode: milliseconds). A
+# stalled network read can last the whole read timeout; the reader is then left to finish it and
+# close the source by itself.
+STOP_WAIT_S = 2.0
+_IDLE_S = 0.1  # while no frame comes, viewers are kept responsive this often
+
+
+class Viewer(Protocol):
+    def show(self, rgb: np.ndarray) -> bool:
+        """Display a picture; return False when the user asked to stop."""
+
+    def close(self) -> None: ...
+
+
+def is_live_source(source: str | int, info: VideoInfo) -> bool:
+    """A camera, or a URL with no duration (a stream, not a file): reconnected, re-stamped, not paced."""
+    return is_camera(source) or (not is_local_file(source) and info.duration_s is None)
+
+
+@contextmanager
+def _ctrl_c_finishes(stop: threading.Event):
+    """The first Ctrl-C sets `stop` (the loop ends after the frame in hand); the second raises."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+DEFAULT_BACKOFF = Backoff()  # frozen: one shared default is safe
+
+
+def live(
+    source: str | int,
+    engine: CamEngine,
+    viewer: Viewer | Sequence[Viewer],
+    top_k: int = 1,
+    class_ids=(),
+    alpha: float = 0.5,
+    colormap: str = "jet",
+    on_frame: Callable[[Frame, float], None] | None = None,
+    timeout: float = NETWORK_TIMEOUT_S,
+    input_size: str = DEFAULT_INPUT_SIZE,
+    stats: LiveStats | None = None,
+    record: AnalyzeOptions | None = None,
+    backoff: Backoff = DEFAULT_BACKOFF,
+) -> dict:
+    """Show overlays until the input ends, a viewer says stop, or Ctrl-C; returns the session's figures.
+
+    viewer: one or several (a window, the browser view); each gets every shown picture.
+    timeout: seconds a URL may take to connect or to send more before it counts as lost (then a
+        live source is reconnected).
+    input_size: '224x224', 'WxH', or the long side 'N' with the aspect ratio kept (see input_size.py).
+    stats: where the figures go as they happen (the browser view reads them); a new one if None.
+    record: write what `streamcam analyze` writes (record.out_dir: the folder) for the shown frames.
+    """
+    viewers = [viewer] if hasattr(viewer, "show") else list(viewer)
+    render.check_alpha(alpha)
+    render.check_colormap(colormap)
+    if record is not None:
+        record.check()
+    size = InputSize.parse(input_size)
+    stats = stats or LiveStats(stall_after_s=min(2.0, timeout))
+    labels = engine.classifier.labels
+    stride = engine.classifier.stride
+    # Trace the engine before the first frame (seconds on a CPU), so frame ages and rates measure
+    # the session, not the compile; before connecting when the input size does not depend on the
+    # frame's, so a live source does not pile up frames meanwhile.
+    if size.long_side is None:
+        _warm_up(engine, size.for_frame(1, 1, stride), top_k, class_ids)
+    video = VideoSource(source, timeout=timeout)  # a source that cannot be opened at all fails here
+    live_source = is_live_source(source, video.info)
+    writer = None
+    try:
+        model_size = size.for_frame(video.info.width, video.info.height, stride)
+        if size.long_side is not None:
+            _warm_up(engine, model_size, top_k, class_ids)
+        writer = _recorder(source, video.info, live_source, record, labels, list(class_ids)) if record else None
+    except BaseException:
+        video.close()
+        raise
+    stats.start()
+    # From here the reader thread owns the source and closes it.
+    reopen = (lambda: VideoSource(source, timeout=timeout)) if live_source else None
+    reader = LiveReader(video, stats, reopen=reopen, pace=not live_source, backoff=backoff)
+    strip = render.LabelStrip()
+    hint = "  (q to quit)" if any(isinstance(v, WindowViewer) for v in viewers) else ""
+    stop = threading.Event()
+    status = "complete"
+    try:
+        with _ctrl_c_finishes(stop):
+            while not stop.is_set():
+                latest = reader.get(timeout=_IDLE_S)
+                if latest is None:
+                    break  # the input ended
+                if latest is reader.NOTHING_YET:
+                    if not all(v.idle(stats.source_state()) for v in viewers if hasattr(v, "idle")):
+                        status = "stopped"
+                        break
+                    continue
+                frame = latest.frame
+                result = engine.explain(frame.model_input(model_size)[None], top_k, class_ids)
+                probs, ids, cams = result.probabilities[0], result.class_ids[0], result.cams[0]
+                overlay = render.overlay(frame.rgb, cams.max(axis=0), alpha, colormap)
+                snapshot = stats.snapshot()
+                lines = [labels.top_line(probs), f"{format_timecode(frame.time_s)}  {snapshot['fps']:.1f} fps{hint}"]
+                keep_going = all(v.show(strip.annotate(overlay, lines)) for v in viewers)
+                top = np.argsort(-probs, kind="stable")[:5]
+                stats.frame_shown(
+                    latest.captured_at, [{"name": labels.name(int(c)), "p": round(float(probs[c]), 4)} for c in top], frame.time_s
+                )
+                if writer is not None:
+                    local = None if result.local_probabilities is None else result.local_probabilities[0]
+                    writer.write(frame, probs, ids, cams, local, overlay=overlay)
+                    writer.outputs.csv.flush()
+                if on_frame:
+                    on_frame(frame, snapshot["fps"])
+                if not keep_going:
+                    status = "stopped"
+                    break
+        if stop.is_set():
+            status = "interrupted"
+    except BaseException:
+        if writer is not None:
+            writer.outputs.abort()
+        raise
+    finally:
+        reader.stop()
+        try:
+            for v in viewers:
+                v.close()  # the window goes at once, whatever the reader is doing
+        finally:
+            reader.wait_closed(STOP_WAIT_S)  # bounded: a reader stuck in a stalled read closes the source when it returns
+    figures = {**stats.totals(), "status": status, "live_source": live_source, "losses": reader.loss_report()}
+    if writer is not None:
+        figures["outputs"] = _finish_recording(writer, video, engine, record, figures)
+    return figures
+
+
+def _warm_up(engine: CamEngine, model_size: tuple[int, int], top_k: int, class_ids) -> None:
+    height, width = model_size
+    engine.explain(np.zeros((1, height, width, 3), np.uint8), top_k, class_ids)
+
+
+def _recorder(source, info: VideoInfo, live_source: bool, record: AnalyzeOptions, labels, tracked: list[int]) -> FrameWriter:
+    """The same writers `streamcam analyze` uses, for the frames the session shows."""
+    if live_source:  # frames re-stamped on the session clock, in milliseconds (see reader.py)
+        info = replace(info, time_base=Fraction(1, LIVE_TIME_BASE_DEN))
+    # No audio: shown frames are a live subset, and streams are read once (see analyze's audio rule).
+    sinks = replace(record.sinks(), audio=False, review=False)
+    outputs = RunOutputs(source, info, sinks, labels, tracked, None, None)
+    return FrameWriter(outputs, sinks, labels, None, [], len(tracked))
+
+
+def _finish_recording(writer: FrameWriter, video: VideoSource, engine: CamEngine, record: AnalyzeOptions, figures: dict):
+    """Close the recording's files and write its summary; returns the outputs."""
+    outputs = writer.outputs
+    errors = outputs.close()
+    summary = AnalyzeSummary.of_run(
+        video.info,
+        engine,
+        record,
+        status="interrupted" if figures["status"] == "interrupted" else "complete",
+        frames_analysed=writer.frames,
+        wall_time_s=figures["wall_time_s"],
+        frames_per_second=figures["frames_per_second"],
+        outputs={k: str(v) for k, v in outputs.paths.items()},
+        warnings=list(dict.fromkeys(outputs.warnings)),
+        errors=errors,
+        live={k: figures[k] for k in ("frames_shown", "frames_dropped", "reconnects", "frame_age_ms_p50", "frame_age_ms_p95", "losses")},
+    )
+    finish_summary(outputs.paths["summary"], summary, errors)  # raises OutputError if any output failed
+    return {k: str(v) for k, v in outputs.paths.items()}

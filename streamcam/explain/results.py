@@ -1,0 +1,28 @@
+"""What an engine returns for a batch of images (CamBatch): shared by the engine, tiling, the null
+engine and everything downstream, so none of them imports another to name it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CamBatch:
+    """Results for N images: probabilities (N, classes), explained class ids (N, K), CAMs (N, K, h, w) in [0, 1].
+
+    local_probabilities (N, K): for each explained class, its largest probability in one region
+    of the image: over the feature cells of a pooling head (softmax of A_ij . W + b), or over the
+    tiles of a fixed-size head. None where the engine cannot tell.
+    """
+
+    probabilities: np.ndarray
+    class_ids: np.ndarray
+    cams: np.ndarray
+    local_probabilities: np.ndarray | None = None
+
+    def top(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-n class ids and probabilities per image, best first: (N, n) each."""
+        ids = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :n]
+        return ids, np.take_along_axis(self.probabilities, ids, axis=1)

@@ -1,0 +1,119 @@
+"""File outputs of a video run besides the videos: per-frame CSV predictions and the summary JSON.
+
+Each is written under a temporary name and renamed when finished, so a file under the final
+name is always complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from streamcam.core.labels import Labels
+
+
+def partial_path(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+class PredictionsCsv:
+    """One row per frame and rank: `frame_index,pts,time_s,rank,class_id,class_name,probability`.
+
+    Per tracked class (named in --cam-classes), the same on every row of a frame:
+    `p_<name>` its whole-frame probability; `plocal_<name>` its largest probability in one region
+    (a feature cell or a tile: a cyclist the whole frame misses can be plain in one place);
+    `peak_x_<name>`, `peak_y_<name>` where its CAM peaks, 0..1 across and down the frame
+    (empty when the map is all zero).
+    """
+
+    def __init__(self, path: Path, labels: Labels, top_n: int, tracked: Sequence[int] = ()):
+        self.path = Path(path)
+        self.labels = labels
+        self.top_n = top_n
+        self.tracked = list(tracked)
+        self.rows = 0
+        self._partial = partial_path(self.path)
+        self._file = open(self._partial, "w", newline="", encoding="utf-8")  # noqa: SIM115 - open for the whole run; close() or abort()
+        self._writer = csv.writer(self._file)
+        names = [labels.name(c) if self._unique_name(c) else f"{c}_{labels.name(c)}" for c in self.tracked]
+        extra = [f"{kind}_{name}" for kind in ("p", "plocal", "peak_x", "peak_y") for name in names]
+        self._writer.writerow(["frame_index", "pts", "time_s", "rank", "class_id", "class_name", "probability", *extra])
+
+    def _unique_name(self, class_id: int) -> bool:
+        return sum(self.labels.name(c) == self.labels.name(class_id) for c in self.tracked) == 1
+
+    def write_frame(
+        self,
+        frame_index: int,
+        pts: int | None,
+        time_s: float,
+        probabilities: np.ndarray,
+        local: np.ndarray | None = None,
+        cams: np.ndarray | None = None,
+    ) -> None:
+        """local (T,) and cams (T, h, w): the tracked classes' local probabilities and CAMs, in order."""
+        top = np.argsort(-probabilities, kind="stable")[: self.top_n]
+        n = len(self.tracked)
+        extra = [f"{probabilities[c]:.6f}" for c in self.tracked]
+        extra += [f"{p:.6f}" for p in local] if local is not None else [""] * n
+        peaks = [peak_position(cam) for cam in cams] if cams is not None else [None] * n
+        extra += [f"{p[0]:.4f}" if p else "" for p in peaks] + [f"{p[1]:.4f}" if p else "" for p in peaks]
+        for rank, cid in enumerate(top):
+            self._writer.writerow(
+                [
+                    frame_index,
+                    "" if pts is None else pts,
+                    f"{time_s:.6f}",
+                    rank,
+                    int(cid),
+                    self.labels.name(int(cid)),
+                    f"{probabilities[cid]:.6f}",
+                    *extra,
+                ]
+            )
+        self.rows += len(top)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> Path:
+        try:
+            self._file.close()
+            os.replace(self._partial, self.path)
+        except BaseException:
+            self._partial.unlink(missing_ok=True)  # never a half-finished file left behind
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        self._file.close()
+        self._partial.unlink(missing_ok=True)
+
+
+def peak_position(cam: np.ndarray) -> tuple[float, float] | None:
+    """(x, y) of the CAM's hottest cell's centre in 0..1 frame coordinates; None for an all-zero map."""
+    if not np.any(cam > 0):
+        return None
+    row, col = np.unravel_index(int(np.argmax(cam)), cam.shape)
+    return (col + 0.5) / cam.shape[1], (row + 0.5) / cam.shape[0]
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write under a temporary name, then rename: a file under the final name is always complete."""
+    partial = partial_path(Path(path))
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return Path(path)
+
+
+def write_json_atomic(path: Path, data: dict) -> Path:
+    return write_bytes_atomic(path, (json.dumps(data, indent=2, default=str) + "\n").encode("utf-8"))

@@ -1,0 +1,115 @@
+"""Per-class pictures of one image or frame, under the ancestor tool's file names.
+
+For each explained class: `<stem>_<rank>_<classid>_<name>_<prob:.3f>_<kind>.<ext>`, drawn at the
+picture's own resolution. `streamcam image` and the pictures `analyze --save-frames` writes share them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamcam.core.errors import InputError
+
+from . import render
+from .files import peak_position, write_bytes_atomic
+
+
+@dataclass(frozen=True)
+class RankedClass:
+    rank: int  # 0 = most probable
+    class_id: int
+    name: str
+    probability: float
+    synset: str
+    local_probability: float | None = None  # its largest probability in one region of the image
+    peak: tuple[float, float] | None = None  # where its CAM peaks, (x, y) in 0..1
+
+    def ancestor_line(self) -> str:
+        return (
+            f"{self.rank}: class id: {self.class_id}, class name: {self.name}, probability: {self.probability:.3f}, synset: {self.synset}"
+        )
+
+    def local_line(self) -> str:
+        """'  rank 88 bicycle-built-for-two: local probability 0.039, CAM peak at x 0.47, y 0.72'.
+
+        Indented, and not 'N: ...', so that readers of the ancestor's lines are not confused.
+        """
+        local = "n/a" if self.local_probability is None else f"{self.local_probability:.3f}"
+        peak = "none (all-zero map)" if self.peak is None else f"x {self.peak[0]:.2f}, y {self.peak[1]:.2f}"
+        return f"  rank {self.rank} {self.name}: local probability {local}, CAM peak at {peak}"
+
+
+def explained_classes(
+    probabilities: np.ndarray, class_ids, cams: np.ndarray, labels, local: np.ndarray | None = None
+) -> tuple[list[RankedClass], np.ndarray]:
+    """The explained classes without repeats (a named class may also be in the top-k), with their CAMs.
+
+    local: each explained column's local probability (CamBatch.local_probabilities), copied onto
+    the classes with where their CAM peaks.
+    """
+    classes = ranked_classes(probabilities, class_ids, labels)
+    columns = [list(class_ids).index(c.class_id) for c in classes]
+    classes = [
+        replace(c, local_probability=None if local is None else float(local[col]), peak=peak_position(cams[col]))
+        for c, col in zip(classes, columns)
+    ]
+    return classes, cams[columns]
+
+
+def ranked_classes(probabilities: np.ndarray, class_ids, labels) -> list[RankedClass]:
+    """RankedClass for each id (duplicates dropped), with its real rank among all classes."""
+    order = np.argsort(-probabilities, kind="stable")
+    rank_of = np.empty_like(order)
+    rank_of[order] = np.arange(order.size)
+    out: list[RankedClass] = []
+    for cid in (int(c) for c in class_ids):
+        if cid not in [c.class_id for c in out]:
+            out.append(RankedClass(int(rank_of[cid]), cid, labels.name(cid), float(probabilities[cid]), labels.synset(cid)))
+    return out
+
+
+def render_pictures(rgb, cams, classes, kinds, alpha=0.5, colormap="jet", guided=None):
+    """[(class, kind, picture)] for each class (with its CAM, and guided gradients if given) and kind."""
+    return [
+        (cls, kind, _picture(kind, rgb, cams[k], None if guided is None else guided[k], alpha, colormap))
+        for k, cls in enumerate(classes)
+        for kind in kinds
+    ]
+
+
+def _picture(kind: str, rgb, cam, guided, alpha: float, colormap: str) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    if kind == "gradcam":
+        return render.overlay(rgb, cam, alpha, colormap)
+    if kind == "heatmap":
+        return render.heatmap_grey(rgb, cam)
+    if kind == "segmented":
+        return render.segmented(rgb, cam)
+    if kind == "guided_bprop":
+        return render.guided_image(guided, h, w)
+    if kind == "guided_gradcam":
+        return render.guided_gradcam(guided, cam, h, w)
+    raise ValueError(f"unknown picture kind {kind!r}")
+
+
+def write_pictures(directory: Path, stem: str, ext: str, pictures) -> list[Path]:
+    """Write pictures under the ancestor's names; returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for cls, kind, picture in pictures:
+        target = directory / f"{stem}_{cls.rank}_{cls.class_id}_{cls.name}_{cls.probability:.3f}_{kind}{ext}"
+        write_image_atomic(target, picture)
+        written.append(target)
+    return written
+
+
+def write_image_atomic(path: Path, rgb: np.ndarray) -> None:
+    """Encode fully in memory, then write to a temporary name and rename: no half-written files."""
+    ok, encoded = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise InputError(f"cannot encode {path.name}")
+    write_bytes_atomic(path, encoded.tobytes())

@@ -1,0 +1,125 @@
+"""Pictures from CAMs: colour overlays, grey heatmaps, segmented images, guided gradients, label strips.
+
+Every function takes and returns RGB uint8 arrays at the frame's own resolution; CAMs (small
+float maps in [0, 1]) are upsampled here, never in the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import cv2
+import numpy as np
+
+from streamcam.core.errors import UsageError
+
+COLORMAPS = {
+    "jet": cv2.COLORMAP_JET,
+    "turbo": cv2.COLORMAP_TURBO,
+    "inferno": cv2.COLORMAP_INFERNO,
+    "magma": cv2.COLORMAP_MAGMA,
+    "viridis": cv2.COLORMAP_VIRIDIS,
+    "hot": cv2.COLORMAP_HOT,
+    "plasma": cv2.COLORMAP_PLASMA,
+}
+
+
+def check_colormap(name: str) -> str:
+    if name not in COLORMAPS:
+        raise UsageError(f"unknown colormap {name!r}; choose one of {', '.join(COLORMAPS)}")
+    return name
+
+
+def check_alpha(alpha: float) -> float:
+    if not 0.0 <= alpha <= 1.0:
+        raise UsageError(f"alpha must be between 0 and 1, got {alpha}")
+    return alpha
+
+
+# Per-frame drawing runs at the video's full resolution, so it stays in OpenCV's uint8 SIMD paths:
+# full-size float arrays cost 5-10 ms per 720p frame, these functions under 1 ms each.
+
+
+def upsample(cam: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A CAM (h, w) in [0, 1] resized to (height, width), float32, still in [0, 1]."""
+    resized = cv2.resize(cam.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(resized, 0.0, 1.0)
+
+
+def upsample_u8(cam: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A CAM (h, w) in [0, 1] as 0..255 levels at (height, width)."""
+    levels = np.round(np.clip(cam, 0.0, 1.0) * 255).astype(np.uint8)
+    return cv2.resize(levels, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+@cache
+def _rgb_lut(colormap: str) -> np.ndarray:
+    """OpenCV's colour map as a 256-entry lookup table in RGB order."""
+    bgr = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], COLORMAPS[check_colormap(colormap)])
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def colorize(levels: np.ndarray, colormap: str = "jet") -> np.ndarray:
+    """Heat levels (H, W) uint8 -> RGB uint8 through an OpenCV colour map."""
+    return cv2.applyColorMap(levels, _rgb_lut(colormap))
+
+
+def overlay(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.5, colormap: str = "jet") -> np.ndarray:
+    """The frame with the coloured heatmap blended in (alpha = weight of the heatmap)."""
+    heat = colorize(upsample_u8(cam, *rgb.shape[:2]), colormap)
+    return cv2.addWeighted(heat, alpha, rgb, 1.0 - alpha, 0.0)
+
+
+def heatmap_grey(rgb: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """The heatmap alone, grey, at the frame's size (as RGB so every output has three channels)."""
+    return cv2.cvtColor(upsample_u8(cam, *rgb.shape[:2]), cv2.COLOR_GRAY2RGB)
+
+
+def segmented(rgb: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """The frame multiplied by the heatmap: what the class evidence lets through."""
+    heat = cv2.cvtColor(upsample_u8(cam, *rgb.shape[:2]), cv2.COLOR_GRAY2RGB)
+    return cv2.multiply(rgb, heat, scale=1.0 / 255)
+
+
+def guided_image(gradient: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Guided-backprop gradients (h, w, 3) as a viewable RGB picture (mid grey = zero)."""
+    g = gradient.astype(np.float32)
+    g = g - g.mean()
+    std = g.std()
+    g = g / std * 0.15 + 0.5 if std > 0 else np.full_like(g, 0.5)
+    picture = np.round(np.clip(g, 0.0, 1.0) * 255).astype(np.uint8)
+    return cv2.resize(picture, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def guided_gradcam(gradient: np.ndarray, cam: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Guided Grad-CAM: guided gradients masked by the CAM, at the frame's size."""
+    heat = upsample(cam, *gradient.shape[:2])
+    return guided_image(gradient * heat[..., None], height, width)
+
+
+@dataclass(frozen=True)
+class LabelStrip:
+    """A dark band with text lines across the top of a frame, sized to the frame."""
+
+    opacity: float = 0.6
+
+    def layout(self, width: int, height: int, n_lines: int) -> tuple[float, int, int, list[int]]:
+        """(font scale, thickness, band height, baseline y of each line that fits)."""
+        scale = max(0.35, min(1.2, width / 1400))
+        line_h = round(28 * scale) + 4
+        band_h = min(height, line_h * n_lines + 8)
+        baselines = [4 + line_h * (i + 1) - int(6 * scale) for i in range(n_lines)]
+        return scale, 1 if scale < 0.7 else 2, band_h, [y for y in baselines if y <= band_h]
+
+    def annotate(self, rgb: np.ndarray, lines: list[str]) -> np.ndarray:
+        if not lines:
+            return rgb
+        h, w = rgb.shape[:2]
+        scale, thickness, band_h, baselines = self.layout(w, h, len(lines))
+        out = rgb.copy()
+        band = out[:band_h]
+        band[:] = (band.astype(np.float32) * (1 - self.opacity)).astype(np.uint8)
+        for text, y in zip(lines, baselines):
+            cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+        return out

@@ -1,0 +1,11 @@
+"""The review page: frame-by-frame incident review in one self-contained offline HTML page
+(collected during a run, written at its end; the `review` command is streamcam.apps.review).
+
+Part of streamcam.outputs: may import streamcam.video and streamcam.core.
+"""
+
+from .collect import ReviewCollector
+from .page import write_review
+from .peaks import find_peaks
+
+__all__ = ["ReviewCollector", "find_peaks", "write_review"]

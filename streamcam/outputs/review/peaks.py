@@ -1,0 +1,48 @@
+"""Peaks of a probability series that stand out from their surroundings (numpy only, no scipy).
+
+A peak is a local maximum (a flat top counts once, at its middle) whose prominence is at least
+`prominence`: its height minus the higher of the two lowest points between it and the nearest
+higher sample on each side (or the series' end). Adjacent high frames thus give one peak.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_PROMINENCE = 0.1
+
+
+def _local_maxima(x: np.ndarray) -> list[int]:
+    """Middles of the flat runs that are higher than both neighbours (the ends count as lower)."""
+    maxima, j, n = [], 0, len(x)
+    while j < n:
+        i = j
+        while i + 1 < n and x[i + 1] == x[j]:
+            i += 1  # j..i is one flat run
+        if (j == 0 or x[j - 1] < x[j]) and (i == n - 1 or x[i + 1] < x[j]):
+            maxima.append((j + i) // 2)
+        j = i + 1
+    return maxima
+
+
+def prominences(x: np.ndarray, peaks: list[int]) -> np.ndarray:
+    out = np.empty(len(peaks))
+    for k, p in enumerate(peaks):
+        higher_left = np.nonzero(x[:p] > x[p])[0]
+        lo = higher_left[-1] + 1 if len(higher_left) else 0
+        higher_right = np.nonzero(x[p + 1 :] > x[p])[0]
+        hi = p + 1 + higher_right[0] if len(higher_right) else len(x)
+        out[k] = x[p] - max(x[lo : p + 1].min(), x[p:hi].min())
+    return out
+
+
+def find_peaks(series, prominence: float = DEFAULT_PROMINENCE) -> list[int]:
+    """Indices of the peaks of `series` with at least this prominence, in order."""
+    x = np.asarray(series, dtype=np.float64)
+    if x.size == 0:
+        return []
+    peaks = _local_maxima(x)
+    if not peaks:
+        return []
+    prom = prominences(x, peaks)
+    return [p for p, q in zip(peaks, prom) if q >= prominence - 1e-12]

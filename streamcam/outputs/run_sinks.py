@@ -1,0 +1,297 @@
+"""The files one run writes, and the stage that writes them, shared by every command that records.
+
+`streamcam analyze`, `streamcam review`, `streamcam live --record` and batch runs all write
+through RunOutputs (the CSV, the videos, under temporary names until close()) and FrameWriter
+(one frame's CSV row, rendered video frames, saved pictures, extra collectors): one copy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlparse
+
+import numpy as np
+
+from streamcam.core.errors import OutputError, UsageError
+from streamcam.core.frames import Frame
+from streamcam.video.sink import VideoSink
+from streamcam.video.source import VideoInfo, is_camera, is_local_file
+from streamcam.video.timecode import format_timecode
+
+from . import render, render_i420
+from .files import PredictionsCsv, partial_path, write_json_atomic
+from .pictures import explained_classes, render_pictures, write_pictures
+
+FRAME_PICTURE_KINDS = ("gradcam", "heatmap", "segmented")
+# Threads that draw video pictures beside the one that encodes them: the cores left over, at most 4.
+RENDER_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+@dataclass(frozen=True)
+class SinkOptions:
+    """What the run's files are and how they are drawn and encoded (the apps' options hand these down)."""
+
+    out_dir: Path | None = None  # None: next to a local input, else the working folder
+    top_n: int = 5  # CSV rows per frame
+    video: bool = True  # <stem>.gradcam.mp4
+    heatmap_video: bool = False
+    segmented_video: bool = False
+    review: bool = False  # reserve <stem>.review.html (written by the caller at the end)
+    codec: str = "libx264"
+    crf: int = 23
+    preset: str = "ultrafast"
+    audio: bool = True  # copy a local file's audio into the overlay video
+    alpha: float = 0.5
+    colormap: str = "jet"
+
+
+def output_stem(source: str | int) -> str:
+    text = str(source)
+    if is_camera(source):
+        return f"camera{text}"
+    if "://" in text:
+        url = urlparse(text)  # rtsp://cam.local/live/main -> 'main'; http://host/clip.mp4 -> 'clip'
+        return re.sub(r"[^\w.-]+", "_", Path(url.path).stem or url.hostname or "").strip("_.") or "stream"
+    return Path(text).stem
+
+
+class RunOutputs:
+    """The files one run writes, all under temporary names until close()."""
+
+    VIDEOS = (("video", "gradcam"), ("heatmap_video", "heatmap"), ("segmented_video", "segmented"))
+
+    def __init__(self, source, info: VideoInfo, options: SinkOptions, labels, tracked, start, end):
+        self.stem = output_stem(source)
+        local = Path(str(source))
+        self.out_dir = Path(options.out_dir) if options.out_dir else (local.parent if local.exists() else Path.cwd())
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        ext = ".webm" if options.codec in ("libvpx-vp9", "libvpx") else ".mp4"
+        self.paths = {"predictions": self.out_dir / f"{self.stem}.predictions.csv", "summary": self.out_dir / f"{self.stem}.summary.json"}
+        self.paths |= {key: self.out_dir / f"{self.stem}.{kind}{ext}" for key, kind in self.VIDEOS if getattr(options, key)}
+        if options.review:
+            self.paths["review"] = self.out_dir / f"{self.stem}.review.html"
+        for path in self.paths.values():
+            if path.is_dir():  # found now, not after the whole video has been analysed
+                raise UsageError(f"cannot write {path}: a folder of that name is in the way")
+        self.warnings: list[str] = []
+        # Audio is copied from local files only: for a URL or camera it would take a second
+        # connection, which can stall on its own (or see a different live moment).
+        copy_audio = options.audio and info.has_audio and is_local_file(source)
+        if options.audio and info.has_audio and not copy_audio:
+            self.warnings.append("audio not copied: it is copied from local files only, not from streams or cameras")
+        self.csv = PredictionsCsv(self.paths["predictions"], labels, options.top_n, tracked)
+        self.sinks: dict[str, VideoSink] = {}
+        try:
+            for key, _kind in self.VIDEOS:
+                if key in self.paths:
+                    self.sinks[key] = VideoSink(
+                        self.paths[key],
+                        width=info.width,
+                        height=info.height,
+                        time_base=info.time_base,
+                        fps=info.fps,
+                        codec=options.codec,
+                        crf=options.crf,
+                        preset=options.preset,
+                        audio_from=str(source) if copy_audio and key == "video" else None,
+                        audio_start=start,
+                        audio_end=end,
+                    )
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        self.csv.abort()
+        for sink in self.sinks.values():
+            sink.abort()
+
+    def discard(self) -> None:
+        """Delete the temporary files without touching encoders that a stuck thread may be inside."""
+        for output in (self.csv, *self.sinks.values()):
+            output_temp = getattr(output, "temp_path", None) or partial_path(output.path)
+            output_temp.unlink(missing_ok=True)
+
+    def close(self) -> list[str]:
+        """Finalise each file under its real name; returns errors. A file that fails is dropped alone."""
+        errors: list[str] = []
+        for key, output in (("predictions", self.csv), *self.sinks.items()):
+            try:
+                output.close()
+            except Exception as exc:  # disk full, a folder in the way, an encoder error while flushing
+                output.abort()
+                errors.append(f"could not finish {self.paths.pop(key)}: {exc}")
+            self.warnings += getattr(output, "warnings", [])
+        return errors
+
+
+class _Drawing(NamedTuple):
+    rows: list[tuple]  # (frame, probabilities, class ids, cams, local probabilities)
+    pictures: list[Future] | None  # each row's video pictures, being drawn
+
+
+class FrameWriter:
+    """The consume stage: CSV rows, rendered frames into the video sinks, saved pictures."""
+
+    def __init__(
+        self,
+        outputs: RunOutputs,
+        options: SinkOptions,
+        labels,
+        on_frame,
+        save_times,
+        n_tracked: int,
+        collectors: Sequence = (),
+        render_workers: int | None = None,
+    ):
+        self.outputs, self.options, self.labels, self.on_frame = outputs, options, labels, on_frame
+        self.collectors = list(collectors)  # extra consumers of (frame, results row), e.g. a review page
+        self.n_tracked = n_tracked  # the tracked classes are the last columns of each batch
+        self.pending_saves = sorted(save_times)
+        self.saved: list[str] = []
+        self.frames = 0
+        self.strip = render.LabelStrip()
+        self._overlay_sink = outputs.sinks.get("video") if outputs is not None else None
+        self._workers = RENDER_WORKERS if render_workers is None else render_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._closed = False
+
+    def draw_ahead(self, item) -> _Drawing:
+        """A pipeline item (frames, CamBatch) with its video pictures already being drawn by the
+        render workers. The compute stage calls this, so a batch is drawn while this writer still
+        encodes the one before (analyze: 720p overlay, null engine, 2 cores: see README Speed)."""
+        frames, batch = item
+        rows = self._rows(frames, batch)
+        return _Drawing(rows, self._submit(rows))
+
+    def __call__(self, item) -> None:
+        """A pipeline item: (frames, CamBatch), or draw_ahead's. The batch's pictures are drawn by
+        the render workers while this thread encodes them in order, so drawing and encoding overlap."""
+        rows, drawn = item if isinstance(item, _Drawing) else self.draw_ahead(item)
+        if drawn is not None:
+            try:
+                for row, pictures in zip(rows, drawn):
+                    self._write(*row, pictures=pictures.result())
+            finally:
+                for pictures in drawn:
+                    pictures.cancel()
+        else:
+            for row in rows:
+                self._write(*row)
+        self.outputs.csv.flush()
+
+    @staticmethod
+    def _rows(frames, batch) -> list[tuple]:
+        return [
+            (
+                frame,
+                batch.probabilities[n],
+                batch.class_ids[n],
+                batch.cams[n],
+                None if batch.local_probabilities is None else batch.local_probabilities[n],
+            )
+            for n, frame in enumerate(frames)
+        ]
+
+    def _submit(self, rows) -> list[Future] | None:
+        """Hand the rows' video pictures to the render workers (None: no videos, or no workers)."""
+        if not (self.outputs.sinks and self._workers):
+            return None
+        with self._pool_lock:  # the compute and the write stage may both be first
+            if self._closed:
+                return None  # a compute stage that outlived the run: nothing will write these
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="streamcam-render")
+            return [self._pool.submit(self.video_pictures, *row[:4]) for row in rows]
+
+    def write(self, frame: Frame, probs, ids, cams, local_all=None, overlay: np.ndarray | None = None) -> None:
+        """One frame's results. overlay: the heatmap already blended into this frame's RGB (live
+        draws it for the screen first), so it is not blended twice."""
+        self._write(frame, probs, ids, cams, local_all, self.video_pictures(frame, probs, ids, cams, overlay))
+
+    def _write(self, frame: Frame, probs, ids, cams, local_all=None, pictures: dict | None = None) -> None:
+        tracked = slice(len(ids) - self.n_tracked, len(ids))
+        local = None if local_all is None else local_all[tracked]
+        self.outputs.csv.write_frame(frame.index, frame.pts, frame.time_s, probs, local, cams[tracked])
+        for collector in self.collectors:
+            collector.add(frame, probs, ids, cams, local_all)
+        if pictures is None:
+            pictures = self.video_pictures(frame, probs, ids, cams)
+        for key, picture in pictures.items():
+            self.outputs.sinks[key].write(picture, frame.pts, frame.time_s)
+        while self.pending_saves and frame.time_s >= self.pending_saves[0] - 1e-6:
+            self.pending_saves.pop(0)
+            self._save_pictures(frame, probs, ids, cams)
+        self.frames += 1
+        if self.on_frame:
+            self.on_frame(frame)
+
+    def video_pictures(self, frame: Frame, probs, ids, cams, overlay=None) -> dict[str, np.ndarray]:
+        """The picture of this frame for each video output (thread-safe: run by the render workers)."""
+        sinks = self.outputs.sinks
+        combined = cams.max(axis=0)  # several explained classes: where any of them looked
+        pictures = {}
+        if "video" in sinks:
+            pictures["video"] = self.render_overlay(frame, probs, ids, cams, overlay)
+        if "heatmap_video" in sinks:
+            pictures["heatmap_video"] = render.heatmap_grey(frame.rgb, combined)
+        if "segmented_video" in sinks:
+            pictures["segmented_video"] = render.segmented(frame.rgb, combined)
+        return pictures
+
+    def render_overlay(self, frame: Frame, probs, ids, cams, overlay=None) -> np.ndarray:
+        """The overlay video's picture of one frame, heatmap blended in and label strip on top:
+        I420 drawn on the decoder's planes when the frame and the videos allow, else RGB."""
+        o = self.options
+        lines = self._label_lines(frame, probs, ids)
+        planes = frame.yuv_planes if overlay is None and self._takes_i420(frame) else None
+        if planes is not None:
+            blended = render_i420.overlay(planes, cams.max(axis=0), o.alpha, o.colormap)
+            return render_i420.annotate(self.strip, blended, lines, in_place=True)
+        if overlay is None:
+            overlay = render.overlay(frame.rgb, cams.max(axis=0), o.alpha, o.colormap)
+        return self.strip.annotate(overlay, lines)
+
+    def _takes_i420(self, frame: Frame) -> bool:
+        """Whether the overlay video encodes this frame's I420 as it is (see render_i420.py): a
+        4:2:0 sink of the frame's size. A stream that changes size goes the RGB way, scaled. With
+        no sink (a benchmark of the drawing alone), always."""
+        sink = self._overlay_sink
+        return sink is None or (sink.accepts_i420 and (sink.width, sink.height) == (frame.width, frame.height))
+
+    def close(self) -> None:
+        """Stop the render workers (idle by now)."""
+        with self._pool_lock:
+            self._closed = True
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+
+    def _label_lines(self, frame: Frame, probs, ids) -> list[str]:
+        names = ", ".join(dict.fromkeys(self.labels.name(int(c)) for c in ids))
+        return [self.labels.top_line(probs), f"frame {frame.index}  {format_timecode(frame.time_s)}  CAM: {names}"]
+
+    def _save_pictures(self, frame: Frame, probs, ids, cams) -> None:
+        classes, cams = explained_classes(probs, ids, cams, self.labels)
+        pictures = render_pictures(frame.rgb, cams, classes, FRAME_PICTURE_KINDS, self.options.alpha, self.options.colormap)
+        stem, out_dir = self.outputs.stem, self.outputs.out_dir
+        self.saved += [str(p) for p in write_pictures(out_dir / f"{stem}_frames", f"{stem}_f{frame.index:06d}", ".png", pictures)]
+
+
+def finish_summary(path: Path, summary, errors: list[str]) -> None:
+    """Write the run's summary (a dataclass) as JSON; then, if any output failed, raise OutputError
+    naming them all, with the summary of what was finished."""
+    try:
+        write_json_atomic(path, asdict(summary))
+    except OSError as exc:
+        errors.append(f"could not write {path}: {exc}")
+    if errors:
+        raise OutputError("; ".join(errors), summary)
