@@ -47,7 +47,7 @@ class AnalyzeOptions:
     save_frames: Sequence[str | float] = ()
     timeout: float = NETWORK_TIMEOUT_S  # seconds a network input may take to open or to send more
     input_size: str = DEFAULT_INPUT_SIZE  # '224x224', 'WxH', or the long side 'N' with the aspect ratio kept
-    review: bool = False  # also write <stem>.review.html (streamcam.review)
+    review: bool = False  # also write <stem>.review.html (streamcam.outputs.review)
     review_max_mb: float = 50.0
     render_workers: int | None = None  # threads drawing video pictures beside the encoder (None: the spare cores; 0: none)
 
@@ -188,7 +188,7 @@ def analyze(
 
     collectors: extra consumers, each with add(frame, probabilities, class_ids, cams, local_probabilities)
     called per frame in the consume stage (the same frames and results the files get).
-    Sets OpenCV to one thread per calling thread, process-wide (see pipeline.prefer_stage_threads).
+    Sets OpenCV to one thread per calling thread, process-wide (see core.pipeline.prefer_stage_threads).
     """
     options = options or AnalyzeOptions()
     options.check()

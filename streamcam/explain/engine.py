@@ -4,7 +4,7 @@ The gradient model (features + logits) is built once per classifier. The compile
 traced once per batch shape (input size included) and number of target classes, then reused
 for every batch; only the backward pass through the head (feature map -> logits) is computed
 for each target class. A pooling-head classifier takes images of any size (at least one
-stride); a fixed-size head takes only its native size (streamcam.tiling covers larger images).
+stride); a fixed-size head takes only its native size (streamcam.explain.tiling covers larger images).
 The graph is written in keras.ops; the gradient and the compiled call come from the backend
 module (backends/tensorflow.py or backends/jax.py).
 """

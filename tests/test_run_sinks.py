@@ -1,4 +1,4 @@
-"""The writing stage (recording.py): render workers and the YUV drawing path change nothing in the
+"""The writing stage (outputs/run_sinks.py): render workers and the YUV drawing path change nothing in the
 outputs: same frames, same order, same timestamps, same CSV."""
 
 from __future__ import annotations
