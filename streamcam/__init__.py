@@ -20,6 +20,8 @@ _EXPORTS = {
     "build_engine": "streamcam.explain.engine",
     "CamBatch": "streamcam.explain.results",
     "NullEngine": "streamcam.explain.null_engine",
+    "SmoothingOptions": "streamcam.explain.trust",
+    "TemporalSmoother": "streamcam.explain.trust",
     "analyze": "streamcam.apps.analyze",
     "AnalyzeOptions": "streamcam.apps.analyze",
     "AnalyzeSummary": "streamcam.apps.analyze",

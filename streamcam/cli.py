@@ -59,6 +59,13 @@ InputSizeOpt = Annotated[
         help="Model input: 224x224 (default, the frame squashed), WxH, or N for the long side with the aspect ratio kept (e.g. 640: finer maps of small objects, slower). Rounded to the model's stride.",
     ),
 ]
+SmoothOpt = Annotated[
+    float,
+    typer.Option(
+        "--smooth",
+        help="Temporal smoothing's time constant in seconds, by the frames' timestamps: probabilities averaged, the explained top class changed only when another leads for a while, heatmaps carried along the optical flow and blended; a cut resets it. 0 turns it off (each frame on its own, as before).",
+    ),
+]
 TimeoutOpt = Annotated[
     float, typer.Option("--timeout", min=0.1, help="Seconds a URL may take to connect or to send more data before it counts as lost.")
 ]
@@ -140,6 +147,7 @@ def analyze(
     ] = None,
     timeout: TimeoutOpt = 10.0,
     input_size: InputSizeOpt = "224x224",
+    smooth: SmoothOpt = 0.3,
     model: ModelOpt = "efficientnet-lite0",
     weights: WeightsOpt = None,
     preprocess: PreprocessOpt = None,
@@ -204,6 +212,7 @@ def analyze(
         save_frames=[t for t in (save_frames or "").split(",") if t.strip()],
         review=review,
         review_max_mb=review_max_mb,
+        smooth=smooth,
     )
     engine_args = (model, weights, layer, method, device, precision, preprocess, backend)
     if len(sources) == 1 and not (ray or ray_address) and not _is_many(sources[0]):
@@ -342,6 +351,7 @@ def review(
     max_mb: MaxMbOpt = 50.0,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per engine call.")] = 8,
     input_size: InputSizeOpt = "224x224",
+    smooth: SmoothOpt = 0.3,
     model: ModelOpt = "efficientnet-lite0",
     weights: WeightsOpt = None,
     preprocess: PreprocessOpt = None,
@@ -356,7 +366,7 @@ def review(
     from streamcam.apps.review import review_options
 
     try:
-        options = review_options(start, end, around, span, top_n, classes, out_dir, max_mb, batch_size, input_size)
+        options = review_options(start, end, around, span, top_n, classes, out_dir, max_mb, batch_size, input_size, smooth)
     except StreamcamError as exc:
         fail(exc)
     _run_analyze(source, options, (model, weights, layer, method, device, precision, preprocess, backend), quiet, False)
@@ -418,6 +428,7 @@ def live(
     ] = "top1",
     timeout: TimeoutOpt = 10.0,
     input_size: InputSizeOpt = "224x224",
+    smooth: SmoothOpt = 0.3,
     model: ModelOpt = "efficientnet-lite0",
     weights: WeightsOpt = None,
     preprocess: PreprocessOpt = None,
@@ -435,16 +446,25 @@ def live(
     from streamcam.apps.live import live as run_live
     from streamcam.apps.live.server import DEFAULT_HOST, DEFAULT_PORT, BrowserView, LiveServer, parse_address
     from streamcam.explain.input_size import InputSize
+    from streamcam.explain.trust import SmoothingOptions
 
     progress = FrameProgress(err_console)
     server = None
     try:
         address = parse_address(serve) if serve is not None else None
         InputSize.parse(input_size)  # a typo fails before the model loads
+        SmoothingOptions(seconds=smooth).check()  # likewise
         options = None
         if record is not None:
             options = AnalyzeOptions(
-                out_dir=record, top_n=top_n, cam_classes=cam_classes, alpha=alpha, colormap=colormap, timeout=timeout, input_size=input_size
+                out_dir=record,
+                top_n=top_n,
+                cam_classes=cam_classes,
+                alpha=alpha,
+                colormap=colormap,
+                timeout=timeout,
+                input_size=input_size,
+                smooth=smooth,
             )
             options.check()
         window = not no_window and has_display()
@@ -465,7 +485,18 @@ def live(
         if window:
             viewers.append(WindowViewer())
         figures = run_live(
-            source, engine, viewers, top_k, tracked, alpha, colormap, timeout=timeout, input_size=input_size, stats=stats, record=options
+            source,
+            engine,
+            viewers,
+            top_k,
+            tracked,
+            alpha,
+            colormap,
+            timeout=timeout,
+            input_size=input_size,
+            stats=stats,
+            record=options,
+            smooth=smooth,
         )
     except OutputError as exc:
         fail(exc)

@@ -21,6 +21,7 @@ from videos import make_audio_only, make_video
 pd = pytest.importorskip("pandas")
 runner = CliRunner()
 CSV_COLUMNS = ["frame_index", "pts", "time_s", "rank", "class_id", "class_name", "probability"]
+TRUST_COLUMNS = ["probability_smoothed", "top1_changed", "cam_r_prev"]  # temporal smoothing, on by default
 
 
 def decoded(path):
@@ -33,7 +34,8 @@ def decoded(path):
 def test_round_trip_keeps_frames_timestamps_and_size(default_engine, tmp_path):
     src = tmp_path / "vfr.mp4"
     times = make_video(src, 24, size=(160, 120), vfr_durations=[0.04, 0.08, 0.05])
-    summary = analyze(src, default_engine, AnalyzeOptions(top_n=3, out_dir=tmp_path / "out", batch_size=5))
+    # --smooth 0: each frame's rows as the engine gives them (the smoothed layout: test_analyze_smoothing.py)
+    summary = analyze(src, default_engine, AnalyzeOptions(top_n=3, out_dir=tmp_path / "out", batch_size=5, smooth=0))
     assert summary.status == "complete" and summary.frames_analysed == 24
     frames, _ = decoded(tmp_path / "out" / "vfr.gradcam.mp4")
     assert len(frames) == 24
@@ -64,7 +66,7 @@ def test_tracked_classes_get_csv_columns_and_extra_videos(default_engine, tmp_pa
     summary = analyze(src, default_engine, options)
     table = pd.read_csv(tmp_path / "clip.predictions.csv")
     tracked = [f"{kind}_{name}" for kind in ("p", "plocal", "peak_x", "peak_y") for name in ("traffic_light", "bicycle-built-for-two")]
-    assert list(table.columns) == CSV_COLUMNS + tracked
+    assert list(table.columns) == CSV_COLUMNS + TRUST_COLUMNS + tracked
     assert ((table["p_traffic_light"] >= 0) & (table["p_traffic_light"] <= 1)).all()
     for name in ("clip.gradcam.mp4", "clip.heatmap.mp4", "clip.segmented.mp4"):
         assert len(decoded(tmp_path / name)[0]) == 10

@@ -18,6 +18,7 @@ import pytest
 from streamcam.apps.analyze import AnalyzeOptions
 from streamcam.apps.live import Backoff, LiveStats, live
 from streamcam.apps.live.server import BOUNDARY, BrowserView, LiveServer
+from streamcam.explain.trust.smoothing import DEFAULT_SMOOTH_S
 from streamcam.video.source import VideoSource
 
 from stall_server import StallingServer
@@ -178,6 +179,12 @@ def test_mjpeg_browser_view_stall_reconnect_and_recording(default_engine, tmp_pa
     summary = json.loads(Path(out["summary"]).read_text())
     assert summary["status"] == "complete" and summary["live"]["reconnects"] >= 1
     assert summary["frames_analysed"] == len(frames)
+    # live smooths by default, over the shown frames' timestamps, and the recording says so
+    header = Path(out["predictions"]).read_text().splitlines()[0].split(",")
+    assert header[7:10] == ["probability_smoothed", "top1_changed", "cam_r_prev"]
+    assert (
+        summary["smoothing"]["seconds"] == DEFAULT_SMOOTH_S and summary["smoothing"]["stability"]["smoothed"]["top1_flip_rate"] is not None
+    )
 
 
 @pytest.mark.slow

@@ -19,6 +19,8 @@ from streamcam.core.frames import Frame
 from streamcam.core.pipeline import Pipeline, StagesStuck, prefer_stage_threads
 from streamcam.explain.engine import CamEngine
 from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
+from streamcam.explain.trust import SmoothingOptions, TemporalSmoother
+from streamcam.explain.trust.smoothing import DEFAULT_SMOOTH_S
 from streamcam.outputs import render
 from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, SinkOptions, finish_summary
 from streamcam.video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource
@@ -49,6 +51,7 @@ class AnalyzeOptions:
     input_size: str = DEFAULT_INPUT_SIZE  # '224x224', 'WxH', or the long side 'N' with the aspect ratio kept
     review: bool = False  # also write <stem>.review.html (streamcam.outputs.review)
     review_max_mb: float = 50.0
+    smooth: float = DEFAULT_SMOOTH_S  # seconds: the time constant of temporal smoothing (explain.trust); 0: off
     render_workers: int | None = None  # threads drawing video pictures beside the encoder (None: the spare cores; 0: none)
 
     def check(self) -> None:
@@ -63,10 +66,15 @@ class AnalyzeOptions:
             raise UsageError("--max-mb must be more than 0")
         render.check_alpha(self.alpha)
         render.check_colormap(self.colormap)
+        self.smoothing().check()
+
+    def smoothing(self) -> SmoothingOptions:
+        return SmoothingOptions(seconds=self.smooth)
 
     def sinks(self) -> SinkOptions:
         """The part of these options that the shared run sinks (outputs.run_sinks) read."""
-        return SinkOptions(**{f.name: getattr(self, f.name) for f in fields(SinkOptions)})
+        shared = {f.name: getattr(self, f.name) for f in fields(SinkOptions) if hasattr(self, f.name)}
+        return SinkOptions(**shared, trust_columns=self.smooth > 0)
 
 
 @dataclass
@@ -86,6 +94,7 @@ class AnalyzeSummary:
     frame_index: str = "exact"  # 'estimated': numbers after a seek in a variable-rate file (see VideoSource)
     live: dict | None = None  # a `live --record` session: frames dropped, reconnects, frame age, losses
     backend: str | None = None  # the Keras backend that ran the model: tensorflow or jax
+    smoothing: dict | None = None  # temporal smoothing's settings, cuts and stability figures (None: off)
 
     @classmethod
     def of_run(cls, info: VideoInfo, engine, options: AnalyzeOptions, **fields) -> AnalyzeSummary:
@@ -164,6 +173,21 @@ def _write_review(outputs: RunOutputs, review, labels, source, max_mb: float) ->
     return []
 
 
+def smoothing_summary(smoother: TemporalSmoother) -> dict:
+    """The smoothing used, the cuts it found, and the clip's stability with and without it."""
+    o = smoother.options
+    return {
+        "seconds": o.seconds,
+        "margin": o.margin,
+        "hold_s": o.hold,
+        "flow": o.flow,
+        "flow_width": o.flow_width,
+        "cut_residual": o.cut_residual,
+        "cuts": smoother.cuts,
+        "stability": smoother.figures.summary(),
+    }
+
+
 def expected_frames(info: VideoInfo, start: float | None, end: float | None, every: int, fps: float | None) -> int | None:
     """How many frames the run will analyse, when the container says enough to know."""
     if info.fps is None or (info.frames is None and info.duration_s is None):
@@ -220,9 +244,17 @@ def analyze(
             if on_start:
                 on_start(info, expected_frames(info, start, end, options.every, options.fps))
 
+            smoother = TemporalSmoother(options.smoothing(), top_k, tracked) if options.smooth > 0 else None
+
             def compute(frames):
                 resized = model_inputs(frames, model_size)
-                return writer.draw_ahead((frames, engine.explain(resized, top_k=top_k, class_ids=tracked, pad_to=options.batch_size)))
+                if smoother is None:
+                    batch = engine.explain(resized, top_k=top_k, class_ids=tracked, pad_to=options.batch_size)
+                else:  # the held classes' maps asked for too, so the smoother can keep showing them
+                    asked = smoother.class_ids_to_explain()
+                    batch = engine.explain(resized, top_k=smoother.engine_top_k, class_ids=asked, pad_to=options.batch_size)
+                    batch = smoother.update(frames, batch)
+                return writer.draw_ahead((frames, batch))
 
             pipeline = Pipeline(
                 lambda: _chunks(video, options.batch_size),
@@ -270,6 +302,7 @@ def analyze(
         errors=errors,
         decode_errors=video.decode_errors,
         frame_index="estimated" if video.frame_index_estimated else "exact",
+        smoothing=None if smoother is None else smoothing_summary(smoother),
     )
     finish_summary(outputs.paths["summary"], summary, errors)
     return summary

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from streamcam.core.errors import UsageError
+from streamcam.explain.trust.smoothing import DEFAULT_SMOOTH_S
 from streamcam.video.timecode import parse_timecode
 
 from .analyze import AnalyzeOptions
@@ -32,6 +33,7 @@ def review_options(
     max_mb: float = 50.0,
     batch_size: int = 8,
     input_size: str = "224x224",
+    smooth: float = DEFAULT_SMOOTH_S,
 ) -> AnalyzeOptions:
     """analyze's options for a review page: top-1 explained (plus `classes` on every frame), no video."""
     start, end = review_window(start, end, around, span)
@@ -46,4 +48,5 @@ def review_options(
         input_size=input_size,
         review=True,
         review_max_mb=max_mb,
+        smooth=smooth,
     )

@@ -173,6 +173,14 @@ class Frame:
             target[:] = resize_rgb(plane, target.shape)
         return cv2.cvtColor(small, cv2.COLOR_YUV2RGB_I420)
 
+    def small_grey(self, width: int) -> np.ndarray:
+        """The picture's brightness at `width` pixels across (aspect ratio kept), uint8: from the
+        decoder's luma plane when there is one (no colour conversion), else from the RGB picture."""
+        planes = self.yuv_planes if self._rgb is None else None
+        luma = planes[0] if planes is not None else cv2.cvtColor(self.rgb, cv2.COLOR_RGB2GRAY)
+        height = max(1, round(luma.shape[0] * width / luma.shape[1]))
+        return cv2.resize(luma, (width, height), interpolation=cv2.INTER_AREA)
+
     def restamped(self, index: int, pts: int | None, time_s: float) -> Frame:
         """The same picture under other numbers (live sources are stamped on the session's clock)."""
         frame = Frame(index, pts, time_s, self._rgb, decoded=self._decoded, rotation=self._rotation)

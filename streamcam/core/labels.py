@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -10,6 +11,16 @@ from importlib import resources
 import numpy as np
 
 from .errors import UsageError
+
+
+def ranking(probabilities, first: Sequence[int] = (), n: int | None = None) -> list[int]:
+    """The n (default: all) class ids by probability, best first, with `first` (in its own order)
+    ahead of the rest."""
+    ahead = [int(c) for c in dict.fromkeys(first)]
+    order = np.argsort(-np.asarray(probabilities), kind="stable")
+    if n is not None:
+        order = order[: n + len(ahead)]
+    return (ahead + [int(c) for c in order if int(c) not in ahead])[:n]
 
 
 @dataclass(frozen=True)
@@ -62,9 +73,12 @@ class Labels:
         c = self.classes[class_id]
         return f"{c.synset} {c.description}".strip()
 
-    def top_line(self, probabilities, n: int = 3) -> str:
-        """'Egyptian_cat 0.78  tiger_cat 0.10  tabby 0.07': the n most probable classes, for label strips."""
-        top = np.argsort(-np.asarray(probabilities), kind="stable")[:n]
+    def top_line(self, probabilities, n: int = 3, first: Sequence[int] = ()) -> str:
+        """'Egyptian_cat 0.78  tiger_cat 0.10  tabby 0.07': the n most probable classes, for label strips.
+
+        first: classes listed before the rest whatever their probability (the held top classes
+        of temporal smoothing, so the strip's first name is the class the heatmap shows)."""
+        top = ranking(probabilities, first, n)
         return "  ".join(f"{self.name(int(c))} {probabilities[c]:.2f}" for c in top)
 
     def resolve(self, spec: str) -> list[int]:

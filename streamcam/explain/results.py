@@ -15,12 +15,21 @@ class CamBatch:
     local_probabilities (N, K): for each explained class, its largest probability in one region
     of the image: over the feature cells of a pooling head (softmax of A_ij . W + b), or over the
     tiles of a fixed-size head. None where the engine cannot tell.
+
+    After temporal smoothing (explain.trust.TemporalSmoother), the explained classes are the held
+    ones and the CAMs are smoothed; probabilities stay the model's own, and three more fields are
+    set: probabilities_smoothed (N, classes), top1_changed (N,) 0/1 and cam_r_prev (N,), the
+    explained top class's map against the previous frame's after motion compensation (NaN where
+    there is no previous map of that class).
     """
 
     probabilities: np.ndarray
     class_ids: np.ndarray
     cams: np.ndarray
     local_probabilities: np.ndarray | None = None
+    probabilities_smoothed: np.ndarray | None = None
+    top1_changed: np.ndarray | None = None
+    cam_r_prev: np.ndarray | None = None
 
     def top(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-n class ids and probabilities per image, best first: (N, n) each."""

@@ -11,10 +11,20 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from streamcam.core.labels import Labels
+from streamcam.core.labels import Labels, ranking
+
+
+class FrameTrust(NamedTuple):
+    """One frame's temporal-smoothing results, as the sinks write them."""
+
+    smoothed: np.ndarray  # smoothed probabilities (classes,)
+    held: Sequence[int]  # the explained top classes, best first
+    changed: int  # 1: the explained top class differs from the previous frame's
+    r_prev: float  # its map against the previous frame's after motion compensation (NaN: none)
 
 
 def partial_path(path: Path) -> Path:
@@ -29,20 +39,28 @@ class PredictionsCsv:
     (a feature cell or a tile: a cyclist the whole frame misses can be plain in one place);
     `peak_x_<name>`, `peak_y_<name>` where its CAM peaks, 0..1 across and down the frame
     (empty when the map is all zero).
+
+    With temporal smoothing (trust=True), after `probability` (still the model's own output):
+    `probability_smoothed`; `top1_changed`, 1 where the explained top class differs from the
+    previous frame's; `cam_r_prev`, that class's map against the previous frame's after motion
+    compensation (empty where there is none). Rows are then ranked by the smoothed probability,
+    the held (explained) top classes first, so rank 0 is the class the heatmap shows.
     """
 
-    def __init__(self, path: Path, labels: Labels, top_n: int, tracked: Sequence[int] = ()):
+    def __init__(self, path: Path, labels: Labels, top_n: int, tracked: Sequence[int] = (), trust: bool = False):
         self.path = Path(path)
         self.labels = labels
         self.top_n = top_n
         self.tracked = list(tracked)
+        self.trust = trust
         self.rows = 0
         self._partial = partial_path(self.path)
         self._file = open(self._partial, "w", newline="", encoding="utf-8")  # noqa: SIM115 - open for the whole run; close() or abort()
         self._writer = csv.writer(self._file)
         names = [labels.name(c) if self._unique_name(c) else f"{c}_{labels.name(c)}" for c in self.tracked]
         extra = [f"{kind}_{name}" for kind in ("p", "plocal", "peak_x", "peak_y") for name in names]
-        self._writer.writerow(["frame_index", "pts", "time_s", "rank", "class_id", "class_name", "probability", *extra])
+        trust_columns = ["probability_smoothed", "top1_changed", "cam_r_prev"] if trust else []
+        self._writer.writerow(["frame_index", "pts", "time_s", "rank", "class_id", "class_name", "probability", *trust_columns, *extra])
 
     def _unique_name(self, class_id: int) -> bool:
         return sum(self.labels.name(c) == self.labels.name(class_id) for c in self.tracked) == 1
@@ -55,9 +73,17 @@ class PredictionsCsv:
         probabilities: np.ndarray,
         local: np.ndarray | None = None,
         cams: np.ndarray | None = None,
+        trust: FrameTrust | None = None,
     ) -> None:
-        """local (T,) and cams (T, h, w): the tracked classes' local probabilities and CAMs, in order."""
-        top = np.argsort(-probabilities, kind="stable")[: self.top_n]
+        """local (T,) and cams (T, h, w): the tracked classes' local probabilities and CAMs, in order;
+        trust: the frame's smoothing results (when the file was opened with trust=True)."""
+        if trust is None:
+            top = np.argsort(-probabilities, kind="stable")[: self.top_n]
+            per_frame = [[] for _ in top]
+        else:
+            top = ranking(trust.smoothed, trust.held, self.top_n)
+            r_prev = "" if np.isnan(trust.r_prev) else f"{trust.r_prev:.4f}"
+            per_frame = [[f"{trust.smoothed[c]:.6f}", int(trust.changed), r_prev] for c in top]
         n = len(self.tracked)
         extra = [f"{probabilities[c]:.6f}" for c in self.tracked]
         extra += [f"{p:.6f}" for p in local] if local is not None else [""] * n
@@ -73,6 +99,7 @@ class PredictionsCsv:
                     int(cid),
                     self.labels.name(int(cid)),
                     f"{probabilities[cid]:.6f}",
+                    *per_frame[rank],
                     *extra,
                 ]
             )

@@ -26,7 +26,7 @@ from streamcam.video.source import VideoInfo, is_camera, is_local_file
 from streamcam.video.timecode import format_timecode
 
 from . import render, render_i420
-from .files import PredictionsCsv, partial_path, write_json_atomic
+from .files import FrameTrust, PredictionsCsv, partial_path, write_json_atomic
 from .pictures import explained_classes, render_pictures, write_pictures
 
 FRAME_PICTURE_KINDS = ("gradcam", "heatmap", "segmented")
@@ -50,6 +50,13 @@ class SinkOptions:
     audio: bool = True  # copy a local file's audio into the overlay video
     alpha: float = 0.5
     colormap: str = "jet"
+    trust_columns: bool = False  # the CSV's temporal-smoothing columns (probability_smoothed, top1_changed, cam_r_prev)
+
+
+def trust_of(batch, n: int, n_tracked: int) -> FrameTrust:
+    """Frame n's smoothing results from a smoothed CamBatch (explain.trust.TemporalSmoother)."""
+    held = batch.class_ids[n][: len(batch.class_ids[n]) - n_tracked]
+    return FrameTrust(batch.probabilities_smoothed[n], [int(c) for c in held], int(batch.top1_changed[n]), float(batch.cam_r_prev[n]))
 
 
 def output_stem(source: str | int) -> str:
@@ -86,7 +93,7 @@ class RunOutputs:
         copy_audio = options.audio and info.has_audio and is_local_file(source)
         if options.audio and info.has_audio and not copy_audio:
             self.warnings.append("audio not copied: it is copied from local files only, not from streams or cameras")
-        self.csv = PredictionsCsv(self.paths["predictions"], labels, options.top_n, tracked)
+        self.csv = PredictionsCsv(self.paths["predictions"], labels, options.top_n, tracked, trust=options.trust_columns)
         self.sinks: dict[str, VideoSink] = {}
         try:
             for key, _kind in self.VIDEOS:
@@ -188,8 +195,9 @@ class FrameWriter:
                 self._write(*row)
         self.outputs.csv.flush()
 
-    @staticmethod
-    def _rows(frames, batch) -> list[tuple]:
+    def _rows(self, frames, batch) -> list[tuple]:
+        """(frame, probabilities, class ids, cams, local probabilities, FrameTrust or None) per frame."""
+        smoothed = batch.probabilities_smoothed
         return [
             (
                 frame,
@@ -197,9 +205,13 @@ class FrameWriter:
                 batch.class_ids[n],
                 batch.cams[n],
                 None if batch.local_probabilities is None else batch.local_probabilities[n],
+                None if smoothed is None else self._trust(batch, n),
             )
             for n, frame in enumerate(frames)
         ]
+
+    def _trust(self, batch, n: int) -> FrameTrust:
+        return trust_of(batch, n, self.n_tracked)
 
     def _submit(self, rows) -> list[Future] | None:
         """Hand the rows' video pictures to the render workers (None: no videos, or no workers)."""
@@ -210,21 +222,23 @@ class FrameWriter:
                 return None  # a compute stage that outlived the run: nothing will write these
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="streamcam-render")
-            return [self._pool.submit(self.video_pictures, *row[:4]) for row in rows]
+            return [self._pool.submit(self.video_pictures, *row[:4], trust=row[5]) for row in rows]
 
-    def write(self, frame: Frame, probs, ids, cams, local_all=None, overlay: np.ndarray | None = None) -> None:
+    def write(
+        self, frame: Frame, probs, ids, cams, local_all=None, overlay: np.ndarray | None = None, trust: FrameTrust | None = None
+    ) -> None:
         """One frame's results. overlay: the heatmap already blended into this frame's RGB (live
         draws it for the screen first), so it is not blended twice."""
-        self._write(frame, probs, ids, cams, local_all, self.video_pictures(frame, probs, ids, cams, overlay))
+        self._write(frame, probs, ids, cams, local_all, trust, pictures=self.video_pictures(frame, probs, ids, cams, overlay, trust))
 
-    def _write(self, frame: Frame, probs, ids, cams, local_all=None, pictures: dict | None = None) -> None:
+    def _write(self, frame: Frame, probs, ids, cams, local_all=None, trust: FrameTrust | None = None, pictures: dict | None = None) -> None:
         tracked = slice(len(ids) - self.n_tracked, len(ids))
         local = None if local_all is None else local_all[tracked]
-        self.outputs.csv.write_frame(frame.index, frame.pts, frame.time_s, probs, local, cams[tracked])
+        self.outputs.csv.write_frame(frame.index, frame.pts, frame.time_s, probs, local, cams[tracked], trust)
         for collector in self.collectors:
             collector.add(frame, probs, ids, cams, local_all)
         if pictures is None:
-            pictures = self.video_pictures(frame, probs, ids, cams)
+            pictures = self.video_pictures(frame, probs, ids, cams, trust=trust)
         for key, picture in pictures.items():
             self.outputs.sinks[key].write(picture, frame.pts, frame.time_s)
         while self.pending_saves and frame.time_s >= self.pending_saves[0] - 1e-6:
@@ -234,24 +248,24 @@ class FrameWriter:
         if self.on_frame:
             self.on_frame(frame)
 
-    def video_pictures(self, frame: Frame, probs, ids, cams, overlay=None) -> dict[str, np.ndarray]:
+    def video_pictures(self, frame: Frame, probs, ids, cams, overlay=None, trust: FrameTrust | None = None) -> dict[str, np.ndarray]:
         """The picture of this frame for each video output (thread-safe: run by the render workers)."""
         sinks = self.outputs.sinks
         combined = cams.max(axis=0)  # several explained classes: where any of them looked
         pictures = {}
         if "video" in sinks:
-            pictures["video"] = self.render_overlay(frame, probs, ids, cams, overlay)
+            pictures["video"] = self.render_overlay(frame, probs, ids, cams, overlay, trust)
         if "heatmap_video" in sinks:
             pictures["heatmap_video"] = render.heatmap_grey(frame.rgb, combined)
         if "segmented_video" in sinks:
             pictures["segmented_video"] = render.segmented(frame.rgb, combined)
         return pictures
 
-    def render_overlay(self, frame: Frame, probs, ids, cams, overlay=None) -> np.ndarray:
+    def render_overlay(self, frame: Frame, probs, ids, cams, overlay=None, trust: FrameTrust | None = None) -> np.ndarray:
         """The overlay video's picture of one frame, heatmap blended in and label strip on top:
         I420 drawn on the decoder's planes when the frame and the videos allow, else RGB."""
         o = self.options
-        lines = self._label_lines(frame, probs, ids)
+        lines = self._label_lines(frame, probs, ids, trust)
         planes = frame.yuv_planes if overlay is None and self._takes_i420(frame) else None
         if planes is not None:
             blended = render_i420.overlay(planes, cams.max(axis=0), o.alpha, o.colormap)
@@ -275,9 +289,12 @@ class FrameWriter:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
 
-    def _label_lines(self, frame: Frame, probs, ids) -> list[str]:
+    def _label_lines(self, frame: Frame, probs, ids, trust: FrameTrust | None = None) -> list[str]:
+        """The strip's lines: the top classes (smoothed, the explained one first, when smoothing), the
+        frame's number and time, the explained classes."""
         names = ", ".join(dict.fromkeys(self.labels.name(int(c)) for c in ids))
-        return [self.labels.top_line(probs), f"frame {frame.index}  {format_timecode(frame.time_s)}  CAM: {names}"]
+        top = self.labels.top_line(probs) if trust is None else self.labels.top_line(trust.smoothed, first=trust.held[:1])
+        return [top, f"frame {frame.index}  {format_timecode(frame.time_s)}  CAM: {names}"]
 
     def _save_pictures(self, frame: Frame, probs, ids, cams) -> None:
         classes, cams = explained_classes(probs, ids, cams, self.labels)

@@ -16,12 +16,15 @@ from typing import Protocol
 
 import numpy as np
 
-from streamcam.apps.analyze import AnalyzeOptions, AnalyzeSummary
+from streamcam.apps.analyze import AnalyzeOptions, AnalyzeSummary, smoothing_summary
 from streamcam.core.frames import Frame
+from streamcam.core.labels import ranking
 from streamcam.explain.engine import CamEngine
 from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
+from streamcam.explain.trust import SmoothingOptions, TemporalSmoother
+from streamcam.explain.trust.smoothing import DEFAULT_SMOOTH_S
 from streamcam.outputs import render
-from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, finish_summary
+from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, finish_summary, trust_of
 from streamcam.video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource, is_camera, is_local_file
 from streamcam.video.timecode import format_timecode
 
@@ -84,6 +87,7 @@ def live(
     stats: LiveStats | None = None,
     record: AnalyzeOptions | None = None,
     backoff: Backoff = DEFAULT_BACKOFF,
+    smooth: float = DEFAULT_SMOOTH_S,
 ) -> dict:
     """Show overlays until the input ends, a viewer says stop, or Ctrl-C; returns the session's figures.
 
@@ -93,6 +97,8 @@ def live(
     input_size: '224x224', 'WxH', or the long side 'N' with the aspect ratio kept (see input_size.py).
     stats: where the figures go as they happen (the browser view reads them); a new one if None.
     record: write what `streamcam analyze` writes (record.out_dir: the folder) for the shown frames.
+    smooth: temporal smoothing's time constant in seconds over the shown frames' timestamps (the
+        same causal filters analyze uses: explain.trust); 0 shows each frame on its own.
     """
     viewers = [viewer] if hasattr(viewer, "show") else list(viewer)
     render.check_alpha(alpha)
@@ -100,6 +106,11 @@ def live(
     if record is not None:
         record.check()
     size = InputSize.parse(input_size)
+    smoother = (
+        TemporalSmoother(SmoothingOptions(seconds=smooth), top_k, class_ids) if SmoothingOptions(seconds=smooth).check().enabled else None
+    )
+    # The engine's call: with smoothing, one spare class and the held ones (see TemporalSmoother).
+    call_top_k, call_ids = (top_k, class_ids) if smoother is None else (smoother.engine_top_k, smoother.class_ids_to_explain())
     stats = stats or LiveStats(stall_after_s=min(2.0, timeout))
     labels = engine.classifier.labels
     stride = engine.classifier.stride
@@ -107,15 +118,15 @@ def live(
     # the session, not the compile; before connecting when the input size does not depend on the
     # frame's, so a live source does not pile up frames meanwhile.
     if size.long_side is None:
-        _warm_up(engine, size.for_frame(1, 1, stride), top_k, class_ids)
+        _warm_up(engine, size.for_frame(1, 1, stride), call_top_k, call_ids)
     video = VideoSource(source, timeout=timeout)  # a source that cannot be opened at all fails here
     live_source = is_live_source(source, video.info)
     writer = None
     try:
         model_size = size.for_frame(video.info.width, video.info.height, stride)
         if size.long_side is not None:
-            _warm_up(engine, model_size, top_k, class_ids)
-        writer = _recorder(source, video.info, live_source, record, labels, list(class_ids)) if record else None
+            _warm_up(engine, model_size, call_top_k, call_ids)
+        writer = _recorder(source, video.info, live_source, record, labels, list(class_ids), smoother is not None) if record else None
     except BaseException:
         video.close()
         raise
@@ -139,19 +150,25 @@ def live(
                         break
                     continue
                 frame = latest.frame
-                result = engine.explain(frame.model_input(model_size)[None], top_k, class_ids)
+                picture = frame.model_input(model_size)[None]
+                if smoother is None:
+                    result = engine.explain(picture, top_k, class_ids)
+                else:
+                    result = smoother.update([frame], engine.explain(picture, smoother.engine_top_k, smoother.class_ids_to_explain()))
                 probs, ids, cams = result.probabilities[0], result.class_ids[0], result.cams[0]
+                trust = None if smoother is None else trust_of(result, 0, len(class_ids))
+                shown_probs, first = (probs, ()) if trust is None else (trust.smoothed, trust.held[:1])
                 overlay = render.overlay(frame.rgb, cams.max(axis=0), alpha, colormap)
                 snapshot = stats.snapshot()
-                lines = [labels.top_line(probs), f"{format_timecode(frame.time_s)}  {snapshot['fps']:.1f} fps{hint}"]
+                lines = [labels.top_line(shown_probs, first=first), f"{format_timecode(frame.time_s)}  {snapshot['fps']:.1f} fps{hint}"]
                 keep_going = all(v.show(strip.annotate(overlay, lines)) for v in viewers)
-                top = np.argsort(-probs, kind="stable")[:5]
+                top = ranking(shown_probs, first, 5)
                 stats.frame_shown(
-                    latest.captured_at, [{"name": labels.name(int(c)), "p": round(float(probs[c]), 4)} for c in top], frame.time_s
+                    latest.captured_at, [{"name": labels.name(int(c)), "p": round(float(shown_probs[c]), 4)} for c in top], frame.time_s
                 )
                 if writer is not None:
                     local = None if result.local_probabilities is None else result.local_probabilities[0]
-                    writer.write(frame, probs, ids, cams, local, overlay=overlay)
+                    writer.write(frame, probs, ids, cams, local, overlay=overlay, trust=trust)
                     writer.outputs.csv.flush()
                 if on_frame:
                     on_frame(frame, snapshot["fps"])
@@ -173,7 +190,7 @@ def live(
             reader.wait_closed(STOP_WAIT_S)  # bounded: a reader stuck in a stalled read closes the source when it returns
     figures = {**stats.totals(), "status": status, "live_source": live_source, "losses": reader.loss_report()}
     if writer is not None:
-        figures["outputs"] = _finish_recording(writer, video, engine, record, figures)
+        figures["outputs"] = _finish_recording(writer, video, engine, record, figures, smoother)
     return figures
 
 
@@ -182,17 +199,19 @@ def _warm_up(engine: CamEngine, model_size: tuple[int, int], top_k: int, class_i
     engine.explain(np.zeros((1, height, width, 3), np.uint8), top_k, class_ids)
 
 
-def _recorder(source, info: VideoInfo, live_source: bool, record: AnalyzeOptions, labels, tracked: list[int]) -> FrameWriter:
+def _recorder(
+    source, info: VideoInfo, live_source: bool, record: AnalyzeOptions, labels, tracked: list[int], smoothed: bool
+) -> FrameWriter:
     """The same writers `streamcam analyze` uses, for the frames the session shows."""
     if live_source:  # frames re-stamped on the session clock, in milliseconds (see reader.py)
         info = replace(info, time_base=Fraction(1, LIVE_TIME_BASE_DEN))
     # No audio: shown frames are a live subset, and streams are read once (see analyze's audio rule).
-    sinks = replace(record.sinks(), audio=False, review=False)
+    sinks = replace(record.sinks(), audio=False, review=False, trust_columns=smoothed)
     outputs = RunOutputs(source, info, sinks, labels, tracked, None, None)
     return FrameWriter(outputs, sinks, labels, None, [], len(tracked))
 
 
-def _finish_recording(writer: FrameWriter, video: VideoSource, engine: CamEngine, record: AnalyzeOptions, figures: dict):
+def _finish_recording(writer: FrameWriter, video: VideoSource, engine: CamEngine, record: AnalyzeOptions, figures: dict, smoother=None):
     """Close the recording's files and write its summary; returns the outputs."""
     outputs = writer.outputs
     errors = outputs.close()
@@ -208,6 +227,7 @@ def _finish_recording(writer: FrameWriter, video: VideoSource, engine: CamEngine
         warnings=list(dict.fromkeys(outputs.warnings)),
         errors=errors,
         live={k: figures[k] for k in ("frames_shown", "frames_dropped", "reconnects", "frame_age_ms_p50", "frame_age_ms_p95", "losses")},
+        smoothing=None if smoother is None else smoothing_summary(smoother),
     )
     finish_summary(outputs.paths["summary"], summary, errors)  # raises OutputError if any output failed
     return {k: str(v) for k, v in outputs.paths.items()}
