@@ -94,7 +94,9 @@ def main() -> None:
         tmp = Path(tmp)
         analyze(str(CLIPS["sample"]), engine, AnalyzeOptions(out_dir=tmp / "warm", video=False, end=1.0))  # trace first
         print(f"== stability, raw vs smoothed (--smooth {DEFAULT_SMOOTH_S:g}); CSV only, default model, Grad-CAM")
-        print(f"{'clip':<15} {'frames':>6} {'flips raw':>10} {'smoothed':>9} {'r_prev med raw':>15} {'smoothed':>9} {'p10 raw':>8} {'smoothed':>9} {'cuts':>5}")
+        print(
+            f"{'clip':<15} {'frames':>6} {'flips raw':>10} {'smoothed':>9} {'r_prev med raw':>15} {'smoothed':>9} {'p10 raw':>8} {'smoothed':>9} {'cuts':>5}"
+        )
         road_rates = []
         for name, path in clips.items():
             summary = stability(engine, path, tmp / name, DEFAULT_SMOOTH_S)
