@@ -199,3 +199,22 @@ def test_each_frame_keeps_its_own_smoothed_probabilities():
     (batch,) = run(TemporalSmoother(SmoothingOptions(), top_k=1), times, probabilities, [texture(9)] * 8)
     smoothed = batch.probabilities_smoothed[:, 1]
     assert smoothed[0] == pytest.approx(0.9) and all(np.diff(smoothed) < 0)  # the first frame as it is, then falling
+
+
+def test_a_held_class_without_a_new_map_is_carried_not_dropped():
+    """Near-equal, near-zero classes (an empty road): the held class drops out of a frame's raw
+    top-2 while the engine was not asked for it (the first batch). It stays explained, its last
+    map carried along the flow, instead of flipping to whatever the frame's raw top-1 is."""
+    times = [i / 25 for i in range(8)]
+    tops = [1, 2, 3, 1, 2, 3, 1, 2]
+    probabilities = []
+    for c in tops:  # a model that sees nothing: every class near 0.01
+        p = np.full(CLASSES, 0.01)
+        p[c], p[7] = 0.03, 0.02
+        probabilities.append(p)
+    smoother = TemporalSmoother(SmoothingOptions(), top_k=1)
+    explained = [[c, 7, 0] for c in tops]  # the raw top-2 and the placeholder: never the held class 1 on frames 1, 2, 4, 5, 7
+    batch = smoother.update([FakeFrame(t, texture(10)) for t in times], batch_for(probabilities, explained))
+    assert batch.class_ids[:, 0].tolist() == [1] * 8 and batch.top1_changed.tolist() == [0] * 8
+    np.testing.assert_allclose(batch.cams[1, 0], batch.cams[0, 0], atol=1e-3)  # carried: a still picture, the same map
+    assert np.isnan(batch.local_probabilities[1, 0]) if batch.local_probabilities is not None else True

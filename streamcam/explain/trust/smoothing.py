@@ -104,14 +104,15 @@ class TopClassHold:
     def reset(self) -> None:
         self.held, self._leading_since = [], {}
 
-    def update(self, smoothed: np.ndarray, time_s: float, available: set[int] | None = None) -> list[int]:
+    def update(self, smoothed: np.ndarray, time_s: float, available: set[int] | None = None, keep: set[int] = frozenset()) -> list[int]:
         """The held classes, best first. available: the classes whose map this frame has (a class
-        is only explained where it can be drawn); None means all."""
+        starts being explained only where it can be drawn); None means all. keep: held classes
+        without a new map that may stay held (their last map can be carried along the flow)."""
         if available is None:  # the best few of all classes are enough: k places and one challenger
             ranking = [int(c) for c in np.argsort(-smoothed, kind="stable")[: len(self.held) + self.k + 1]]
         else:
             ranking = sorted(available, key=lambda c: (-smoothed[c], c))
-        held = [c for c in self.held if available is None or c in available]
+        held = [c for c in self.held if available is None or c in available or c in keep]
         for c in ranking:  # fill empty places (the first frame, a cut, a class without its map)
             if len(held) >= self.k:
                 break
@@ -149,16 +150,26 @@ class CamSmoother:
             return None
         return motion.warp(state[0])
 
-    def update(self, maps: dict[int, np.ndarray], motion: Motion | None, time_s: float) -> dict[int, np.ndarray]:
-        out = {}
+    def can_carry(self, class_id: int, motion: Motion | None) -> bool:
+        return motion is not None and class_id in self._maps
+
+    def update(self, maps: dict[int, np.ndarray | None], motion: Motion | None, time_s: float) -> dict[int, np.ndarray]:
+        """maps: each shown class's new map, or None for a held class the engine did not explain on
+        this frame (its last map is carried along the flow, unblended; see can_carry)."""
+        out, states = {}, {}
         for class_id, raw in maps.items():
             carried = self.previous(class_id, motion)
-            if carried is None or carried.shape != raw.shape:
+            if raw is None:
+                out[class_id] = carried
+                states[class_id] = (carried, self._maps[class_id][1])  # the time of its last real map
+            elif carried is None or carried.shape != raw.shape:
                 out[class_id] = raw.astype(np.float32)
+                states[class_id] = (out[class_id], time_s)
             else:
                 weight = blend_weight(time_s - self._maps[class_id][1], self.seconds)
                 out[class_id] = np.clip(carried + weight * (raw - carried), 0.0, 1.0).astype(np.float32)
-        self._maps = {c: (m, time_s) for c, m in out.items()}
+                states[class_id] = (out[class_id], time_s)
+        self._maps = states
         return out
 
 
@@ -227,18 +238,19 @@ class TemporalSmoother:
         for k, c in enumerate(raw_ids):
             column_of.setdefault(c, k)
         smoothed = self._probabilities.update(batch.probabilities[n], time_s)
-        held = self._hold.update(smoothed, time_s, set(column_of)) if self.top_k else []
+        carry = {c for c in self._hold.held if c not in column_of and self._maps.can_carry(c, motion)}
+        held = self._hold.update(smoothed, time_s, set(column_of), keep=carry) if self.top_k else []
         shown = held + self.tracked
         top = held[0] if held else None
         raw_top = raw_ids[0] if self.top_k else None
         # The explained top class's map before this frame, carried along the flow: for cam_r_prev.
         previous = self._maps.previous(top, motion) if top is not None and top == self._last_top else None
         raw_previous = self._raw_maps.previous(raw_top, motion) if raw_top is not None and raw_top == self._last_raw_top else None
-        maps = self._maps.update({c: batch.cams[n, column_of[c]] for c in dict.fromkeys(shown)}, motion, time_s)
+        maps = self._maps.update({c: batch.cams[n, column_of[c]] if c in column_of else None for c in dict.fromkeys(shown)}, motion, time_s)
         raw_map = {raw_top: batch.cams[n, 0]} if raw_top is not None else {}
         self._raw_maps.update(raw_map, motion, time_s)
         cams = np.stack([maps[c] for c in shown])
-        local = None if batch.local_probabilities is None else [batch.local_probabilities[n, column_of[c]] for c in shown]
+        local = None if batch.local_probabilities is None else [batch.local_probabilities[n, column_of[c]] if c in column_of else np.nan for c in shown]
 
         changed = int(self._last_top is not None and top != self._last_top)
         raw_changed = int(self._last_raw_top is not None and raw_top != self._last_raw_top)
