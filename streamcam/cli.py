@@ -170,6 +170,13 @@ def analyze(
     review_max_mb: Annotated[
         float, typer.Option("--review-max-mb", min=0.01, help="Size cap of the --review page in MB (see 'streamcam review --max-mb').")
     ] = 50.0,
+    save_cams: Annotated[
+        bool,
+        typer.Option(
+            "--save-cams",
+            help="Also write <stem>.cams.npz: per frame its index, time, explained class ids and CAM grids (float16), smoothed and raw (layout: README).",
+        ),
+    ] = False,
     recursive: Annotated[
         bool,
         typer.Option("--recursive", "-r", help="Search folders given as inputs in their sub-folders too (and let ** in globs match them)."),
@@ -212,6 +219,7 @@ def analyze(
         save_frames=[t for t in (save_frames or "").split(",") if t.strip()],
         review=review,
         review_max_mb=review_max_mb,
+        save_cams=save_cams,
         smooth=smooth,
     )
     engine_args = (model, weights, layer, method, device, precision, preprocess, backend)

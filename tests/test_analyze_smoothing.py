@@ -26,7 +26,7 @@ def runs(tmp_path_factory, default_engine):
     out = tmp_path_factory.mktemp("smoothing")
     summaries = {}
     for name, smooth in (("on", DEFAULT_SMOOTH_S), ("off", 0.0)):
-        options = AnalyzeOptions(top_n=3, out_dir=out / name, video=False, smooth=smooth)
+        options = AnalyzeOptions(top_n=3, out_dir=out / name, video=False, smooth=smooth, save_cams=True)
         summaries[name] = analyze(str(SAMPLE), default_engine, options)
     return out, summaries
 
@@ -87,3 +87,36 @@ def test_the_cli_default_is_the_librarys():
 
     for command in (cli.analyze, cli.review, cli.live):
         assert inspect.signature(command).parameters["smooth"].default == DEFAULT_SMOOTH_S
+
+
+def test_save_cams_writes_the_documented_layout(runs):
+    out, summaries = runs
+    for name in ("on", "off"):
+        cams = np.load(out / name / "sample.cams.npz")
+        assert sorted(cams.files) == ["cams", "cams_raw", "class_ids", "frame_index", "time_s"]
+        assert cams["frame_index"].shape == cams["time_s"].shape == (120,) and cams["class_ids"].shape == (120, 1)
+        assert cams["cams"].shape == cams["cams_raw"].shape == (120, 1, 7, 7) and cams["cams"].dtype == np.float16
+        assert cams["cams"].min() >= 0 and cams["cams"].max() <= 1
+        table = pd.read_csv(out / name / "sample.predictions.csv")
+        top = table[table["rank"] == 0]
+        assert cams["frame_index"].tolist() == top["frame_index"].tolist()
+        assert cams["class_ids"][:, 0].tolist() == top["class_id"].tolist()  # the class drawn is rank 0
+        np.testing.assert_allclose(cams["time_s"], top["time_s"], atol=1e-6)
+        assert summaries[name].outputs["cams"] == str(out / name / "sample.cams.npz")
+    off, on = np.load(out / "off" / "sample.cams.npz"), np.load(out / "on" / "sample.cams.npz")
+    assert np.array_equal(off["cams"], off["cams_raw"])  # nothing smoothed
+    assert not np.array_equal(on["cams"], on["cams_raw"])
+    same = off["class_ids"][:, 0] == on["class_ids"][:, 0]  # where the held class is the raw top-1
+    assert same.sum() > 60
+    np.testing.assert_array_equal(off["cams"][same], on["cams_raw"][same])  # the engine's own maps, either way
+
+
+def test_cams_file_refuses_a_changing_grid_and_leaves_nothing_on_abort(tmp_path):
+    from streamcam.outputs.cams_file import CamsNpz
+
+    npz = CamsNpz(tmp_path / "x.cams.npz")
+    npz.add(0, 0.0, [1], np.zeros((1, 7, 7)))
+    with pytest.raises(ValueError, match="changed shape"):
+        npz.add(1, 0.04, [1], np.zeros((1, 8, 8)))
+    npz.abort()
+    assert list(tmp_path.iterdir()) == []

@@ -51,6 +51,7 @@ class AnalyzeOptions:
     input_size: str = DEFAULT_INPUT_SIZE  # '224x224', 'WxH', or the long side 'N' with the aspect ratio kept
     review: bool = False  # also write <stem>.review.html (streamcam.outputs.review)
     review_max_mb: float = 50.0
+    save_cams: bool = False  # also write <stem>.cams.npz (outputs.cams_file: every frame's CAM grids)
     smooth: float = DEFAULT_SMOOTH_S  # seconds: the time constant of temporal smoothing (explain.trust); 0: off
     render_workers: int | None = None  # threads drawing video pictures beside the encoder (None: the spare cores; 0: none)
 

@@ -30,6 +30,7 @@ class CamBatch:
     probabilities_smoothed: np.ndarray | None = None
     top1_changed: np.ndarray | None = None
     cam_r_prev: np.ndarray | None = None
+    cams_raw: np.ndarray | None = None  # after smoothing: the engine's own maps of the shown classes (NaN: carried)
 
     def top(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-n class ids and probabilities per image, best first: (N, n) each."""

@@ -25,6 +25,7 @@ class FrameTrust(NamedTuple):
     held: Sequence[int]  # the explained top classes, best first
     changed: int  # 1: the explained top class differs from the previous frame's
     r_prev: float  # its map against the previous frame's after motion compensation (NaN: none)
+    raw_cams: np.ndarray | None = None  # the engine's own maps of the shown classes, before smoothing
 
 
 def partial_path(path: Path) -> Path:

@@ -26,6 +26,7 @@ from streamcam.video.source import VideoInfo, is_camera, is_local_file
 from streamcam.video.timecode import format_timecode
 
 from . import render, render_i420
+from .cams_file import CamsNpz
 from .files import FrameTrust, PredictionsCsv, partial_path, write_json_atomic
 from .pictures import explained_classes, render_pictures, write_pictures
 
@@ -50,13 +51,15 @@ class SinkOptions:
     audio: bool = True  # copy a local file's audio into the overlay video
     alpha: float = 0.5
     colormap: str = "jet"
+    save_cams: bool = False  # <stem>.cams.npz: every frame's CAM grids (outputs.cams_file)
     trust_columns: bool = False  # the CSV's temporal-smoothing columns (probability_smoothed, top1_changed, cam_r_prev)
 
 
 def trust_of(batch, n: int, n_tracked: int) -> FrameTrust:
     """Frame n's smoothing results from a smoothed CamBatch (explain.trust.TemporalSmoother)."""
     held = batch.class_ids[n][: len(batch.class_ids[n]) - n_tracked]
-    return FrameTrust(batch.probabilities_smoothed[n], [int(c) for c in held], int(batch.top1_changed[n]), float(batch.cam_r_prev[n]))
+    raw = None if batch.cams_raw is None else batch.cams_raw[n]
+    return FrameTrust(batch.probabilities_smoothed[n], [int(c) for c in held], int(batch.top1_changed[n]), float(batch.cam_r_prev[n]), raw)
 
 
 def output_stem(source: str | int) -> str:
@@ -84,6 +87,8 @@ class RunOutputs:
         self.paths |= {key: self.out_dir / f"{self.stem}.{kind}{ext}" for key, kind in self.VIDEOS if getattr(options, key)}
         if options.review:
             self.paths["review"] = self.out_dir / f"{self.stem}.review.html"
+        if options.save_cams:
+            self.paths["cams"] = self.out_dir / f"{self.stem}.cams.npz"
         for path in self.paths.values():
             if path.is_dir():  # found now, not after the whole video has been analysed
                 raise UsageError(f"cannot write {path}: a folder of that name is in the way")
@@ -93,6 +98,7 @@ class RunOutputs:
         copy_audio = options.audio and info.has_audio and is_local_file(source)
         if options.audio and info.has_audio and not copy_audio:
             self.warnings.append("audio not copied: it is copied from local files only, not from streams or cameras")
+        self.cams = CamsNpz(self.paths["cams"]) if options.save_cams else None
         self.csv = PredictionsCsv(self.paths["predictions"], labels, options.top_n, tracked, trust=options.trust_columns)
         self.sinks: dict[str, VideoSink] = {}
         try:
@@ -115,21 +121,25 @@ class RunOutputs:
             self.abort()
             raise
 
+    def _files(self) -> list[tuple[str, object]]:
+        """(paths key, writer) of every file but the summary, each with close() and abort()."""
+        cams = [("cams", self.cams)] if self.cams is not None else []
+        return [("predictions", self.csv), *cams, *self.sinks.items()]
+
     def abort(self) -> None:
-        self.csv.abort()
-        for sink in self.sinks.values():
-            sink.abort()
+        for _key, output in self._files():
+            output.abort()
 
     def discard(self) -> None:
         """Delete the temporary files without touching encoders that a stuck thread may be inside."""
-        for output in (self.csv, *self.sinks.values()):
+        for _key, output in self._files():
             output_temp = getattr(output, "temp_path", None) or partial_path(output.path)
             output_temp.unlink(missing_ok=True)
 
     def close(self) -> list[str]:
         """Finalise each file under its real name; returns errors. A file that fails is dropped alone."""
         errors: list[str] = []
-        for key, output in (("predictions", self.csv), *self.sinks.items()):
+        for key, output in self._files():
             try:
                 output.close()
             except Exception as exc:  # disk full, a folder in the way, an encoder error while flushing
@@ -235,6 +245,8 @@ class FrameWriter:
         tracked = slice(len(ids) - self.n_tracked, len(ids))
         local = None if local_all is None else local_all[tracked]
         self.outputs.csv.write_frame(frame.index, frame.pts, frame.time_s, probs, local, cams[tracked], trust)
+        if self.outputs.cams is not None:
+            self.outputs.cams.add(frame.index, frame.time_s, ids, cams, None if trust is None else trust.raw_cams)
         for collector in self.collectors:
             collector.add(frame, probs, ids, cams, local_all)
         if pictures is None:

@@ -214,8 +214,7 @@ class TemporalSmoother:
     def update(self, frames: Sequence, batch: CamBatch) -> CamBatch:
         """frames: the batch's frames (each with time_s and small_grey(width)), in order."""
         rows = [self._frame(frame, batch, n) for n, frame in enumerate(frames)]
-        columns = [list(zip(*rows, strict=True))[k] for k in range(6)]
-        ids, cams, local, smoothed, changed, r_prev = columns
+        ids, cams, local, smoothed, changed, r_prev, raw = (list(column) for column in zip(*rows, strict=True))
         return replace(
             batch,
             class_ids=np.array(ids, np.int64),
@@ -224,6 +223,7 @@ class TemporalSmoother:
             probabilities_smoothed=np.stack(smoothed).astype(np.float32),
             top1_changed=np.array(changed, np.int8),
             cam_r_prev=np.array(r_prev, np.float32),
+            cams_raw=np.stack(raw),
         )
 
     def _frame(self, frame, batch: CamBatch, n: int):
@@ -250,7 +250,11 @@ class TemporalSmoother:
         raw_map = {raw_top: batch.cams[n, 0]} if raw_top is not None else {}
         self._raw_maps.update(raw_map, motion, time_s)
         cams = np.stack([maps[c] for c in shown])
-        local = None if batch.local_probabilities is None else [batch.local_probabilities[n, column_of[c]] if c in column_of else np.nan for c in shown]
+        local = (
+            None
+            if batch.local_probabilities is None
+            else [batch.local_probabilities[n, column_of[c]] if c in column_of else np.nan for c in shown]
+        )
 
         changed = int(self._last_top is not None and top != self._last_top)
         raw_changed = int(self._last_raw_top is not None and raw_top != self._last_raw_top)
@@ -258,4 +262,5 @@ class TemporalSmoother:
         raw_r_prev = float("nan") if raw_previous is None else map_correlation(raw_map[raw_top], raw_previous)
         self.figures.add(changed, r_prev, raw_changed, raw_r_prev)
         self._last_top, self._last_raw_top = top, raw_top
-        return shown, cams, local, smoothed, changed, r_prev
+        raw = np.stack([batch.cams[n, column_of[c]] if c in column_of else np.full(cams.shape[1:], np.nan, np.float32) for c in shown])
+        return shown, cams, local, smoothed, changed, r_prev, raw
