@@ -66,6 +66,14 @@ SmoothOpt = Annotated[
         help="Temporal smoothing's time constant in seconds, by the frames' timestamps: probabilities averaged, the explained top class changed only when another leads for a while, heatmaps carried along the optical flow and blended; a cut resets it. 0 turns it off (each frame on its own, as before).",
     ),
 ]
+FaithEveryOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--faithfulness-every",
+        help="Score every N-th frame's heatmaps by removal (ROAD): how much the class loses when the map's top pixels are imputed away, against its bottom ones, and against a random map; written as faith columns and in the summary. Costs about 13 model runs per scored frame.",
+        show_default=False,
+    ),
+]
 TimeoutOpt = Annotated[
     float, typer.Option("--timeout", min=0.1, help="Seconds a URL may take to connect or to send more data before it counts as lost.")
 ]
@@ -170,6 +178,10 @@ def analyze(
     review_max_mb: Annotated[
         float, typer.Option("--review-max-mb", min=0.01, help="Size cap of the --review page in MB (see 'streamcam review --max-mb').")
     ] = 50.0,
+    faithfulness: Annotated[
+        bool, typer.Option("--faithfulness", help="Score every frame's heatmaps by removal (the same as --faithfulness-every 1).")
+    ] = False,
+    faithfulness_every: FaithEveryOpt = None,
     save_cams: Annotated[
         bool,
         typer.Option(
@@ -220,6 +232,7 @@ def analyze(
         review=review,
         review_max_mb=review_max_mb,
         save_cams=save_cams,
+        faithfulness_every=faithfulness_every if faithfulness_every is not None else (1 if faithfulness else None),
         smooth=smooth,
     )
     engine_args = (model, weights, layer, method, device, precision, preprocess, backend)

@@ -19,7 +19,7 @@ from streamcam.core.frames import Frame
 from streamcam.core.pipeline import Pipeline, StagesStuck, prefer_stage_threads
 from streamcam.explain.engine import CamEngine
 from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
-from streamcam.explain.trust import SmoothingOptions, TemporalSmoother
+from streamcam.explain.trust import FaithfulnessRun, SmoothingOptions, TemporalSmoother
 from streamcam.explain.trust.smoothing import DEFAULT_SMOOTH_S
 from streamcam.outputs import render
 from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, SinkOptions, finish_summary
@@ -52,6 +52,7 @@ class AnalyzeOptions:
     review: bool = False  # also write <stem>.review.html (streamcam.outputs.review)
     review_max_mb: float = 50.0
     save_cams: bool = False  # also write <stem>.cams.npz (outputs.cams_file: every frame's CAM grids)
+    faithfulness_every: int | None = None  # score every N-th analysed frame's maps by removal (explain.trust.faithfulness)
     smooth: float = DEFAULT_SMOOTH_S  # seconds: the time constant of temporal smoothing (explain.trust); 0: off
     render_workers: int | None = None  # threads drawing video pictures beside the encoder (None: the spare cores; 0: none)
 
@@ -68,6 +69,8 @@ class AnalyzeOptions:
         render.check_alpha(self.alpha)
         render.check_colormap(self.colormap)
         self.smoothing().check()
+        if self.faithfulness_every is not None and self.faithfulness_every < 1:
+            raise UsageError(f"--faithfulness-every must be 1 or more frames, not {self.faithfulness_every}")
 
     def smoothing(self) -> SmoothingOptions:
         return SmoothingOptions(seconds=self.smooth)
@@ -75,7 +78,7 @@ class AnalyzeOptions:
     def sinks(self) -> SinkOptions:
         """The part of these options that the shared run sinks (outputs.run_sinks) read."""
         shared = {f.name: getattr(self, f.name) for f in fields(SinkOptions) if hasattr(self, f.name)}
-        return SinkOptions(**shared, trust_columns=self.smooth > 0)
+        return SinkOptions(**shared, trust_columns=self.smooth > 0, faith_columns=self.faithfulness_every is not None)
 
 
 @dataclass
@@ -96,6 +99,7 @@ class AnalyzeSummary:
     live: dict | None = None  # a `live --record` session: frames dropped, reconnects, frame age, losses
     backend: str | None = None  # the Keras backend that ran the model: tensorflow or jax
     smoothing: dict | None = None  # temporal smoothing's settings, cuts and stability figures (None: off)
+    faithfulness: dict | None = None  # removal scores: stride, frames scored, mean, control, low-trust share (None: off)
 
     @classmethod
     def of_run(cls, info: VideoInfo, engine, options: AnalyzeOptions, **fields) -> AnalyzeSummary:
@@ -246,6 +250,7 @@ def analyze(
                 on_start(info, expected_frames(info, start, end, options.every, options.fps))
 
             smoother = TemporalSmoother(options.smoothing(), top_k, tracked) if options.smooth > 0 else None
+            faith = FaithfulnessRun(engine, options.faithfulness_every) if options.faithfulness_every else None
 
             def compute(frames):
                 resized = model_inputs(frames, model_size)
@@ -255,6 +260,8 @@ def analyze(
                     asked = smoother.class_ids_to_explain()
                     batch = engine.explain(resized, top_k=smoother.engine_top_k, class_ids=asked, pad_to=options.batch_size)
                     batch = smoother.update(frames, batch)
+                if faith is not None:
+                    batch = faith.score(resized, batch)
                 return writer.draw_ahead((frames, batch))
 
             pipeline = Pipeline(
@@ -304,6 +311,7 @@ def analyze(
         decode_errors=video.decode_errors,
         frame_index="estimated" if video.frame_index_estimated else "exact",
         smoothing=None if smoother is None else smoothing_summary(smoother),
+        faithfulness=None if faith is None else faith.summary(),
     )
     finish_summary(outputs.paths["summary"], summary, errors)
     return summary

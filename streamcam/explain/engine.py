@@ -55,6 +55,7 @@ class CamEngine:
         xla = self.jit and not self.method.uses_model
         self._explain = self.backend.compile(self._explain_graph, head.model, xla, static_argnums=(2,))
         self._guided = None
+        self._predict = None
 
     @property
     def backend_name(self) -> str:
@@ -85,6 +86,21 @@ class CamEngine:
             )
         probs, targets, cams, local = (None if t is None else _numpy(t)[:count] for t in outputs)
         return CamBatch(probs, targets, cams, local)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """The classifier's probabilities (N, classes) for images as explain() takes them, from a
+        compiled forward pass alone (no gradient, no maps): what removal scores need."""
+        images = self._check_images(images)
+        if self._predict is None:
+            preprocess = self.classifier.preprocess
+
+            def predict(images):
+                logits = self._forward(preprocess(ops.cast(images, "float32")))[1]
+                return ops.softmax(ops.cast(logits, "float32"), axis=-1)
+
+            self._predict = self.backend.compile(predict, self._model, self.jit)
+        with self.backend.device_scope(self.device):
+            return _numpy(self._predict(ops.convert_to_tensor(images)))
 
     def guided_backprop(self, images: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
         """Guided backpropagation: d logit / d input with ReLUs passing only positive gradients.

@@ -26,6 +26,9 @@ class NullEngine:
         self._probabilities = rng.dirichlet(np.full(classifier.num_classes, 0.1)).astype(np.float32)
         self._cache: dict = {}
 
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        return np.tile(self._probabilities, (len(images), 1))
+
     def explain(self, images: np.ndarray, top_k: int = 1, class_ids: Sequence[int] = (), pad_to: int | None = None) -> CamBatch:
         n, height, width = images.shape[:3]
         stride = self.classifier.stride

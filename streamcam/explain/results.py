@@ -30,6 +30,8 @@ class CamBatch:
     probabilities_smoothed: np.ndarray | None = None
     top1_changed: np.ndarray | None = None
     cam_r_prev: np.ndarray | None = None
+    faith: np.ndarray | None = None  # (N, K) removal scores (explain.trust.faithfulness); NaN: not scored
+    faith_control: np.ndarray | None = None  # (N, K) the same removal ranked by random maps
     cams_raw: np.ndarray | None = None  # after smoothing: the engine's own maps of the shown classes (NaN: carried)
 
     def top(self, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,17 +19,29 @@ from streamcam.core.labels import Labels, ranking
 
 
 class FrameTrust(NamedTuple):
-    """One frame's temporal-smoothing results, as the sinks write them."""
+    """One frame's temporal-smoothing and faithfulness results, as the sinks write them."""
 
-    smoothed: np.ndarray  # smoothed probabilities (classes,)
+    smoothed: np.ndarray | None  # smoothed probabilities (classes,); None without smoothing
     held: Sequence[int]  # the explained top classes, best first
     changed: int  # 1: the explained top class differs from the previous frame's
     r_prev: float  # its map against the previous frame's after motion compensation (NaN: none)
     raw_cams: np.ndarray | None = None  # the engine's own maps of the shown classes, before smoothing
+    faith: np.ndarray | None = None  # (K,) each explained class's removal score (explain.trust.faithfulness); NaN: not scored
+    faith_control: np.ndarray | None = None  # (K,) the same with a random map of the same grid
 
 
 def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def _number(value: float) -> str:
+    """A score with 4 decimals, or empty for NaN (not measured)."""
+    return "" if value is None or np.isnan(value) else f"{value:.4f}"
+
+
+def _row_values(per_frame: tuple, rank: int) -> list:
+    """The smoothing and faith columns of one row: the smoothed probability is per class (a list)."""
+    return [value[rank] if isinstance(value, list) else value for value in per_frame]
 
 
 class PredictionsCsv:
@@ -46,21 +58,27 @@ class PredictionsCsv:
     previous frame's; `cam_r_prev`, that class's map against the previous frame's after motion
     compensation (empty where there is none). Rows are then ranked by the smoothed probability,
     the held (explained) top classes first, so rank 0 is the class the heatmap shows.
+
+    With faithfulness scores (faith=True), then: `faith`, the explained top class's removal score,
+    and `faith_control`, the same removal ranked by a random map; and per tracked class
+    `faith_<name>`. Empty on frames that were not scored (--faithfulness-every N).
     """
 
-    def __init__(self, path: Path, labels: Labels, top_n: int, tracked: Sequence[int] = (), trust: bool = False):
+    def __init__(self, path: Path, labels: Labels, top_n: int, tracked: Sequence[int] = (), trust: bool = False, faith: bool = False):
         self.path = Path(path)
         self.labels = labels
         self.top_n = top_n
         self.tracked = list(tracked)
-        self.trust = trust
+        self.trust, self.faith = trust, faith
         self.rows = 0
         self._partial = partial_path(self.path)
         self._file = open(self._partial, "w", newline="", encoding="utf-8")  # noqa: SIM115 - open for the whole run; close() or abort()
         self._writer = csv.writer(self._file)
         names = [labels.name(c) if self._unique_name(c) else f"{c}_{labels.name(c)}" for c in self.tracked]
-        extra = [f"{kind}_{name}" for kind in ("p", "plocal", "peak_x", "peak_y") for name in names]
+        kinds = ("p", "plocal", "peak_x", "peak_y", "faith") if faith else ("p", "plocal", "peak_x", "peak_y")
+        extra = [f"{kind}_{name}" for kind in kinds for name in names]
         trust_columns = ["probability_smoothed", "top1_changed", "cam_r_prev"] if trust else []
+        trust_columns += ["faith", "faith_control"] if faith else []
         self._writer.writerow(["frame_index", "pts", "time_s", "rank", "class_id", "class_name", "probability", *trust_columns, *extra])
 
     def _unique_name(self, class_id: int) -> bool:
@@ -78,18 +96,25 @@ class PredictionsCsv:
     ) -> None:
         """local (T,) and cams (T, h, w): the tracked classes' local probabilities and CAMs, in order;
         trust: the frame's smoothing results (when the file was opened with trust=True)."""
-        if trust is None:
+        if trust is None or trust.smoothed is None:
             top = np.argsort(-probabilities, kind="stable")[: self.top_n]
-            per_frame = [[] for _ in top]
+            per_frame = []
         else:
             top = ranking(trust.smoothed, trust.held, self.top_n)
-            r_prev = "" if np.isnan(trust.r_prev) else f"{trust.r_prev:.4f}"
-            per_frame = [[f"{trust.smoothed[c]:.6f}", int(trust.changed), r_prev] for c in top]
+            per_frame = [f"{trust.smoothed[c]:.6f}" for c in top], int(trust.changed), _number(trust.r_prev)
         n = len(self.tracked)
+        if self.faith:
+            scored = trust is not None and trust.faith is not None
+            faith = trust.faith if scored else np.full(len(trust.held) + n if trust else n, np.nan)
+            control = trust.faith_control if scored else faith
+            explained = len(faith) - n  # the top classes' columns come first, the tracked ones last
+            per_frame = (*per_frame, _number(faith[0]) if explained else "", _number(control[0]) if explained else "")
         extra = [f"{probabilities[c]:.6f}" for c in self.tracked]
         extra += [f"{p:.6f}" for p in local] if local is not None else [""] * n
         peaks = [peak_position(cam) for cam in cams] if cams is not None else [None] * n
         extra += [f"{p[0]:.4f}" if p else "" for p in peaks] + [f"{p[1]:.4f}" if p else "" for p in peaks]
+        if self.faith:
+            extra += [_number(v) for v in faith[explained:]]
         for rank, cid in enumerate(top):
             self._writer.writerow(
                 [
@@ -100,7 +125,7 @@ class PredictionsCsv:
                     int(cid),
                     self.labels.name(int(cid)),
                     f"{probabilities[cid]:.6f}",
-                    *per_frame[rank],
+                    *_row_values(per_frame, rank),
                     *extra,
                 ]
             )

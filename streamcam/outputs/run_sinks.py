@@ -53,13 +53,24 @@ class SinkOptions:
     colormap: str = "jet"
     save_cams: bool = False  # <stem>.cams.npz: every frame's CAM grids (outputs.cams_file)
     trust_columns: bool = False  # the CSV's temporal-smoothing columns (probability_smoothed, top1_changed, cam_r_prev)
+    faith_columns: bool = False  # the CSV's faithfulness columns (faith, faith_control, faith_<name>)
 
 
-def trust_of(batch, n: int, n_tracked: int) -> FrameTrust:
-    """Frame n's smoothing results from a smoothed CamBatch (explain.trust.TemporalSmoother)."""
-    held = batch.class_ids[n][: len(batch.class_ids[n]) - n_tracked]
-    raw = None if batch.cams_raw is None else batch.cams_raw[n]
-    return FrameTrust(batch.probabilities_smoothed[n], [int(c) for c in held], int(batch.top1_changed[n]), float(batch.cam_r_prev[n]), raw)
+def trust_of(batch, n: int, n_tracked: int) -> FrameTrust | None:
+    """Frame n's smoothing and faithfulness results from a CamBatch (explain.trust), or None."""
+    smoothed = batch.probabilities_smoothed is not None
+    if not smoothed and batch.faith is None:
+        return None
+    held = [int(c) for c in batch.class_ids[n][: len(batch.class_ids[n]) - n_tracked]]
+    return FrameTrust(
+        batch.probabilities_smoothed[n] if smoothed else None,
+        held,
+        int(batch.top1_changed[n]) if smoothed else 0,
+        float(batch.cam_r_prev[n]) if smoothed else float("nan"),
+        None if batch.cams_raw is None else batch.cams_raw[n],
+        None if batch.faith is None else batch.faith[n],
+        None if batch.faith_control is None else batch.faith_control[n],
+    )
 
 
 def output_stem(source: str | int) -> str:
@@ -99,7 +110,9 @@ class RunOutputs:
         if options.audio and info.has_audio and not copy_audio:
             self.warnings.append("audio not copied: it is copied from local files only, not from streams or cameras")
         self.cams = CamsNpz(self.paths["cams"]) if options.save_cams else None
-        self.csv = PredictionsCsv(self.paths["predictions"], labels, options.top_n, tracked, trust=options.trust_columns)
+        self.csv = PredictionsCsv(
+            self.paths["predictions"], labels, options.top_n, tracked, trust=options.trust_columns, faith=options.faith_columns
+        )
         self.sinks: dict[str, VideoSink] = {}
         try:
             for key, _kind in self.VIDEOS:
@@ -207,7 +220,6 @@ class FrameWriter:
 
     def _rows(self, frames, batch) -> list[tuple]:
         """(frame, probabilities, class ids, cams, local probabilities, FrameTrust or None) per frame."""
-        smoothed = batch.probabilities_smoothed
         return [
             (
                 frame,
@@ -215,13 +227,10 @@ class FrameWriter:
                 batch.class_ids[n],
                 batch.cams[n],
                 None if batch.local_probabilities is None else batch.local_probabilities[n],
-                None if smoothed is None else self._trust(batch, n),
+                trust_of(batch, n, self.n_tracked),
             )
             for n, frame in enumerate(frames)
         ]
-
-    def _trust(self, batch, n: int) -> FrameTrust:
-        return trust_of(batch, n, self.n_tracked)
 
     def _submit(self, rows) -> list[Future] | None:
         """Hand the rows' video pictures to the render workers (None: no videos, or no workers)."""
@@ -305,7 +314,8 @@ class FrameWriter:
         """The strip's lines: the top classes (smoothed, the explained one first, when smoothing), the
         frame's number and time, the explained classes."""
         names = ", ".join(dict.fromkeys(self.labels.name(int(c)) for c in ids))
-        top = self.labels.top_line(probs) if trust is None else self.labels.top_line(trust.smoothed, first=trust.held[:1])
+        smoothed = trust is not None and trust.smoothed is not None
+        top = self.labels.top_line(trust.smoothed, first=trust.held[:1]) if smoothed else self.labels.top_line(probs)
         return [top, f"frame {frame.index}  {format_timecode(frame.time_s)}  CAM: {names}"]
 
     def _save_pictures(self, frame: Frame, probs, ids, cams) -> None:

@@ -1,4 +1,5 @@
-"""analyze with temporal smoothing (on by default) and without (--smooth 0): the CSV, the summary, the CLI."""
+"""analyze with temporal smoothing (on by default) and without (--smooth 0), and with faithfulness scores:
+the CSV, the .cams.npz file, the summary, the CLI."""
 
 from __future__ import annotations
 
@@ -120,3 +121,32 @@ def test_cams_file_refuses_a_changing_grid_and_leaves_nothing_on_abort(tmp_path)
         npz.add(1, 0.04, [1], np.zeros((1, 8, 8)))
     npz.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_faithfulness_scores_every_nth_frame_and_beats_its_control(default_engine, tmp_path):
+    """Grad-CAM on the sample's cat: removing the map's top pixels costs the class far more than
+    removing its bottom ones, and far more than a random map's top pixels do."""
+    options = AnalyzeOptions(top_n=2, out_dir=tmp_path, video=False, cam_classes="top1,tiger_cat", faithfulness_every=4, end=2.0)
+    summary = analyze(str(SAMPLE), default_engine, options)
+    table = pd.read_csv(tmp_path / "sample.predictions.csv")
+    assert list(table.columns)[7:12] == [*TRUST_COLUMNS, "faith", "faith_control"]
+    assert "faith_tiger_cat" in table.columns
+    frames = table.drop_duplicates("frame_index").reset_index(drop=True)
+    scored = frames["faith"].notna()
+    assert scored.tolist() == [i % 4 == 0 for i in range(len(frames))]  # every 4th analysed frame
+    assert (frames["faith_tiger_cat"].notna() == scored).all() and (frames["faith_control"].notna() == scored).all()
+    figures = summary.faithfulness
+    assert figures["every"] == 4 and figures["frames_scored"] == scored.sum() == 13
+    assert figures["mean"] == pytest.approx(frames["faith"].mean(), abs=1e-3)
+    # one random map per frame: a single control varies (0.58 on a frame where the cat fills the picture),
+    # its mean over a clip tends to 0 (0.007 over the whole sample at every 10th frame)
+    assert figures["mean"] > 0.1 and abs(figures["control_mean"]) < figures["mean"] / 2, figures
+    assert 0 <= figures["low_share"] <= 1 and figures["low_threshold"] > 0
+
+
+@pytest.mark.parametrize("args", [["--faithfulness-every", "0"], ["--faithfulness-every", "-3"]])
+def test_a_bad_faithfulness_stride_is_one_error_line(tmp_path, args):
+    result = CliRunner().invoke(app, ["analyze", str(SAMPLE), *args, "-o", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [f"error: --faithfulness-every must be 1 or more frames, not {args[1]}"]
+    assert not any(tmp_path.iterdir())
