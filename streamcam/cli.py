@@ -373,6 +373,16 @@ def review(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per engine call.")] = 8,
     input_size: InputSizeOpt = "224x224",
     smooth: SmoothOpt = 0.3,
+    faithfulness_every: Annotated[
+        int,
+        typer.Option(
+            "--faithfulness-every",
+            help="Score every N-th frame's heatmap by removal (the page's trust strip and each frame's faith score); about 24 model runs per scored frame.",
+        ),
+    ] = 4,
+    no_faithfulness: Annotated[
+        bool, typer.Option("--no-faithfulness", help="No faithfulness scores (a faster review; no trust strip).")
+    ] = False,
     model: ModelOpt = "efficientnet-lite0",
     weights: WeightsOpt = None,
     preprocess: PreprocessOpt = None,
@@ -387,7 +397,8 @@ def review(
     from streamcam.apps.review import review_options
 
     try:
-        options = review_options(start, end, around, span, top_n, classes, out_dir, max_mb, batch_size, input_size, smooth)
+        every = None if no_faithfulness else faithfulness_every
+        options = review_options(start, end, around, span, top_n, classes, out_dir, max_mb, batch_size, input_size, smooth, every)
     except StreamcamError as exc:
         fail(exc)
     _run_analyze(source, options, (model, weights, layer, method, device, precision, preprocess, backend), quiet, False)

@@ -123,3 +123,49 @@ def test_variable_rate_clip_shows_each_frames_own_time(browser_page, default_eng
     assert [s[1] for s in shown] == [round(t, 6) for t in times]
     assert page.evaluate("() => document.querySelectorAll('[data-testid=top-table] tbody tr').length") == 5
     assert page.console_errors == [] and page.external_requests == []
+
+
+def test_trust_strip_marks_low_trust_frames_and_seeks(browser_page, tmp_path):
+    """Faithfulness scores on every 4th frame, two of them low: the strip shows them, the class
+    line gives the score, and a click on the strip goes to that frame."""
+    from streamcam.explain.trust.faithfulness import FAITH_LOW
+    from streamcam.outputs.files import FrameTrust
+
+    collector = ReviewCollector(tracked=[], top_n=3)
+    cam = np.zeros((7, 7), np.float32)
+    cam[2:5, 2:5] = 1
+    low = {8, 20}
+    for i in range(40):
+        probs = np.full(10, 0.01, np.float32)
+        probs[4] = 0.7
+        scored = i % 4 == 0
+        faith = np.array([0.005 if i in low else 0.25]) if scored else np.array([np.nan])
+        trust = FrameTrust(None, [4], 0, float("nan"), None, faith, faith)
+        collector.add(_Frame(i, np.full((90, 160, 3), 60, np.uint8)), probs, np.array([4]), cam[None], None, trust=trust)
+    path = write_review(tmp_path / "trust.review.html", collector, _Labels(), "trust.mp4").path
+    page = browser_page
+    _open(page, path)
+    assert page.is_visible('[data-testid="trust-strip"]')
+    assert page.evaluate("window.streamcamReview.scoredFrames()") == list(range(0, 40, 4))
+    assert page.evaluate("window.streamcamReview.lowTrustFrames()") == sorted(low)
+    assert page.evaluate("window.streamcamReview.data.faith_low") == FAITH_LOW
+    assert "faith 0.250" in page.inner_text("#class-info")
+    strip = page.locator('[data-testid="trust-strip"]')
+    box = strip.bounding_box()
+    strip.click(position={"x": box["width"] * (20.5 / 40), "y": box["height"] / 2})  # scrolled into view first
+    _wait_index(page, 20)
+    assert page.inner_text('[data-testid="faith"]') == "faith 0.005"
+    assert page.get_attribute('[data-testid="faith"]', "class") == "low"
+    colour = page.evaluate(
+        """() => { const c = document.querySelector('[data-testid="trust-strip"]');
+                 const x = Math.floor(c.width * 8.5 / 40); return Array.from(c.getContext('2d').getImageData(x, c.height / 2, 1, 1).data); }"""
+    )
+    assert colour[0] > 200 and colour[1] < 120  # the low frame's cell is red
+    page.screenshot(path=str(tmp_path / "trust_strip.png"))
+    assert page.console_errors == [] and page.external_requests == []
+
+
+def test_a_page_without_scores_has_no_trust_strip(browser_page, tmp_path):
+    path, _ = synthetic_page(tmp_path)
+    _open(browser_page, path)
+    assert not browser_page.is_visible('[data-testid="trust"]')

@@ -11,6 +11,11 @@ from streamcam.video.timecode import parse_timecode
 
 from .analyze import AnalyzeOptions
 
+# Review scores the maps' faithfulness by default (the page's trust strip), on every 4th frame:
+# about 24 model runs per scored frame, so a review takes about 4x a plain analyze of its window
+# rather than 13x (scripts/trust_bench.py measures the cost on this machine).
+REVIEW_FAITH_EVERY = 4
+
 
 def review_window(start: str | None, end: str | None, around: str | None, span: float) -> tuple:
     """--around T --span S as --start/--end (the window centred on T); else start and end as given."""
@@ -34,6 +39,7 @@ def review_options(
     batch_size: int = 8,
     input_size: str = "224x224",
     smooth: float = DEFAULT_SMOOTH_S,
+    faithfulness_every: int | None = REVIEW_FAITH_EVERY,
 ) -> AnalyzeOptions:
     """analyze's options for a review page: top-1 explained (plus `classes` on every frame), no video."""
     start, end = review_window(start, end, around, span)
@@ -49,4 +55,5 @@ def review_options(
         review=True,
         review_max_mb=max_mb,
         smooth=smooth,
+        faithfulness_every=faithfulness_every,
     )

@@ -7,6 +7,7 @@ through RunOutputs (the CSV, the videos, under temporary names until close()) an
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import threading
@@ -183,6 +184,8 @@ class FrameWriter:
     ):
         self.outputs, self.options, self.labels, self.on_frame = outputs, options, labels, on_frame
         self.collectors = list(collectors)  # extra consumers of (frame, results row), e.g. a review page
+        # A collector gets the frame's trust results (smoothing, faithfulness) when its add() takes `trust`.
+        self._trust_collectors = {id(c) for c in self.collectors if "trust" in inspect.signature(c.add).parameters}
         self.n_tracked = n_tracked  # the tracked classes are the last columns of each batch
         self.pending_saves = sorted(save_times)
         self.saved: list[str] = []
@@ -257,7 +260,10 @@ class FrameWriter:
         if self.outputs.cams is not None:
             self.outputs.cams.add(frame.index, frame.time_s, ids, cams, None if trust is None else trust.raw_cams)
         for collector in self.collectors:
-            collector.add(frame, probs, ids, cams, local_all)
+            if id(collector) in self._trust_collectors:
+                collector.add(frame, probs, ids, cams, local_all, trust=trust)
+            else:
+                collector.add(frame, probs, ids, cams, local_all)
         if pictures is None:
             pictures = self.video_pictures(frame, probs, ids, cams, trust=trust)
         for key, picture in pictures.items():

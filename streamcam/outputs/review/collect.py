@@ -34,6 +34,7 @@ class ReviewFrame:
     probabilities: np.ndarray  # (classes,) float16: series for any class, 2 KB a frame
     cams: dict = field(default_factory=dict)  # class id -> (h, w) uint8 grid
     plocal: dict = field(default_factory=dict)  # class id -> local probability
+    faith: dict = field(default_factory=dict)  # class id -> removal score, on scored frames (explain.trust.faithfulness)
 
 
 class ReviewCollector:
@@ -45,16 +46,22 @@ class ReviewCollector:
         self.frames: list[ReviewFrame] = []
         self.size: tuple[int, int] | None = None  # (width, height) of the source frames
 
-    def add(self, frame, probs: np.ndarray, ids: np.ndarray, cams: np.ndarray, local: np.ndarray | None) -> None:
-        """ids (K,), cams (K, h, w) in [0, 1], local (K,) or None: the explained classes of this frame."""
+    def add(self, frame, probs: np.ndarray, ids: np.ndarray, cams: np.ndarray, local: np.ndarray | None, trust=None) -> None:
+        """ids (K,), cams (K, h, w) in [0, 1], local (K,) or None: the explained classes of this frame;
+        trust: its outputs.files.FrameTrust (faithfulness scores), or None."""
         if self.size is None:
             self.size = (frame.rgb.shape[1], frame.rgb.shape[0])
-        grids, plocal = {}, {}
+        grids, plocal, faith = {}, {}, {}
+        scores = None if trust is None else trust.faith
         for k, cid in enumerate(int(c) for c in ids):
             if cid not in grids:  # a tracked class that is also in the top-k: its map once
                 grids[cid] = np.clip(np.rint(cams[k] * 255), 0, 255).astype(np.uint8)
                 if local is not None and np.isfinite(local[k]):
                     plocal[cid] = float(local[k])
+                if scores is not None and np.isfinite(scores[k]):
+                    faith[cid] = float(scores[k])
         self.frames.append(
-            ReviewFrame(frame.index, frame.pts, float(frame.time_s), encode_jpeg(frame.rgb), np.asarray(probs, np.float16), grids, plocal)
+            ReviewFrame(
+                frame.index, frame.pts, float(frame.time_s), encode_jpeg(frame.rgb), np.asarray(probs, np.float16), grids, plocal, faith
+            )
         )

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streamcam.explain.trust.faithfulness import FAITH_LOW
 from streamcam.outputs.files import write_bytes_atomic
 from streamcam.outputs.render import COLORMAPS
 from streamcam.video.timecode import format_timecode
@@ -121,6 +122,7 @@ def build_data(
                 "top": [[int(c), round(float(kp[n, c]), 5)] for c in top_ids[n]],
                 "cams": {str(c): [int(g.shape[0]), int(g.shape[1]), _b64(g.tobytes())] for c, g in f.cams.items()},
                 "pl": {str(c): round(p, 5) for c, p in f.plocal.items()},
+                "fa": {str(c): round(v, 4) for c, v in f.faith.items()},
             }
             for n, f in enumerate(kept)
         ],
@@ -137,6 +139,8 @@ def build_data(
         ],
         "names": {str(c): labels.name(int(c)) for c in np.unique(top_ids)},
         "colormaps": {name: _lut(name) for name in PAGE_COLORMAPS},
+        "faith_low": FAITH_LOW,
+        "faith_scored": any(f.faith for f in frames),
     }
     return data, notes
 

@@ -91,9 +91,36 @@
     const pl = f.pl[cid], cls = classById.get(cid);
     let text = cls ? `${esc(cls.name)}: p ${cls.p[n].toFixed(4)}` : `${esc(className(cid))}`;
     if (pl !== undefined) text += `, plocal ${pl.toFixed(4)}`;
+    const fa = f.fa[cid];
+    if (fa !== undefined) text += `, <span data-testid="faith" class="${fa < D.faith_low ? "low" : "good"}">faith ${fa.toFixed(3)}</span>`;
     $("class-info").innerHTML = text + (info ? `<br><em>${info}</em>` : "");
     if (plot) plot.redraw(false, false);
+    drawTrust();
   }
+
+  // Trust strip: one cell per frame, coloured by the faithfulness of the map shown for the selected
+  // class (green: the map's top pixels carry the class; red: below the low-trust threshold).
+  const strip = $("trust-strip");
+  function faithAt(n) {
+    const f = frames[n], v = f.fa[camClass(f)];
+    return v === undefined ? null : v;
+  }
+  function drawTrust() {
+    if (!D.faith_scored) return;
+    const w = strip.clientWidth || 800, h = strip.height;
+    if (strip.width !== w) strip.width = w;
+    const c = strip.getContext("2d"), cell = w / frames.length;
+    c.clearRect(0, 0, w, h);
+    for (let n = 0; n < frames.length; n++) {
+      const v = faithAt(n);
+      c.fillStyle = v === null ? "#444" : v < D.faith_low ? "#ff5a4a" : `rgb(40, ${Math.round(120 + 135 * Math.min(1, v / 0.3))}, 80)`;
+      c.fillRect(Math.floor(n * cell), v === null ? h / 3 : 0, Math.max(1, Math.ceil(cell)), v === null ? h / 3 : h);
+    }
+    c.fillStyle = "#fff";
+    c.fillRect(Math.floor((state.pos + 0.5) * cell) - 1, 0, 2, h);
+  }
+  strip.addEventListener("click", (e) => seek(Math.min(frames.length - 1, Math.floor(e.offsetX / (strip.clientWidth / frames.length)))));
+  if (D.faith_scored) { $("trust").hidden = false; $("faith-low").textContent = String(D.faith_low); }
 
   function esc(s) { return String(s).replace(/[&<>"]/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[ch]); }
 
@@ -222,8 +249,12 @@
   const peaks = {};
   for (const c of D.classes) peaks[String(c.id)] = c.peaks.slice();
   // Test and scripting hook: the data, the peaks Python found, and the viewer's state.
-  window.streamcamReview = { data: D, peaks, state, seek, draw, markedPeaks: () => peakPositions().map((p) => frames[p].i) };
+  window.streamcamReview = {
+    data: D, peaks, state, seek, draw, markedPeaks: () => peakPositions().map((p) => frames[p].i),
+    lowTrustFrames: () => frames.map((f, n) => [f.i, faithAt(n)]).filter(([, v]) => v !== null && v < D.faith_low).map(([i]) => i),
+    scoredFrames: () => frames.map((f, n) => [f.i, faithAt(n)]).filter(([, v]) => v !== null).map(([i]) => i),
+  };
   buildPlot();
   draw();
-  window.addEventListener("resize", buildPlot);
+  window.addEventListener("resize", () => { buildPlot(); drawTrust(); });
 })();
