@@ -379,7 +379,7 @@ def review(
             "--faithfulness-every",
             help="Score every N-th frame's heatmap by removal (the page's trust strip and each frame's faith score); about 24 model runs per scored frame.",
         ),
-    ] = 4,
+    ] = 8,
     no_faithfulness: Annotated[
         bool, typer.Option("--no-faithfulness", help="No faithfulness scores (a faster review; no trust strip).")
     ] = False,

@@ -88,6 +88,9 @@ def test_the_cli_default_is_the_librarys():
 
     for command in (cli.analyze, cli.review, cli.live):
         assert inspect.signature(command).parameters["smooth"].default == DEFAULT_SMOOTH_S
+    from streamcam.apps.review import REVIEW_FAITH_EVERY
+
+    assert inspect.signature(cli.review).parameters["faithfulness_every"].default == REVIEW_FAITH_EVERY
 
 
 def test_save_cams_writes_the_documented_layout(runs):

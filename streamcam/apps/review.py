@@ -11,10 +11,10 @@ from streamcam.video.timecode import parse_timecode
 
 from .analyze import AnalyzeOptions
 
-# Review scores the maps' faithfulness by default (the page's trust strip), on every 4th frame:
-# about 24 model runs per scored frame, so a review takes about 4x a plain analyze of its window
-# rather than 13x (scripts/trust_bench.py measures the cost on this machine).
-REVIEW_FAITH_EVERY = 4
+# Review scores the maps' faithfulness by default (the page's trust strip) on every 8th frame:
+# each scored frame takes 24 removals through the model (12 for the map, 12 for its control); on
+# the dashcam clip, scoring every frame took 16x a plain analyze's time, every 8th 2.9x.
+REVIEW_FAITH_EVERY = 8
 
 
 def review_window(start: str | None, end: str | None, around: str | None, span: float) -> tuple:

@@ -7,8 +7,8 @@ class almost as much as the map's top pixels did); they are imputed from their n
 what is gone is the evidence, not the picture's smoothness. ROAD's noisy linear imputation solves
 a sparse linear system per image (each removed pixel the mean of its four neighbours); here that
 system is approached from a good start instead: each removed pixel first gets the Gaussian-weighted
-mean of the kept pixels around it (normalised convolution, widening until every pixel has
-neighbours), then JACOBI_STEPS sweeps of the four-neighbour mean, plus the same small noise.
+mean of the kept pixels around it (normalised convolution; on a picture 8x smaller for pixels far
+from any kept one), then JACOBI_STEPS sweeps of the four-neighbour mean, plus the same small noise.
 tests/test_trust_faithfulness.py shows the two agree: PSNR above 33 dB against the exact solve on
 a natural picture with 10-50% removed (26-28 dB from the start alone).
 
@@ -31,33 +31,45 @@ import numpy as np
 FRACTIONS = (0.1, 0.3, 0.5)
 FAITH_LOW = 0.02  # probability units: removing the map's top pixels costs the class less than 2 points more than its bottom ones
 NOISE_GREY = 2.0  # ROAD's imputation noise, in grey levels (its 0.01 of the 0..1 range, rounded)
-_SIGMAS = (1.0, 2.0, 4.0, 8.0, 16.0)  # neighbourhoods tried, narrowest first
+NEAR_SIGMA = 2.0  # pixels of the neighbourhood a removed pixel is first filled from; farther ones on a picture 8x smaller
 JACOBI_STEPS = 20
 _NEIGHBOUR_MEAN = np.float32([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]])
 
 
+def _normalised_mean(known: np.ndarray, keep: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The Gaussian-weighted mean of the kept pixels around each pixel, and how much weight it had."""
+    weight = cv2.GaussianBlur(keep, (0, 0), sigma)
+    total = cv2.GaussianBlur(known, (0, 0), sigma)
+    return total / np.maximum(weight, 1e-3)[..., None], weight
+
+
 def impute(image: np.ndarray, removed: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
     """image (H, W, 3) uint8 with the `removed` (H, W) bool pixels replaced by a weighted mean of
-    the kept pixels around each (normalised convolution), plus ROAD's small noise."""
+    the kept pixels around each (normalised convolution: near, then on a picture 8x smaller for
+    pixels far from any kept one), then JACOBI_STEPS sweeps of the four-neighbour mean, plus ROAD's
+    small noise. Whole-picture arithmetic with masks as weights, no gathers."""
+    height, width = removed.shape
     keep = (~removed).astype(np.float32)
-    picture = image.astype(np.float32)
-    filled = picture * keep[..., None]
-    todo = removed.copy()
-    for sigma in _SIGMAS:
-        if not todo.any():
-            break
-        weight = cv2.GaussianBlur(keep, (0, 0), sigma)
-        total = cv2.GaussianBlur(picture * keep[..., None], (0, 0), sigma)
-        ready = todo & (weight > 1e-3)
-        filled[ready] = total[ready] / weight[ready, None]
-        todo &= ~ready
-    if todo.any():  # nothing kept anywhere near: the picture's mean
-        filled[todo] = picture[~removed].mean(axis=0) if (~removed).any() else 127.0
-    filled[~removed] = picture[~removed]
+    gone = cv2.merge([1.0 - keep] * 3)
+    known = image.astype(np.float32) * cv2.merge([keep] * 3)
+    near, weight = _normalised_mean(known, keep, NEAR_SIGMA)
+    filled = known + near * gone
+    far = removed & (weight <= 1e-3)
+    if far.any():
+        small = (max(1, width // 8), max(1, height // 8))
+        coarse, coarse_weight = _normalised_mean(
+            cv2.resize(known, small, interpolation=cv2.INTER_AREA), cv2.resize(keep, small, interpolation=cv2.INTER_AREA), 2.0
+        )
+        if coarse_weight.max() <= 1e-3:  # nothing kept anywhere: mid grey
+            coarse[:] = 127.0
+        filled[far] = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)[far]
+    average = np.empty_like(filled)
     for _ in range(JACOBI_STEPS):  # towards the linear system's solution: each removed pixel its neighbours' mean
-        filled[removed] = cv2.filter2D(filled, -1, _NEIGHBOUR_MEAN, borderType=cv2.BORDER_REPLICATE)[removed]
+        cv2.filter2D(filled, -1, _NEIGHBOUR_MEAN, dst=average, borderType=cv2.BORDER_REPLICATE)
+        cv2.multiply(average, gone, dst=average)
+        cv2.add(known, average, dst=filled)
     if rng is not None:
-        filled[removed] += rng.normal(0.0, NOISE_GREY, (int(removed.sum()), 3))
+        filled += rng.standard_normal(filled.shape, dtype=np.float32) * NOISE_GREY * gone
     return np.clip(np.rint(filled), 0, 255).astype(np.uint8)
 
 
