@@ -59,6 +59,13 @@ InputSizeOpt = Annotated[
         help="Model input: 224x224 (default, the frame squashed), WxH, or N for the long side with the aspect ratio kept (e.g. 640: finer maps of small objects, slower). Rounded to the model's stride.",
     ),
 ]
+HeatOpt = Annotated[
+    str,
+    typer.Option(
+        "--heat",
+        help="How strongly each class's heatmap is drawn: evidence (scaled by its local probability, or probability, and faded out below 0.1, with a colour bar; absent classes leave the frame as it is) or minmax (every map stretched to full colour on every frame, the old look).",
+    ),
+]
 SmoothOpt = Annotated[
     float,
     typer.Option(
@@ -163,6 +170,7 @@ def analyze(
     method: MethodOpt = "gradcam",
     alpha: AlphaOpt = 0.5,
     colormap: ColormapOpt = "jet",
+    heat: HeatOpt = "evidence",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     backend: BackendOpt = None,
@@ -226,6 +234,7 @@ def analyze(
         audio=audio,
         alpha=alpha,
         colormap=colormap,
+        heat=heat,
         timeout=timeout,
         input_size=input_size,
         save_frames=[t for t in (save_frames or "").split(",") if t.strip()],
@@ -468,6 +477,7 @@ def live(
     method: MethodOpt = "gradcam",
     alpha: AlphaOpt = 0.5,
     colormap: ColormapOpt = "jet",
+    heat: HeatOpt = "evidence",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     backend: BackendOpt = None,
@@ -479,6 +489,7 @@ def live(
     from streamcam.apps.live.server import DEFAULT_HOST, DEFAULT_PORT, BrowserView, LiveServer, parse_address
     from streamcam.explain.input_size import InputSize
     from streamcam.explain.trust import SmoothingOptions
+    from streamcam.outputs.render import check_heat
 
     progress = FrameProgress(err_console)
     server = None
@@ -486,6 +497,7 @@ def live(
         address = parse_address(serve) if serve is not None else None
         InputSize.parse(input_size)  # a typo fails before the model loads
         SmoothingOptions(seconds=smooth).check()  # likewise
+        check_heat(heat)
         options = None
         if record is not None:
             options = AnalyzeOptions(
@@ -494,6 +506,7 @@ def live(
                 cam_classes=cam_classes,
                 alpha=alpha,
                 colormap=colormap,
+                heat=heat,
                 timeout=timeout,
                 input_size=input_size,
                 smooth=smooth,
@@ -529,6 +542,7 @@ def live(
             stats=stats,
             record=options,
             smooth=smooth,
+            heat=heat,
         )
     except OutputError as exc:
         fail(exc)

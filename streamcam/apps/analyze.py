@@ -46,6 +46,7 @@ class AnalyzeOptions:
     audio: bool = True
     alpha: float = 0.5
     colormap: str = "jet"
+    heat: str = "evidence"  # 'evidence': each map scaled by its class's evidence, faded below it; 'minmax': the old look
     save_frames: Sequence[str | float] = ()
     timeout: float = NETWORK_TIMEOUT_S  # seconds a network input may take to open or to send more
     input_size: str = DEFAULT_INPUT_SIZE  # '224x224', 'WxH', or the long side 'N' with the aspect ratio kept
@@ -68,6 +69,7 @@ class AnalyzeOptions:
             raise UsageError("--max-mb must be more than 0")
         render.check_alpha(self.alpha)
         render.check_colormap(self.colormap)
+        render.check_heat(self.heat)
         self.smoothing().check()
         if self.faithfulness_every is not None and self.faithfulness_every < 1:
             raise UsageError(f"--faithfulness-every must be 1 or more frames, not {self.faithfulness_every}")

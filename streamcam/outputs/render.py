@@ -65,6 +65,76 @@ def colorize(levels: np.ndarray, colormap: str = "jet") -> np.ndarray:
     return cv2.applyColorMap(levels, _rgb_lut(colormap))
 
 
+HEAT_MODES = ("evidence", "minmax")
+# Heat that means something (mode 'evidence', the default): each explained class's map is scaled by
+# its evidence, its local probability (plocal: its best feature cell, so a cyclist filling two of
+# 220 cells still counts) or, where the engine cannot tell, its probability. Below EVIDENCE_FADE the
+# map fades out entirely; at EVIDENCE_FULL and above it spans the whole colour map at full weight.
+# 'minmax' is the old look: every map stretched to 0..1 on every frame, whatever the evidence.
+EVIDENCE_FADE = 0.1
+EVIDENCE_FULL = 0.5
+_ALPHA_STEP = 0.05  # the heat weight is rounded to this, so the I420 blend tables stay few
+
+
+def check_heat(mode: str) -> str:
+    if mode not in HEAT_MODES:
+        raise UsageError(f"unknown heat mode {mode!r}; choose one of {', '.join(HEAT_MODES)}")
+    return mode
+
+
+def evidence_strength(evidence) -> np.ndarray:
+    """0 below EVIDENCE_FADE, 1 from EVIDENCE_FULL, linear between: how strongly a map is drawn."""
+    return np.clip((np.asarray(evidence, np.float64) - EVIDENCE_FADE) / (EVIDENCE_FULL - EVIDENCE_FADE), 0.0, 1.0)
+
+
+def heat_to_draw(cams: np.ndarray, evidence=None, alpha: float = 0.5, mode: str = "evidence") -> tuple[np.ndarray, float]:
+    """(the map to draw, its weight) for the explained classes' maps cams (K, h, w) in [0, 1].
+
+    evidence (K,): each class's plocal or probability (see EVIDENCE_FADE). With mode 'evidence' each
+    map is scaled by its strength, the drawn map is their maximum, and the weight is alpha times the
+    strongest one (rounded): absent classes leave the frame as it is. 'minmax' (or no evidence):
+    the maximum of the maps as they are, at weight alpha."""
+    if mode == "minmax" or evidence is None:
+        return cams.max(axis=0), alpha
+    strength = evidence_strength(evidence)
+    drawn = (cams * strength[:, None, None].astype(np.float32)).max(axis=0)
+    return drawn, round(alpha * float(strength.max()) / _ALPHA_STEP) * _ALPHA_STEP
+
+
+def evidence_of(ids, probabilities, local=None) -> np.ndarray:
+    """(K,) each explained class's evidence: its local probability where known, else its probability."""
+    values = np.array([probabilities[int(c)] for c in ids], np.float64)
+    if local is not None:
+        local = np.asarray(local, np.float64)
+        values = np.where(np.isfinite(local), local, values)
+    return values
+
+
+def paste(picture: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
+    """Copy patch into picture at (x, y), cut to fit."""
+    h = max(0, min(patch.shape[0], picture.shape[0] - y))
+    w = max(0, min(patch.shape[1], picture.shape[1] - x))
+    if h and w and x >= 0 and y >= 0:
+        picture[y : y + h, x : x + w] = patch[:h, :w]
+
+
+def colour_bar(height: int, colormap: str, strength: float, width: int = 14) -> np.ndarray:
+    """A labelled vertical colour bar on a dark panel, RGB (height, width + 40, 3): the colour map
+    from evidence EVIDENCE_FADE (bottom, '0') to EVIDENCE_FULL and above (top, '1'), with the
+    levels the strongest class cannot reach (its strength) darkened, so the bar shows how much
+    evidence there is as well as what the colours mean."""
+    panel = np.full((height, width + 40, 3), 24, np.uint8)
+    levels = np.linspace(255, 0, height)[:, None].repeat(width, axis=1).astype(np.uint8)
+    bar = colorize(levels, colormap)
+    unreachable = np.linspace(1, 0, height) > strength + 1e-9
+    bar[unreachable] = (bar[unreachable] * 0.25).astype(np.uint8)
+    panel[:, 36 : 36 + width] = bar
+    scale = 0.35
+    for text, y in ((f"{EVIDENCE_FULL:g}+", 10), (f"{EVIDENCE_FADE:g}", height - 4)):
+        cv2.putText(panel, text, (2, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1, cv2.LINE_AA)
+    return panel
+
+
 def overlay(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.5, colormap: str = "jet") -> np.ndarray:
     """The frame with the coloured heatmap blended in (alpha = weight of the heatmap)."""
     heat = colorize(upsample_u8(cam, *rgb.shape[:2]), colormap)

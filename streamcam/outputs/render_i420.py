@@ -76,6 +76,20 @@ def overlay(picture, cam: np.ndarray, alpha: float = 0.5, colormap: str = "jet")
     return out
 
 
+def paste_rgb(i420: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
+    """Draw an RGB patch into an I420 picture at (x, y), both even (whole chroma samples); cut to fit."""
+    planes = i420_planes(i420)
+    height, width = planes[0].shape
+    h = min(patch.shape[0], height - y) // 2 * 2
+    w = min(patch.shape[1], width - x) // 2 * 2
+    if h <= 0 or w <= 0 or x < 0 or y < 0 or x % 2 or y % 2:
+        return
+    converted = i420_planes(cv2.cvtColor(np.ascontiguousarray(patch[:h, :w]), cv2.COLOR_RGB2YUV_I420))
+    planes[0][y : y + h, x : x + w] = converted[0]
+    for plane, source in zip(planes[1:], converted[1:], strict=True):
+        plane[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = source
+
+
 def _ink(plane: np.ndarray, ink: np.ndarray, value: int) -> None:
     """Blend `value` into plane where the anti-aliased text mask `ink` (0..255) has ink:
     plane * (255 - ink) / 255 + value * ink / 255, each term rounded (OpenCV's saturating uint8

@@ -52,6 +52,7 @@ class SinkOptions:
     audio: bool = True  # copy a local file's audio into the overlay video
     alpha: float = 0.5
     colormap: str = "jet"
+    heat: str = "evidence"  # 'evidence': maps scaled by their class's evidence and faded below it; 'minmax': as they are (render.py)
     save_cams: bool = False  # <stem>.cams.npz: every frame's CAM grids (outputs.cams_file)
     trust_columns: bool = False  # the CSV's temporal-smoothing columns (probability_smoothed, top1_changed, cam_r_prev)
     faith_columns: bool = False  # the CSV's faithfulness columns (faith, faith_control, faith_<name>)
@@ -244,14 +245,16 @@ class FrameWriter:
                 return None  # a compute stage that outlived the run: nothing will write these
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="streamcam-render")
-            return [self._pool.submit(self.video_pictures, *row[:4], trust=row[5]) for row in rows]
+            return [self._pool.submit(self.video_pictures, *row[:4], trust=row[5], local=row[4]) for row in rows]
 
     def write(
         self, frame: Frame, probs, ids, cams, local_all=None, overlay: np.ndarray | None = None, trust: FrameTrust | None = None
     ) -> None:
         """One frame's results. overlay: the heatmap already blended into this frame's RGB (live
         draws it for the screen first), so it is not blended twice."""
-        self._write(frame, probs, ids, cams, local_all, trust, pictures=self.video_pictures(frame, probs, ids, cams, overlay, trust))
+        self._write(
+            frame, probs, ids, cams, local_all, trust, pictures=self.video_pictures(frame, probs, ids, cams, overlay, trust, local_all)
+        )
 
     def _write(self, frame: Frame, probs, ids, cams, local_all=None, trust: FrameTrust | None = None, pictures: dict | None = None) -> None:
         tracked = slice(len(ids) - self.n_tracked, len(ids))
@@ -265,7 +268,7 @@ class FrameWriter:
             else:
                 collector.add(frame, probs, ids, cams, local_all)
         if pictures is None:
-            pictures = self.video_pictures(frame, probs, ids, cams, trust=trust)
+            pictures = self.video_pictures(frame, probs, ids, cams, trust=trust, local=local_all)
         for key, picture in pictures.items():
             self.outputs.sinks[key].write(picture, frame.pts, frame.time_s)
         while self.pending_saves and frame.time_s >= self.pending_saves[0] - 1e-6:
@@ -275,31 +278,52 @@ class FrameWriter:
         if self.on_frame:
             self.on_frame(frame)
 
-    def video_pictures(self, frame: Frame, probs, ids, cams, overlay=None, trust: FrameTrust | None = None) -> dict[str, np.ndarray]:
+    def video_pictures(
+        self, frame: Frame, probs, ids, cams, overlay=None, trust: FrameTrust | None = None, local=None
+    ) -> dict[str, np.ndarray]:
         """The picture of this frame for each video output (thread-safe: run by the render workers)."""
         sinks = self.outputs.sinks
-        combined = cams.max(axis=0)  # several explained classes: where any of them looked
+        evidence = render.evidence_of(ids, self._shown_probabilities(probs, trust), local)
+        # several explained classes: where any of them looked, each as strongly as its evidence allows
+        combined, _weight = render.heat_to_draw(cams, evidence, self.options.alpha, self.options.heat)
         pictures = {}
         if "video" in sinks:
-            pictures["video"] = self.render_overlay(frame, probs, ids, cams, overlay, trust)
+            pictures["video"] = self.render_overlay(frame, probs, ids, cams, overlay, trust, local)
         if "heatmap_video" in sinks:
             pictures["heatmap_video"] = render.heatmap_grey(frame.rgb, combined)
         if "segmented_video" in sinks:
             pictures["segmented_video"] = render.segmented(frame.rgb, combined)
         return pictures
 
-    def render_overlay(self, frame: Frame, probs, ids, cams, overlay=None, trust: FrameTrust | None = None) -> np.ndarray:
-        """The overlay video's picture of one frame, heatmap blended in and label strip on top:
+    def render_overlay(self, frame: Frame, probs, ids, cams, overlay=None, trust: FrameTrust | None = None, local=None) -> np.ndarray:
+        """The overlay video's picture of one frame, heatmap blended in, label strip on top and, in
+        'evidence' heat, a colour bar showing how far the strongest class's evidence reaches:
         I420 drawn on the decoder's planes when the frame and the videos allow, else RGB."""
         o = self.options
-        lines = self._label_lines(frame, probs, ids, trust)
+        evidence = render.evidence_of(ids, self._shown_probabilities(probs, trust), local)
+        heat, weight = render.heat_to_draw(cams, evidence, o.alpha, o.heat)
+        lines = self._label_lines(frame, probs, ids, trust, evidence)
         planes = frame.yuv_planes if overlay is None and self._takes_i420(frame) else None
         if planes is not None:
-            blended = render_i420.overlay(planes, cams.max(axis=0), o.alpha, o.colormap)
-            return render_i420.annotate(self.strip, blended, lines, in_place=True)
-        if overlay is None:
-            overlay = render.overlay(frame.rgb, cams.max(axis=0), o.alpha, o.colormap)
-        return self.strip.annotate(overlay, lines)
+            blended = render_i420.overlay(planes, heat, weight, o.colormap)
+            out = render_i420.annotate(self.strip, blended, lines, in_place=True)
+        else:
+            if overlay is None:
+                overlay = render.overlay(frame.rgb, heat, weight, o.colormap)
+            out = self.strip.annotate(overlay, lines)
+        if o.heat == "evidence":
+            bar = render.colour_bar(max(16, frame.height // 4) // 2 * 2, o.colormap, float(render.evidence_strength(evidence).max()))
+            top = self.strip.layout(frame.width, frame.height, len(lines))[2] + 8
+            x, y = (frame.width - bar.shape[1] - 8) // 2 * 2, top // 2 * 2
+            if planes is not None:
+                render_i420.paste_rgb(out, bar, x, y)
+            else:
+                render.paste(out, bar, x, y)
+        return out
+
+    @staticmethod
+    def _shown_probabilities(probs, trust: FrameTrust | None):
+        return trust.smoothed if trust is not None and trust.smoothed is not None else probs
 
     def _takes_i420(self, frame: Frame) -> bool:
         """Whether the overlay video encodes this frame's I420 as it is (see render_i420.py): a
@@ -316,10 +340,20 @@ class FrameWriter:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
 
-    def _label_lines(self, frame: Frame, probs, ids, trust: FrameTrust | None = None) -> list[str]:
+    def _label_lines(self, frame: Frame, probs, ids, trust: FrameTrust | None = None, evidence=None) -> list[str]:
         """The strip's lines: the top classes (smoothed, the explained one first, when smoothing), the
-        frame's number and time, the explained classes."""
-        names = ", ".join(dict.fromkeys(self.labels.name(int(c)) for c in ids))
+        frame's number and time, the explained classes (in 'evidence' heat with their evidence, and
+        'faded' where it is below render.EVIDENCE_FADE)."""
+        if evidence is None or self.options.heat != "evidence":
+            names = ", ".join(dict.fromkeys(self.labels.name(int(c)) for c in ids))
+        else:
+            shown = dict.fromkeys(zip((int(c) for c in ids), evidence, strict=True))  # a tracked class in the top-k: once
+            seen, parts = set(), []
+            for c, e in shown:
+                if c not in seen:
+                    seen.add(c)
+                    parts.append(f"{self.labels.name(c)} {e:.2f}" + (" faded" if e < render.EVIDENCE_FADE else ""))
+            names = ", ".join(parts)
         smoothed = trust is not None and trust.smoothed is not None
         top = self.labels.top_line(trust.smoothed, first=trust.held[:1]) if smoothed else self.labels.top_line(probs)
         return [top, f"frame {frame.index}  {format_timecode(frame.time_s)}  CAM: {names}"]

@@ -88,6 +88,7 @@ def live(
     record: AnalyzeOptions | None = None,
     backoff: Backoff = DEFAULT_BACKOFF,
     smooth: float = DEFAULT_SMOOTH_S,
+    heat: str = "evidence",
 ) -> dict:
     """Show overlays until the input ends, a viewer says stop, or Ctrl-C; returns the session's figures.
 
@@ -97,12 +98,14 @@ def live(
     input_size: '224x224', 'WxH', or the long side 'N' with the aspect ratio kept (see input_size.py).
     stats: where the figures go as they happen (the browser view reads them); a new one if None.
     record: write what `streamcam analyze` writes (record.out_dir: the folder) for the shown frames.
+    heat: 'evidence' (each map scaled by its class's evidence, faded below it) or 'minmax' (see render.py).
     smooth: temporal smoothing's time constant in seconds over the shown frames' timestamps (the
         same causal filters analyze uses: explain.trust); 0 shows each frame on its own.
     """
     viewers = [viewer] if hasattr(viewer, "show") else list(viewer)
     render.check_alpha(alpha)
     render.check_colormap(colormap)
+    render.check_heat(heat)
     if record is not None:
         record.check()
     size = InputSize.parse(input_size)
@@ -158,7 +161,9 @@ def live(
                 probs, ids, cams = result.probabilities[0], result.class_ids[0], result.cams[0]
                 trust = None if smoother is None else trust_of(result, 0, len(class_ids))
                 shown_probs, first = (probs, ()) if trust is None else (trust.smoothed, trust.held[:1])
-                overlay = render.overlay(frame.rgb, cams.max(axis=0), alpha, colormap)
+                local = None if result.local_probabilities is None else result.local_probabilities[0]
+                drawn, weight = render.heat_to_draw(cams, render.evidence_of(ids, shown_probs, local), alpha, heat)
+                overlay = render.overlay(frame.rgb, drawn, weight, colormap)
                 snapshot = stats.snapshot()
                 lines = [labels.top_line(shown_probs, first=first), f"{format_timecode(frame.time_s)}  {snapshot['fps']:.1f} fps{hint}"]
                 keep_going = all(v.show(strip.annotate(overlay, lines)) for v in viewers)
@@ -167,7 +172,6 @@ def live(
                     latest.captured_at, [{"name": labels.name(int(c)), "p": round(float(shown_probs[c]), 4)} for c in top], frame.time_s
                 )
                 if writer is not None:
-                    local = None if result.local_probabilities is None else result.local_probabilities[0]
                     writer.write(frame, probs, ids, cams, local, overlay=overlay, trust=trust)
                     writer.outputs.csv.flush()
                 if on_frame:

@@ -1,0 +1,75 @@
+"""Heat that means something (outputs/render.py, 'evidence' heat): a map's strength follows its
+class's evidence, a class below the threshold leaves the frame as it is, and a colour bar says so."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from streamcam.apps.analyze import AnalyzeOptions
+from streamcam.core.errors import UsageError
+from streamcam.core.frames import Frame
+from streamcam.core.labels import Labels
+from streamcam.outputs import render
+from streamcam.outputs.run_sinks import FrameWriter
+
+
+def _cam() -> np.ndarray:
+    cam = np.zeros((7, 7), np.float32)
+    cam[2:5, 2:5] = 1.0
+    return cam
+
+
+def test_strength_fades_below_the_threshold_and_saturates_at_full():
+    strength = render.evidence_strength([0.0, render.EVIDENCE_FADE, 0.3, render.EVIDENCE_FULL, 0.9])
+    np.testing.assert_allclose(strength, [0, 0, (0.3 - 0.1) / 0.4, 1, 1])
+
+
+def test_heat_to_draw_scales_each_class_by_its_evidence():
+    cams = np.stack([_cam(), _cam()[::-1, ::-1] * 0 + 0.5])
+    drawn, weight = render.heat_to_draw(cams, [0.05, 0.02], alpha=0.5)
+    assert weight == 0 and not drawn.any()  # both absent: nothing drawn
+    drawn, weight = render.heat_to_draw(cams, [0.9, 0.02], alpha=0.5)
+    np.testing.assert_allclose(drawn, cams[0])
+    assert weight == 0.5
+    drawn, weight = render.heat_to_draw(cams, [0.3, 0.02], alpha=0.5)
+    assert drawn.max() == pytest.approx(0.5) and weight == pytest.approx(0.25)
+    drawn, weight = render.heat_to_draw(cams, [0.05, 0.02], alpha=0.5, mode="minmax")
+    np.testing.assert_allclose(drawn, cams.max(axis=0))  # the old look: whatever the evidence
+    assert weight == 0.5
+
+
+@pytest.mark.parametrize("yuv", [True, False], ids=["i420", "rgb"])
+def test_an_absent_class_leaves_the_frame_as_it_is(yuv):
+    """The overlay video's picture of a frame whose only explained class has evidence 0.02: the
+    picture below the label strip is the frame (but for the colour bar), on both drawing paths."""
+    rgb = np.random.default_rng(0).integers(40, 200, (180, 320, 3), dtype=np.uint8)
+    rgb[:] = np.repeat(np.repeat(rgb[::2, ::2], 2, axis=0), 2, axis=1)  # 2x2 blocks: I420 keeps the colours
+    if yuv:  # a decoded 4:2:0 picture, as a VideoSource frame has: drawn on its planes
+        import av
+
+        frame = Frame(0, 0, 0.0, decoded=av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p"))
+        assert frame.yuv_planes is not None
+    else:
+        frame = Frame(0, 0, 0.0, rgb)
+    writer = FrameWriter(None, AnalyzeOptions().sinks(), Labels(1000), None, [], 0)
+    if not yuv:
+        writer._takes_i420 = lambda f: False
+    probs = np.full(1000, 0.001, np.float32)
+    probs[7] = 0.02
+    absent = writer.render_overlay(frame, probs, np.array([7]), _cam()[None], local=np.array([0.02]))
+    present = writer.render_overlay(frame, probs, np.array([7]), _cam()[None], local=np.array([0.8]))
+    if yuv:
+        absent, present = (cv2.cvtColor(p, cv2.COLOR_YUV2RGB_I420) for p in (absent, present))
+    below = slice(70, 180), slice(0, 250)  # under the strip, left of the colour bar
+    reference = cv2.cvtColor(frame.i420, cv2.COLOR_YUV2RGB_I420) if yuv else rgb
+    assert np.abs(absent[below].astype(int) - reference[below]).max() <= 2
+    assert np.abs(present[below].astype(int) - reference[below]).mean() > 20  # a present class is drawn
+    bar = slice(60, 100), slice(320 - 8 - 20, 320 - 8)
+    assert present[bar].max(axis=2).mean() > absent[bar].max(axis=2).mean() + 30  # the bar lights up with evidence
+
+
+def test_a_bad_heat_mode_is_a_usage_error():
+    with pytest.raises(UsageError, match="unknown heat mode 'hot'"):
+        AnalyzeOptions(heat="hot").check()
