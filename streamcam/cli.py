@@ -593,6 +593,7 @@ def image(
     method: MethodOpt = "gradcam",
     alpha: AlphaOpt = 0.5,
     colormap: ColormapOpt = "jet",
+    heat: HeatOpt = "evidence",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     backend: BackendOpt = None,
@@ -611,7 +612,7 @@ def image(
         with progress.status("loading model"):
             engine = _engine(model, weights, layer, method, device, precision, preprocess, backend)
             class_ids = engine.classifier.labels.resolve(classes) if classes else []
-            explainer = ImageExplainer(engine, outputs.split(","), alpha, colormap, input_size)
+            explainer = ImageExplainer(engine, outputs.split(","), alpha, colormap, input_size, heat)
     except StreamcamError as exc:
         fail(exc)
     except KeyboardInterrupt:

@@ -73,3 +73,21 @@ def test_an_absent_class_leaves_the_frame_as_it_is(yuv):
 def test_a_bad_heat_mode_is_a_usage_error():
     with pytest.raises(UsageError, match="unknown heat mode 'hot'"):
         AnalyzeOptions(heat="hot").check()
+
+
+def test_image_draws_no_hot_spot_for_an_absent_class(default_engine, tmp_path):
+    """`streamcam image photo.jpg --classes bicycle`: on the sample cat the bicycle (p 0.000,
+    plocal 0.002) leaves the photo as it is, while the cat's own map is drawn in full."""
+    from streamcam.apps.image import ImageExplainer, read_image
+
+    from conftest import REPO
+
+    sample = REPO / "sample_videos" / "sample.jpg"
+    photo = read_image(sample).astype(int)
+    result = ImageExplainer(default_engine, ["gradcam"]).explain(sample, top_n=1, class_ids=[444], out_dir=tmp_path)
+    pictures = {c.class_id: read_image(p).astype(int) for c, p in zip(result.explained, result.written, strict=True)}
+    body = slice(None), slice(0, photo.shape[1] * 3 // 4)  # left of the colour bar
+    assert np.abs(pictures[444][body] - photo[body]).mean() < 3  # JPEG noise only
+    assert np.abs(pictures[285][body] - photo[body]).mean() > 30
+    minmax = ImageExplainer(default_engine, ["gradcam"], heat="minmax").explain(sample, top_n=1, class_ids=[444], out_dir=tmp_path / "old")
+    assert np.abs(read_image(minmax.written[1]).astype(int)[body] - photo[body]).mean() > 30  # the old look paints it

@@ -58,12 +58,14 @@ class ImageExplainer:
         alpha: float = 0.5,
         colormap: str = "jet",
         input_size: str = DEFAULT_INPUT_SIZE,
+        heat: str = "evidence",
     ):
         self.engine = engine
         self.input_size = InputSize.parse(input_size)
         self.outputs = parse_outputs(outputs)
         self.alpha = render.check_alpha(alpha)
         self.colormap = render.check_colormap(colormap)
+        self.heat = render.check_heat(heat)
 
     def explain(
         self, path: str | Path, top_n: int = 3, class_ids: Sequence[int] = (), out_dir: str | Path | None = None
@@ -92,4 +94,4 @@ class ImageExplainer:
             if not classifier.pooling_head:  # a fixed-size head: guided gradients at its own size
                 batch = resize_batch([rgb], classifier.input_size)
             guided = self.engine.guided_backprop(batch, np.array([[c.class_id for c in classes]]))[0]
-        return render_pictures(rgb, cams, classes, self.outputs, self.alpha, self.colormap, guided)
+        return render_pictures(rgb, cams, classes, self.outputs, self.alpha, self.colormap, guided, self.heat)

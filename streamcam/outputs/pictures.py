@@ -72,19 +72,31 @@ def ranked_classes(probabilities: np.ndarray, class_ids, labels) -> list[RankedC
     return out
 
 
-def render_pictures(rgb, cams, classes, kinds, alpha=0.5, colormap="jet", guided=None):
+def render_pictures(rgb, cams, classes, kinds, alpha=0.5, colormap="jet", guided=None, heat="evidence"):
     """[(class, kind, picture)] for each class (with its CAM, and guided gradients if given) and kind."""
     return [
-        (cls, kind, _picture(kind, rgb, cams[k], None if guided is None else guided[k], alpha, colormap))
+        (cls, kind, _picture(kind, rgb, *_with_evidence(cams[k], cls, alpha, heat), None if guided is None else guided[k], colormap, heat))
         for k, cls in enumerate(classes)
         for kind in kinds
     ]
 
 
-def _picture(kind: str, rgb, cam, guided, alpha: float, colormap: str) -> np.ndarray:
+def _with_evidence(cam, cls: RankedClass, alpha: float, heat: str) -> tuple[np.ndarray, float, float]:
+    """(the map as drawn, its weight, its strength): scaled by the class's evidence, its local
+    probability where known, else its probability (render.heat_to_draw), unless heat is 'minmax'."""
+    evidence = cls.probability if cls.local_probability is None else cls.local_probability
+    drawn, weight = render.heat_to_draw(np.asarray(cam)[None], [evidence], alpha, heat)
+    return drawn, weight, float(render.evidence_strength(evidence))
+
+
+def _picture(kind: str, rgb, cam, weight: float, strength: float, guided, colormap: str, heat: str = "minmax") -> np.ndarray:
     h, w = rgb.shape[:2]
     if kind == "gradcam":
-        return render.overlay(rgb, cam, alpha, colormap)
+        picture = render.overlay(rgb, cam, weight, colormap)
+        if heat == "evidence":  # how far this class's evidence reaches on the colour map
+            bar = render.colour_bar(max(16, h // 4), colormap, strength)
+            render.paste(picture, bar, max(0, w - bar.shape[1] - 4), 4)
+        return picture
     if kind == "heatmap":
         return render.heatmap_grey(rgb, cam)
     if kind == "segmented":

@@ -360,7 +360,9 @@ class FrameWriter:
 
     def _save_pictures(self, frame: Frame, probs, ids, cams) -> None:
         classes, cams = explained_classes(probs, ids, cams, self.labels)
-        pictures = render_pictures(frame.rgb, cams, classes, FRAME_PICTURE_KINDS, self.options.alpha, self.options.colormap)
+        pictures = render_pictures(
+            frame.rgb, cams, classes, FRAME_PICTURE_KINDS, self.options.alpha, self.options.colormap, heat=self.options.heat
+        )
         stem, out_dir = self.outputs.stem, self.outputs.out_dir
         self.saved += [str(p) for p in write_pictures(out_dir / f"{stem}_frames", f"{stem}_f{frame.index:06d}", ".png", pictures)]
 
