@@ -169,3 +169,36 @@ def test_a_page_without_scores_has_no_trust_strip(browser_page, tmp_path):
     path, _ = synthetic_page(tmp_path)
     _open(browser_page, path)
     assert not browser_page.is_visible('[data-testid="trust"]')
+
+
+def test_heat_follows_the_evidence_and_can_be_switched_off(browser_page, tmp_path):
+    """A class with plocal 0.02 draws nothing (the canvas is the original frame) until 'heat by
+    evidence' is unchecked; a class with plocal 0.9 is drawn either way."""
+    collector = ReviewCollector(tracked=[3, 5], top_n=3)
+    cam = np.zeros((7, 7), np.float32)
+    cam[2:5, 2:5] = 1
+    for i in range(4):
+        probs = np.full(10, 0.01, np.float32)
+        probs[3], probs[5] = 0.6, 0.02
+        rgb = np.random.default_rng(i).integers(0, 255, (90, 160, 3), dtype=np.uint8)
+        collector.add(_Frame(i, rgb), probs, np.array([3, 3, 5]), np.stack([cam, cam, cam]), np.array([0.9, 0.9, 0.02]))
+    path = write_review(tmp_path / "evidence.review.html", collector, _Labels(), "evidence.mp4").path
+    page = browser_page
+    _open(page, path)
+
+    def canvas(original: bool) -> int:
+        if page.is_checked("#original") != original:
+            page.click("#original")
+        page.wait_for_timeout(100)
+        return page.evaluate(_CANVAS_SUM)
+
+    page.select_option('[data-testid="class-select"]', "5")
+    page.wait_for_timeout(100)
+    assert canvas(True) == canvas(False)  # nothing drawn for the absent class
+    assert "below 0.1" in page.inner_text("#class-info")
+    page.click('[data-testid="evidence"]')  # the old look: stretched to full colour
+    assert canvas(False) != canvas(True)
+    page.click('[data-testid="evidence"]')
+    page.select_option('[data-testid="class-select"]', "3")
+    assert canvas(False) != canvas(True)  # a present class is drawn
+    assert page.console_errors == []

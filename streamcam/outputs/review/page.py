@@ -16,7 +16,7 @@ import numpy as np
 
 from streamcam.explain.trust.faithfulness import FAITH_LOW
 from streamcam.outputs.files import write_bytes_atomic
-from streamcam.outputs.render import COLORMAPS
+from streamcam.outputs.render import COLORMAPS, EVIDENCE_FADE, EVIDENCE_FULL
 from streamcam.video.timecode import format_timecode
 
 from .collect import ReviewCollector, ReviewFrame, encode_jpeg
@@ -140,6 +140,7 @@ def build_data(
         "names": {str(c): labels.name(int(c)) for c in np.unique(top_ids)},
         "colormaps": {name: _lut(name) for name in PAGE_COLORMAPS},
         "faith_low": FAITH_LOW,
+        "evidence": {"fade": EVIDENCE_FADE, "full": EVIDENCE_FULL},
         "faith_scored": any(f.faith for f in frames),
     }
     return data, notes

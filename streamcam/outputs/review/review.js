@@ -5,7 +5,7 @@
   const frames = D.frames;
   const $ = (id) => document.getElementById(id);
   const canvas = $("frame"), ctx = canvas.getContext("2d", { willReadFrequently: true });
-  const state = { pos: 0, cls: "top1", alpha: 0.5, cmap: "jet", original: false, playing: false };
+  const state = { pos: 0, cls: "top1", alpha: 0.5, cmap: "jet", original: false, playing: false, evidence: true };
   const classById = new Map(D.classes.map((c) => [String(c.id), c]));
 
   function bytes(b64) {
@@ -59,6 +59,20 @@
     return out;
   }
 
+  // Heat that means something (as the overlay video draws it): the map scaled by its class's
+  // evidence, plocal where known, else its probability; faded out below D.evidence.fade.
+  function evidenceAt(n, cid) {
+    const f = frames[n], cls = classById.get(cid);
+    if (f.pl[cid] !== undefined) return f.pl[cid];
+    if (cls) return cls.p[n];
+    const top = f.top.find(([c]) => String(c) === cid);
+    return top ? top[1] : 0;
+  }
+  function strengthOf(e) {
+    const { fade, full } = D.evidence;
+    return Math.min(1, Math.max(0, (e - fade) / (full - fade)));
+  }
+
   let drawToken = 0;
   async function draw() {
     const token = ++drawToken, n = state.pos, f = frames[n], img = image(n);
@@ -68,17 +82,21 @@
     if (canvas.width !== W || canvas.height !== H) { canvas.width = W; canvas.height = H; }
     ctx.drawImage(img, 0, 0, W, H);
     const cid = camClass(f), grid = f.cams[cid];
+    const evidence = evidenceAt(n, cid), strength = state.evidence ? strengthOf(evidence) : 1;
+    canvas.dataset.strength = String(strength);
     let info = "";
-    if (!state.original && grid && state.alpha > 0) {
+    if (!state.original && grid && state.alpha * strength > 0) {
       const px = ctx.getImageData(0, 0, W, H), d = px.data, lv = heat(grid, W, H), lut = luts[state.cmap];
-      const a = state.alpha, b = 1 - a;
+      const a = state.alpha * strength, b = 1 - a;
       for (let p = 0, q = 0; p < lv.length; p++, q += 4) {
-        const l = lv[p] * 3;
+        const l = Math.round(lv[p] * strength) * 3;
         d[q] = lut[l] * a + d[q] * b; d[q + 1] = lut[l + 1] * a + d[q + 1] * b; d[q + 2] = lut[l + 2] * a + d[q + 2] * b;
       }
       ctx.putImageData(px, 0, 0);
     } else if (!grid) {
       info = "no heatmap of this class at this frame (not explained there)";
+    } else if (strength === 0 && !state.original) {
+      info = `no heatmap drawn: its evidence ${evidence.toFixed(3)} is below ${D.evidence.fade}`;
     }
     canvas.dataset.camClass = grid ? cid : "";
     $("frame-index").textContent = String(f.i);
@@ -224,6 +242,7 @@
   cm.addEventListener("change", () => { state.cmap = cm.value; draw(); });
   $("alpha").addEventListener("input", (e) => { state.alpha = parseFloat(e.target.value); draw(); });
   $("original").addEventListener("change", (e) => { state.original = e.target.checked; draw(); });
+  $("evidence").addEventListener("change", (e) => { state.evidence = e.target.checked; draw(); });
   $("prev").onclick = () => seek(state.pos - 1);
   $("next").onclick = () => seek(state.pos + 1);
   $("prev-peak").onclick = () => jumpPeak(-1);
