@@ -91,3 +91,32 @@ def test_image_draws_no_hot_spot_for_an_absent_class(default_engine, tmp_path):
     assert np.abs(pictures[285][body] - photo[body]).mean() > 30
     minmax = ImageExplainer(default_engine, ["gradcam"], heat="minmax").explain(sample, top_n=1, class_ids=[444], out_dir=tmp_path / "old")
     assert np.abs(read_image(minmax.written[1]).astype(int)[body] - photo[body]).mean() > 30  # the old look paints it
+
+
+@pytest.mark.parametrize("yuv", [True, False], ids=["i420", "rgb"])
+def test_several_classes_get_an_outline_and_a_legend_entry_each(yuv):
+    """Two explained classes looking at opposite corners: each is outlined in its own colour (the
+    second in magenta), and a faded one gets no outline."""
+    rgb = np.full((180, 320, 3), 90, np.uint8)
+    if yuv:
+        import av
+
+        frame = Frame(0, 0, 0.0, decoded=av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p"))
+    else:
+        frame = Frame(0, 0, 0.0, rgb)
+    writer = FrameWriter(None, AnalyzeOptions().sinks(), Labels(1000), None, [], 0)
+    if not yuv:
+        writer._takes_i420 = lambda f: False
+    left, right = np.zeros((7, 7), np.float32), np.zeros((7, 7), np.float32)
+    left[3:6, 0:2], right[3:6, 4:7] = 1, 1
+    probs = np.full(1000, 0.001, np.float32)
+
+    def magenta_pixels(local) -> int:
+        picture = writer.render_overlay(frame, probs, np.array([3, 5]), np.stack([right, left]), local=np.array(local))
+        if yuv:
+            picture = cv2.cvtColor(picture, cv2.COLOR_YUV2RGB_I420)
+        body = picture[70:, :160].astype(int)  # below the strip, left of the bar and the legend
+        return int(((body[..., 0] > 200) & (body[..., 1] < 80) & (body[..., 2] > 200)).sum())
+
+    assert magenta_pixels([0.9, 0.9]) > 50  # the second class's outline
+    assert magenta_pixels([0.9, 0.02]) == 0  # faded: not outlined

@@ -118,6 +118,38 @@ def paste(picture: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
         picture[y : y + h, x : x + w] = patch[:h, :w]
 
 
+# One colour per explained class when several share an overlay (outlines and legend), in order.
+CLASS_COLOURS = ((255, 255, 255), (255, 0, 255), (0, 255, 255), (255, 160, 0), (120, 255, 0), (255, 90, 90))
+
+
+def class_outlines(cams: np.ndarray, strengths, height: int, width: int, level: float = 0.5) -> list[tuple[int, list]]:
+    """[(k, contours)] for each class k drawn (strength > 0): where its evidence-scaled map reaches
+    `level` of its own peak, at (height, width). Several classes share one overlay's fill (their
+    maximum); the outlines tell them apart."""
+    out = []
+    for k, (cam, strength) in enumerate(zip(cams, strengths, strict=True)):
+        if strength <= 0 or cam.max() <= 0:
+            continue
+        levels = upsample_u8(cam / cam.max(), height, width)
+        _, mask = cv2.threshold(levels, int(255 * level), 255, cv2.THRESH_BINARY)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        out.append((k, contours))
+    return out
+
+
+def legend(names: list[str], evidence, colours=CLASS_COLOURS, scale: float = 0.4) -> np.ndarray:
+    """An RGB panel: per class a colour swatch, its name and its evidence ('faded' below the threshold)."""
+    row = 16
+    texts = [f"{name} {e:.2f}" + (" faded" if e < EVIDENCE_FADE else "") for name, e in zip(names, evidence, strict=True)]
+    width = 22 + max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in texts) + 6
+    panel = np.full((row * len(texts) + 6, width, 3), 24, np.uint8)
+    for n, text in enumerate(texts):
+        y = 4 + n * row
+        cv2.rectangle(panel, (4, y + 2), (16, y + 12), colours[n % len(colours)], -1)
+        cv2.putText(panel, text, (22, y + 11), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1, cv2.LINE_AA)
+    return panel
+
+
 def colour_bar(height: int, colormap: str, strength: float, width: int = 14) -> np.ndarray:
     """A labelled vertical colour bar on a dark panel, RGB (height, width + 40, 3): the colour map
     from evidence EVIDENCE_FADE (bottom, '0') to EVIDENCE_FULL and above (top, '1'), with the

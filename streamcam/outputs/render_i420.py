@@ -90,6 +90,19 @@ def paste_rgb(i420: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
         plane[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = source
 
 
+def draw_outlines(i420: np.ndarray, outlines: list[tuple[int, list]], colours, thickness: int = 2) -> None:
+    """render.class_outlines drawn on an I420 picture, each in its class's colour (Y at full size,
+    U and V at half, from the same BT.601 conversion as everything else)."""
+    y, u, v = i420_planes(i420)
+    for k, contours in outlines:
+        block = np.full((2, 2, 3), colours[k % len(colours)], np.uint8)
+        cy, cu, cv = (int(p.flat[0]) for p in i420_planes(cv2.cvtColor(block, cv2.COLOR_RGB2YUV_I420)))
+        cv2.drawContours(y, contours, -1, cy, thickness)
+        half = [(c // 2).astype(np.int32) for c in contours]
+        cv2.drawContours(u, half, -1, cu, max(1, thickness // 2))
+        cv2.drawContours(v, half, -1, cv, max(1, thickness // 2))
+
+
 def _ink(plane: np.ndarray, ink: np.ndarray, value: int) -> None:
     """Blend `value` into plane where the anti-aliased text mask `ink` (0..255) has ink:
     plane * (255 - ink) / 255 + value * ink / 255, each term rounded (OpenCV's saturating uint8

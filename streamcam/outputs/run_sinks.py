@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlparse
 
+import cv2
 import numpy as np
 
 from streamcam.core.errors import OutputError, UsageError
@@ -312,14 +313,30 @@ class FrameWriter:
                 overlay = render.overlay(frame.rgb, heat, weight, o.colormap)
             out = self.strip.annotate(overlay, lines)
         if o.heat == "evidence":
-            bar = render.colour_bar(max(16, frame.height // 4) // 2 * 2, o.colormap, float(render.evidence_strength(evidence).max()))
-            top = self.strip.layout(frame.width, frame.height, len(lines))[2] + 8
-            x, y = (frame.width - bar.shape[1] - 8) // 2 * 2, top // 2 * 2
-            if planes is not None:
-                render_i420.paste_rgb(out, bar, x, y)
-            else:
-                render.paste(out, bar, x, y)
+            self._draw_key(out, planes is not None, frame, ids, cams, evidence, len(lines))
         return out
+
+    def _draw_key(self, out: np.ndarray, i420: bool, frame: Frame, ids, cams, evidence, n_lines: int) -> None:
+        """The colour bar (how far the strongest class's evidence reaches) and, with several
+        explained classes, an outline and a legend entry per class in its own colour."""
+        o = self.options
+        strengths = render.evidence_strength(evidence)
+        paste = render_i420.paste_rgb if i420 else render.paste
+        bar = render.colour_bar(max(16, frame.height // 4) // 2 * 2, o.colormap, float(strengths.max()))
+        y = (self.strip.layout(frame.width, frame.height, n_lines)[2] + 8) // 2 * 2
+        paste(out, bar, (frame.width - bar.shape[1] - 8) // 2 * 2, y)
+        first = list(dict.fromkeys(int(c) for c in ids))
+        if len(first) < 2:
+            return
+        columns = [[int(c) for c in ids].index(c) for c in first]  # a tracked class also in the top-k: once
+        outlines = render.class_outlines(cams[columns], strengths[columns], frame.height, frame.width)
+        if i420:
+            render_i420.draw_outlines(out, outlines, render.CLASS_COLOURS)
+        else:
+            for k, contours in outlines:
+                cv2.drawContours(out, contours, -1, render.CLASS_COLOURS[k % len(render.CLASS_COLOURS)], 2)
+        key = render.legend([self.labels.name(c) for c in first], evidence[columns])
+        paste(out, key, (frame.width - key.shape[1] - 8) // 2 * 2, (y + bar.shape[0] + 6) // 2 * 2)
 
     @staticmethod
     def _shown_probabilities(probs, trust: FrameTrust | None):
