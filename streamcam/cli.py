@@ -63,7 +63,7 @@ HeatOpt = Annotated[
     str,
     typer.Option(
         "--heat",
-        help="How strongly each class's heatmap is drawn: evidence (scaled by its local probability, or probability, and faded out below 0.1, with a colour bar; absent classes leave the frame as it is) or minmax (every map stretched to full colour on every frame, the old look).",
+        help="How strongly each class's heatmap is drawn: evidence (scaled by the class's probability, faded out below 0.1, full from 0.5, with a colour bar; absent classes leave the frame as it is), local (the same by its best feature cell's probability, plocal: finds small objects, also flags absent ones) or minmax (every map stretched to full colour on every frame, the old look).",
     ),
 ]
 SmoothOpt = Annotated[

@@ -58,8 +58,9 @@ def test_an_absent_class_leaves_the_frame_as_it_is(yuv):
         writer._takes_i420 = lambda f: False
     probs = np.full(1000, 0.001, np.float32)
     probs[7] = 0.02
-    absent = writer.render_overlay(frame, probs, np.array([7]), _cam()[None], local=np.array([0.02]))
-    present = writer.render_overlay(frame, probs, np.array([7]), _cam()[None], local=np.array([0.8]))
+    absent = writer.render_overlay(frame, probs, np.array([7]), _cam()[None], local=np.array([0.9]))  # plocal counts only in 'local' heat
+    probs[7] = 0.8
+    present = writer.render_overlay(frame, probs, np.array([7]), _cam()[None])
     if yuv:
         absent, present = (cv2.cvtColor(p, cv2.COLOR_YUV2RGB_I420) for p in (absent, present))
     below = slice(70, 180), slice(0, 250)  # under the strip, left of the colour bar
@@ -111,8 +112,9 @@ def test_several_classes_get_an_outline_and_a_legend_entry_each(yuv):
     left[3:6, 0:2], right[3:6, 4:7] = 1, 1
     probs = np.full(1000, 0.001, np.float32)
 
-    def magenta_pixels(local) -> int:
-        picture = writer.render_overlay(frame, probs, np.array([3, 5]), np.stack([right, left]), local=np.array(local))
+    def magenta_pixels(evidence) -> int:
+        probs[3], probs[5] = evidence
+        picture = writer.render_overlay(frame, probs, np.array([3, 5]), np.stack([right, left]))
         if yuv:
             picture = cv2.cvtColor(picture, cv2.COLOR_YUV2RGB_I420)
         body = picture[70:, :160].astype(int)  # below the strip, left of the bar and the legend
@@ -120,3 +122,12 @@ def test_several_classes_get_an_outline_and_a_legend_entry_each(yuv):
 
     assert magenta_pixels([0.9, 0.9]) > 50  # the second class's outline
     assert magenta_pixels([0.9, 0.02]) == 0  # faded: not outlined
+
+
+def test_local_heat_takes_the_best_cells_probability():
+    writer = FrameWriter(None, AnalyzeOptions(heat="local").sinks(), Labels(1000), None, [], 0)
+    writer._takes_i420 = lambda f: False
+    rgb = np.full((180, 320, 3), 90, np.uint8)
+    probs = np.full(1000, 0.001, np.float32)
+    drawn = writer.render_overlay(Frame(0, 0, 0.0, rgb), probs, np.array([7]), _cam()[None], local=np.array([0.9]))
+    assert np.abs(drawn[70:, :250].astype(int) - 90).mean() > 20  # a small object's cell counts here

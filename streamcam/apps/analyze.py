@@ -166,13 +166,13 @@ def _batches(video: VideoSource, batch_size: int, size):
         yield chunk, model_inputs(chunk, size)
 
 
-def _write_review(outputs: RunOutputs, review, labels, source, max_mb: float) -> list[str]:
+def _write_review(outputs: RunOutputs, review, labels, source, max_mb: float, heat: str = "evidence") -> list[str]:
     """The review page beside the other outputs; returns errors (the page is dropped alone)."""
     from streamcam.outputs.review import write_review
 
     path = outputs.paths["review"]
     try:
-        result = write_review(path, review, labels, str(source), max_mb)
+        result = write_review(path, review, labels, str(source), max_mb, heat)
     except OSError as exc:
         outputs.paths.pop("review")
         return [f"could not write {path}: {exc}"]
@@ -283,7 +283,7 @@ def analyze(
                 raise UsageError("no frames were analysed (check --start/--end)")
             errors = outputs.close()
             if review is not None:
-                errors += _write_review(outputs, review, labels, source, options.review_max_mb)
+                errors += _write_review(outputs, review, labels, source, options.review_max_mb, options.heat)
         except StagesStuck:
             outputs.discard()
             raise

@@ -82,9 +82,10 @@ def render_pictures(rgb, cams, classes, kinds, alpha=0.5, colormap="jet", guided
 
 
 def _with_evidence(cam, cls: RankedClass, alpha: float, heat: str) -> tuple[np.ndarray, float, float]:
-    """(the map as drawn, its weight, its strength): scaled by the class's evidence, its local
-    probability where known, else its probability (render.heat_to_draw), unless heat is 'minmax'."""
-    evidence = cls.probability if cls.local_probability is None else cls.local_probability
+    """(the map as drawn, its weight, its strength): scaled by the class's evidence, its probability
+    (its local probability in 'local' heat, where known; render.heat_to_draw), unless heat is 'minmax'."""
+    local = heat == "local" and cls.local_probability is not None
+    evidence = cls.local_probability if local else cls.probability
     drawn, weight = render.heat_to_draw(np.asarray(cam)[None], [evidence], alpha, heat)
     return drawn, weight, float(render.evidence_strength(evidence))
 
@@ -93,7 +94,7 @@ def _picture(kind: str, rgb, cam, weight: float, strength: float, guided, colorm
     h, w = rgb.shape[:2]
     if kind == "gradcam":
         picture = render.overlay(rgb, cam, weight, colormap)
-        if heat == "evidence":  # how far this class's evidence reaches on the colour map
+        if render.scales_by_evidence(heat):  # how far this class's evidence reaches on the colour map
             bar = render.colour_bar(max(16, h // 4), colormap, strength)
             render.paste(picture, bar, max(0, w - bar.shape[1] - 4), 4)
         return picture

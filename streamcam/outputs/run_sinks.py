@@ -284,7 +284,7 @@ class FrameWriter:
     ) -> dict[str, np.ndarray]:
         """The picture of this frame for each video output (thread-safe: run by the render workers)."""
         sinks = self.outputs.sinks
-        evidence = render.evidence_of(ids, self._shown_probabilities(probs, trust), local)
+        evidence = render.evidence_of(ids, self._shown_probabilities(probs, trust), local if self.options.heat == "local" else None)
         # several explained classes: where any of them looked, each as strongly as its evidence allows
         combined, _weight = render.heat_to_draw(cams, evidence, self.options.alpha, self.options.heat)
         pictures = {}
@@ -301,7 +301,7 @@ class FrameWriter:
         'evidence' heat, a colour bar showing how far the strongest class's evidence reaches:
         I420 drawn on the decoder's planes when the frame and the videos allow, else RGB."""
         o = self.options
-        evidence = render.evidence_of(ids, self._shown_probabilities(probs, trust), local)
+        evidence = render.evidence_of(ids, self._shown_probabilities(probs, trust), local if o.heat == "local" else None)
         heat, weight = render.heat_to_draw(cams, evidence, o.alpha, o.heat)
         lines = self._label_lines(frame, probs, ids, trust, evidence)
         planes = frame.yuv_planes if overlay is None and self._takes_i420(frame) else None
@@ -312,7 +312,7 @@ class FrameWriter:
             if overlay is None:
                 overlay = render.overlay(frame.rgb, heat, weight, o.colormap)
             out = self.strip.annotate(overlay, lines)
-        if o.heat == "evidence":
+        if render.scales_by_evidence(o.heat):
             self._draw_key(out, planes is not None, frame, ids, cams, evidence, len(lines))
         return out
 
@@ -361,7 +361,7 @@ class FrameWriter:
         """The strip's lines: the top classes (smoothed, the explained one first, when smoothing), the
         frame's number and time, the explained classes (in 'evidence' heat with their evidence, and
         'faded' where it is below render.EVIDENCE_FADE)."""
-        if evidence is None or self.options.heat != "evidence":
+        if evidence is None or not render.scales_by_evidence(self.options.heat):
             names = ", ".join(dict.fromkeys(self.labels.name(int(c)) for c in ids))
         else:
             shown = dict.fromkeys(zip((int(c) for c in ids), evidence, strict=True))  # a tracked class in the top-k: once

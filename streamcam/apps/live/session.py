@@ -162,7 +162,9 @@ def live(
                 trust = None if smoother is None else trust_of(result, 0, len(class_ids))
                 shown_probs, first = (probs, ()) if trust is None else (trust.smoothed, trust.held[:1])
                 local = None if result.local_probabilities is None else result.local_probabilities[0]
-                drawn, weight = render.heat_to_draw(cams, render.evidence_of(ids, shown_probs, local), alpha, heat)
+                drawn, weight = render.heat_to_draw(
+                    cams, render.evidence_of(ids, shown_probs, local if heat == "local" else None), alpha, heat
+                )
                 overlay = render.overlay(frame.rgb, drawn, weight, colormap)
                 snapshot = stats.snapshot()
                 lines = [labels.top_line(shown_probs, first=first), f"{format_timecode(frame.time_s)}  {snapshot['fps']:.1f} fps{hint}"]

@@ -92,7 +92,7 @@ def _shrink(frames: list[ReviewFrame], budget: int, keep_always: set[int]) -> tu
 
 
 def build_data(
-    collector: ReviewCollector, labels, source: str, max_mb: float = 50.0, prominence: float = DEFAULT_PROMINENCE
+    collector: ReviewCollector, labels, source: str, max_mb: float = 50.0, prominence: float = DEFAULT_PROMINENCE, heat: str = "evidence"
 ) -> tuple[dict, list[str]]:
     frames = collector.frames
     probs = np.stack([f.probabilities for f in frames]).astype(np.float32)
@@ -140,7 +140,7 @@ def build_data(
         "names": {str(c): labels.name(int(c)) for c in np.unique(top_ids)},
         "colormaps": {name: _lut(name) for name in PAGE_COLORMAPS},
         "faith_low": FAITH_LOW,
-        "evidence": {"fade": EVIDENCE_FADE, "full": EVIDENCE_FULL},
+        "evidence": {"fade": EVIDENCE_FADE, "full": EVIDENCE_FULL, "local": heat == "local"},
         "faith_scored": any(f.faith for f in frames),
     }
     return data, notes
@@ -167,11 +167,11 @@ def render_html(data: dict) -> str:
     return html
 
 
-def write_review(path: Path, collector: ReviewCollector, labels, source: str, max_mb: float = 50.0) -> ReviewResult:
+def write_review(path: Path, collector: ReviewCollector, labels, source: str, max_mb: float = 50.0, heat: str = "evidence") -> ReviewResult:
     """Write the page under a temporary name, then rename; returns what went in and the warnings."""
     if not collector.frames:
         raise ValueError("no frames to review")
-    data, notes = build_data(collector, labels, source, max_mb)
+    data, notes = build_data(collector, labels, source, max_mb, heat=heat)
     html = render_html(data).encode("utf-8")
     path = write_bytes_atomic(path, html)
     warnings = [f"review page over --max-mb {max_mb:g}: {n}" for n in notes]

@@ -63,7 +63,7 @@
   // evidence, plocal where known, else its probability; faded out below D.evidence.fade.
   function evidenceAt(n, cid) {
     const f = frames[n], cls = classById.get(cid);
-    if (f.pl[cid] !== undefined) return f.pl[cid];
+    if (D.evidence.local && f.pl[cid] !== undefined) return f.pl[cid];
     if (cls) return cls.p[n];
     const top = f.top.find(([c]) => String(c) === cid);
     return top ? top[1] : 0;
