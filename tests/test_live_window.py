@@ -201,7 +201,10 @@ def test_live_window_shows_the_overlay_and_quits(x_display, clip, tmp_path, how)
     shot_path = tmp_path / "live_window.png"
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamcam", "live", str(clip)],
+            # --heat minmax: this test is about the window (drawn, keys, close), and the still picture
+            # gives the model little evidence, so the default 'evidence' heat would rightly fade out
+            # (the evidence rule itself: tests/test_render_evidence.py).
+            [sys.executable, "-m", "streamcam", "live", str(clip), "--heat", "minmax"],
             cwd=REPO,
             env=env,
             stdin=subprocess.DEVNULL,
