@@ -39,11 +39,6 @@ def _number(value: float) -> str:
     return "" if value is None or np.isnan(value) else f"{value:.4f}"
 
 
-def _row_values(per_frame: tuple, rank: int) -> list:
-    """The smoothing and faith columns of one row: the smoothed probability is per class (a list)."""
-    return [value[rank] if isinstance(value, list) else value for value in per_frame]
-
-
 class PredictionsCsv:
     """One row per frame and rank: `frame_index,pts,time_s,rank,class_id,class_name,probability`.
 
@@ -96,19 +91,21 @@ class PredictionsCsv:
     ) -> None:
         """local (T,) and cams (T, h, w): the tracked classes' local probabilities and CAMs, in order;
         trust: the frame's smoothing results (when the file was opened with trust=True)."""
+        # per row: the smoothed probability; per frame (the same on each of its rows): the rest
         if trust is None or trust.smoothed is None:
             top = np.argsort(-probabilities, kind="stable")[: self.top_n]
-            per_frame = []
+            per_row, per_frame = None, []
         else:
             top = ranking(trust.smoothed, trust.held, self.top_n)
-            per_frame = [f"{trust.smoothed[c]:.6f}" for c in top], int(trust.changed), _number(trust.r_prev)
+            per_row = [f"{trust.smoothed[c]:.6f}" for c in top]
+            per_frame = [int(trust.changed), _number(trust.r_prev)]
         n = len(self.tracked)
         if self.faith:
             scored = trust is not None and trust.faith is not None
             faith = trust.faith if scored else np.full(len(trust.held) + n if trust else n, np.nan)
             control = trust.faith_control if scored else faith
             explained = len(faith) - n  # the top classes' columns come first, the tracked ones last
-            per_frame = (*per_frame, _number(faith[0]) if explained else "", _number(control[0]) if explained else "")
+            per_frame += [_number(faith[0]) if explained else "", _number(control[0]) if explained else ""]
         extra = [f"{probabilities[c]:.6f}" for c in self.tracked]
         extra += [f"{p:.6f}" for p in local] if local is not None else [""] * n
         peaks = [peak_position(cam) for cam in cams] if cams is not None else [None] * n
@@ -125,7 +122,8 @@ class PredictionsCsv:
                     int(cid),
                     self.labels.name(int(cid)),
                     f"{probabilities[cid]:.6f}",
-                    *_row_values(per_frame, rank),
+                    *([] if per_row is None else [per_row[rank]]),
+                    *per_frame,
                     *extra,
                 ]
             )

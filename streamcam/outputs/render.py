@@ -108,11 +108,11 @@ def scales_by_evidence(mode: str) -> bool:
     return mode in ("evidence", "local")
 
 
-def evidence_of(ids, probabilities, local=None) -> np.ndarray:
-    """(K,) each explained class's evidence: its local probability where given (pass local only in
-    'local' heat), else its probability."""
+def evidence_of(ids, probabilities, local=None, mode: str = "evidence") -> np.ndarray:
+    """(K,) each explained class's evidence: in 'local' heat its local probability where known,
+    else (and in every other mode) its probability."""
     values = np.array([probabilities[int(c)] for c in ids], np.float64)
-    if local is not None:
+    if mode == "local" and local is not None:
         local = np.asarray(local, np.float64)
         values = np.where(np.isfinite(local), local, values)
     return values

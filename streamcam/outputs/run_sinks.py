@@ -284,12 +284,12 @@ class FrameWriter:
     ) -> dict[str, np.ndarray]:
         """The picture of this frame for each video output (thread-safe: run by the render workers)."""
         sinks = self.outputs.sinks
-        evidence = render.evidence_of(ids, self._shown_probabilities(probs, trust), local if self.options.heat == "local" else None)
-        # several explained classes: where any of them looked, each as strongly as its evidence allows
-        combined, _weight = render.heat_to_draw(cams, evidence, self.options.alpha, self.options.heat)
         pictures = {}
         if "video" in sinks:
             pictures["video"] = self.render_overlay(frame, probs, ids, cams, overlay, trust, local)
+        if "heatmap_video" in sinks or "segmented_video" in sinks:
+            # several explained classes: where any of them looked, each as strongly as its evidence allows
+            combined, _weight = self._heat(probs, ids, cams, trust, local)[1:]
         if "heatmap_video" in sinks:
             pictures["heatmap_video"] = render.heatmap_grey(frame.rgb, combined)
         if "segmented_video" in sinks:
@@ -301,8 +301,7 @@ class FrameWriter:
         'evidence' heat, a colour bar showing how far the strongest class's evidence reaches:
         I420 drawn on the decoder's planes when the frame and the videos allow, else RGB."""
         o = self.options
-        evidence = render.evidence_of(ids, self._shown_probabilities(probs, trust), local if o.heat == "local" else None)
-        heat, weight = render.heat_to_draw(cams, evidence, o.alpha, o.heat)
+        evidence, heat, weight = self._heat(probs, ids, cams, trust, local)
         lines = self._label_lines(frame, probs, ids, trust, evidence)
         planes = frame.yuv_planes if overlay is None and self._takes_i420(frame) else None
         if planes is not None:
@@ -313,34 +312,14 @@ class FrameWriter:
                 overlay = render.overlay(frame.rgb, heat, weight, o.colormap)
             out = self.strip.annotate(overlay, lines)
         if render.scales_by_evidence(o.heat):
-            self._draw_key(out, planes is not None, frame, ids, cams, evidence, len(lines))
+            draw_key(out, planes is not None, self.strip, len(lines), self.labels, ids, cams, evidence, o.colormap)
         return out
 
-    def _draw_key(self, out: np.ndarray, i420: bool, frame: Frame, ids, cams, evidence, n_lines: int) -> None:
-        """The colour bar (how far the strongest class's evidence reaches) and, with several
-        explained classes, an outline and a legend entry per class in its own colour."""
-        o = self.options
-        strengths = render.evidence_strength(evidence)
-        paste = render_i420.paste_rgb if i420 else render.paste
-        bar = render.colour_bar(max(16, frame.height // 4) // 2 * 2, o.colormap, float(strengths.max()))
-        y = (self.strip.layout(frame.width, frame.height, n_lines)[2] + 8) // 2 * 2
-        paste(out, bar, (frame.width - bar.shape[1] - 8) // 2 * 2, y)
-        first = list(dict.fromkeys(int(c) for c in ids))
-        if len(first) < 2:
-            return
-        columns = [[int(c) for c in ids].index(c) for c in first]  # a tracked class also in the top-k: once
-        outlines = render.class_outlines(cams[columns], strengths[columns], frame.height, frame.width)
-        if i420:
-            render_i420.draw_outlines(out, outlines, render.CLASS_COLOURS)
-        else:
-            for k, contours in outlines:
-                cv2.drawContours(out, contours, -1, render.CLASS_COLOURS[k % len(render.CLASS_COLOURS)], 2)
-        key = render.legend([self.labels.name(c) for c in first], evidence[columns])
-        paste(out, key, (frame.width - key.shape[1] - 8) // 2 * 2, (y + bar.shape[0] + 6) // 2 * 2)
-
-    @staticmethod
-    def _shown_probabilities(probs, trust: FrameTrust | None):
-        return trust.smoothed if trust is not None and trust.smoothed is not None else probs
+    def _heat(self, probs, ids, cams, trust: FrameTrust | None, local):
+        """(evidence (K,), the map to draw, its weight) for one frame (render.heat_to_draw)."""
+        shown = trust.smoothed if trust is not None and trust.smoothed is not None else probs
+        evidence = render.evidence_of(ids, shown, local, self.options.heat)
+        return (evidence, *render.heat_to_draw(cams, evidence, self.options.alpha, self.options.heat))
 
     def _takes_i420(self, frame: Frame) -> bool:
         """Whether the overlay video encodes this frame's I420 as it is (see render_i420.py): a
@@ -363,14 +342,12 @@ class FrameWriter:
         'faded' where it is below render.EVIDENCE_FADE)."""
         if evidence is None or not render.scales_by_evidence(self.options.heat):
             names = ", ".join(dict.fromkeys(self.labels.name(int(c)) for c in ids))
-        else:
-            shown = dict.fromkeys(zip((int(c) for c in ids), evidence, strict=True))  # a tracked class in the top-k: once
-            seen, parts = set(), []
-            for c, e in shown:
-                if c not in seen:
-                    seen.add(c)
-                    parts.append(f"{self.labels.name(c)} {e:.2f}" + (" faded" if e < render.EVIDENCE_FADE else ""))
-            names = ", ".join(parts)
+        else:  # a tracked class also in the top-k: once
+            first = distinct_columns(ids)
+            names = ", ".join(
+                f"{self.labels.name(int(ids[k]))} {evidence[k]:.2f}" + (" faded" if evidence[k] < render.EVIDENCE_FADE else "")
+                for k in first
+            )
         smoothed = trust is not None and trust.smoothed is not None
         top = self.labels.top_line(trust.smoothed, first=trust.held[:1]) if smoothed else self.labels.top_line(probs)
         return [top, f"frame {frame.index}  {format_timecode(frame.time_s)}  CAM: {names}"]
@@ -382,6 +359,37 @@ class FrameWriter:
         )
         stem, out_dir = self.outputs.stem, self.outputs.out_dir
         self.saved += [str(p) for p in write_pictures(out_dir / f"{stem}_frames", f"{stem}_f{frame.index:06d}", ".png", pictures)]
+
+
+def distinct_columns(ids) -> list[int]:
+    """The column of each explained class's first appearance (a tracked class may also be in the top-k)."""
+    seen: dict[int, int] = {}
+    for k, c in enumerate(int(c) for c in ids):
+        seen.setdefault(c, k)
+    return list(seen.values())
+
+
+def draw_key(picture: np.ndarray, i420: bool, strip: render.LabelStrip, n_lines: int, labels, ids, cams, evidence, colormap: str) -> None:
+    """On a picture with its label strip drawn (I420 or RGB): the colour bar (how far the strongest
+    class's evidence reaches) and, with several explained classes, an outline and a legend entry per
+    class in its own colour. The overlay video and the live view share it."""
+    height, width = (picture.shape[0] * 2 // 3, picture.shape[1]) if i420 else picture.shape[:2]
+    strengths = render.evidence_strength(evidence)
+    paste = render_i420.paste_rgb if i420 else render.paste
+    bar = render.colour_bar(max(16, height // 4) // 2 * 2, colormap, float(strengths.max()))
+    y = (strip.layout(width, height, n_lines)[2] + 8) // 2 * 2
+    paste(picture, bar, (width - bar.shape[1] - 8) // 2 * 2, y)
+    columns = distinct_columns(ids)
+    if len(columns) < 2:
+        return
+    outlines = render.class_outlines(cams[columns], strengths[columns], height, width)
+    if i420:
+        render_i420.draw_outlines(picture, outlines, render.CLASS_COLOURS)
+    else:
+        for k, contours in outlines:
+            cv2.drawContours(picture, contours, -1, render.CLASS_COLOURS[k % len(render.CLASS_COLOURS)], 2)
+    key = render.legend([labels.name(int(ids[k])) for k in columns], evidence[columns])
+    paste(picture, key, (width - key.shape[1] - 8) // 2 * 2, (y + bar.shape[0] + 6) // 2 * 2)
 
 
 def finish_summary(path: Path, summary, errors: list[str]) -> None:

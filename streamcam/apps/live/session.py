@@ -24,7 +24,7 @@ from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
 from streamcam.explain.trust import SmoothingOptions, TemporalSmoother
 from streamcam.explain.trust.smoothing import DEFAULT_SMOOTH_S
 from streamcam.outputs import render
-from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, finish_summary, trust_of
+from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, draw_key, finish_summary, trust_of
 from streamcam.video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource, is_camera, is_local_file
 from streamcam.video.timecode import format_timecode
 
@@ -109,9 +109,8 @@ def live(
     if record is not None:
         record.check()
     size = InputSize.parse(input_size)
-    smoother = (
-        TemporalSmoother(SmoothingOptions(seconds=smooth), top_k, class_ids) if SmoothingOptions(seconds=smooth).check().enabled else None
-    )
+    smoothing = SmoothingOptions(seconds=smooth).check()
+    smoother = TemporalSmoother(smoothing, top_k, class_ids) if smoothing.enabled else None
     # The engine's call: with smoothing, one spare class and the held ones (see TemporalSmoother).
     call_top_k, call_ids = (top_k, class_ids) if smoother is None else (smoother.engine_top_k, smoother.class_ids_to_explain())
     stats = stats or LiveStats(stall_after_s=min(2.0, timeout))
@@ -162,13 +161,15 @@ def live(
                 trust = None if smoother is None else trust_of(result, 0, len(class_ids))
                 shown_probs, first = (probs, ()) if trust is None else (trust.smoothed, trust.held[:1])
                 local = None if result.local_probabilities is None else result.local_probabilities[0]
-                drawn, weight = render.heat_to_draw(
-                    cams, render.evidence_of(ids, shown_probs, local if heat == "local" else None), alpha, heat
-                )
+                evidence = render.evidence_of(ids, shown_probs, local, heat)
+                drawn, weight = render.heat_to_draw(cams, evidence, alpha, heat)
                 overlay = render.overlay(frame.rgb, drawn, weight, colormap)
                 snapshot = stats.snapshot()
                 lines = [labels.top_line(shown_probs, first=first), f"{format_timecode(frame.time_s)}  {snapshot['fps']:.1f} fps{hint}"]
-                keep_going = all(v.show(strip.annotate(overlay, lines)) for v in viewers)
+                screen = strip.annotate(overlay, lines)
+                if render.scales_by_evidence(heat):
+                    draw_key(screen, False, strip, len(lines), labels, ids, cams, evidence, colormap)
+                keep_going = all(v.show(screen) for v in viewers)
                 top = ranking(shown_probs, first, 5)
                 stats.frame_shown(
                     latest.captured_at, [{"name": labels.name(int(c)), "p": round(float(shown_probs[c]), 4)} for c in top], frame.time_s

@@ -61,9 +61,6 @@ class MotionCompensator:
         self._dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST) if method == "dis" else None
         self.last_residual: float | None = None
 
-    def reset(self) -> None:
-        self._previous = None
-
     def update(self, grey: np.ndarray) -> Motion | None:
         """The motion since the previous frame, or None for the first frame and after a cut."""
         grey = np.ascontiguousarray(grey)  # DIS needs contiguous rows (a luma plane may be a padded view)

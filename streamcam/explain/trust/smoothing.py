@@ -140,9 +140,6 @@ class CamSmoother:
         self.seconds = seconds
         self._maps: dict[int, tuple[np.ndarray, float]] = {}
 
-    def reset(self) -> None:
-        self._maps = {}
-
     def previous(self, class_id: int, motion: Motion | None) -> np.ndarray | None:
         """The class's last smoothed map, moved to the current frame (None: no state, or a cut)."""
         state = self._maps.get(class_id)
@@ -205,11 +202,6 @@ class TemporalSmoother:
         """The held classes (class 0 until there are any, keeping the engine's call shape), then the tracked."""
         held = self._hold.held + [0] * (self.top_k - len(self._hold.held))
         return held[: self.top_k] + self.tracked
-
-    def reset(self) -> None:
-        for part in (self._probabilities, self._hold, self._maps, self._motion, self._raw_maps):
-            part.reset()
-        self._last_top = self._last_raw_top = None
 
     def update(self, frames: Sequence, batch: CamBatch) -> CamBatch:
         """frames: the batch's frames (each with time_s and small_grey(width)), in order."""
