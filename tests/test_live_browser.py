@@ -64,7 +64,9 @@ def test_live_page_shows_the_moving_overlay_stats_and_a_stall(browser_page, tmp_
     live = None
     with GrayMjpegSource(size=SIZE, rate=15) as source:
         try:
-            live = LiveProcess(source.url, "--no-window", "--serve", "127.0.0.1:0", "--timeout", "2")
+            # --heat minmax: this test is about the page (frames, stats, stall), and a flat gray frame
+            # gives the model little evidence, so the default 'evidence' heat would rightly fade out.
+            live = LiveProcess(source.url, "--no-window", "--serve", "127.0.0.1:0", "--timeout", "2", "--heat", "minmax")
             url = live.wait_for_url()
             origin = url.rstrip("/")
 
