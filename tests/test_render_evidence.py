@@ -115,8 +115,7 @@ def test_several_classes_get_an_outline_and_a_legend_entry_each(yuv):
     def magenta_pixels(evidence) -> int:
         probs[3], probs[5] = evidence
         picture = writer.render_overlay(frame, probs, np.array([3, 5]), np.stack([right, left]))
-        if yuv:
-            picture = cv2.cvtColor(picture, cv2.COLOR_YUV2RGB_I420)
+        assert picture.shape == (180, 320, 3)  # several classes: each in its own colour, drawn in RGB on either path
         body = picture[70:, :160].astype(int)  # below the strip, left of the bar and the legend
         return int(((body[..., 0] > 200) & (body[..., 1] < 80) & (body[..., 2] > 200)).sum())
 
@@ -131,3 +130,39 @@ def test_local_heat_takes_the_best_cells_probability():
     probs = np.full(1000, 0.001, np.float32)
     drawn = writer.render_overlay(Frame(0, 0, 0.0, rgb), probs, np.array([7]), _cam()[None], local=np.array([0.9]))
     assert np.abs(drawn[70:, :250].astype(int) - 90).mean() > 20  # a small object's cell counts here
+
+
+def test_several_classes_each_fill_in_their_own_colour_not_one_max_map():
+    """Two classes looking at opposite sides: each side takes its class's own hue (no shared colour
+    map, so a reader can tell which class looked where), scaled by that class's evidence; a faded
+    class leaves its side as it is."""
+    rgb = np.full((60, 120, 3), 90, np.uint8)
+    left, right = np.zeros((5, 10), np.float32), np.zeros((5, 10), np.float32)
+    left[:, :3], right[:, 7:] = 1, 1
+    cams = np.stack([left, right])
+    drawn = render.class_hues(rgb, cams, render.evidence_strength([0.9, 0.9]), alpha=0.5).astype(int)
+    first, second = render.class_colour(0), render.class_colour(1)
+    np.testing.assert_allclose(drawn[30, 5], [(90 + c) / 2 for c in first], atol=1)
+    np.testing.assert_allclose(drawn[30, 115], [(90 + c) / 2 for c in second], atol=1)
+    assert (drawn[30, 55] == 90).all()  # neither class looked at the middle
+    weaker = render.class_hues(rgb, cams, render.evidence_strength([0.9, 0.3]), alpha=0.5).astype(int)
+    assert 0 < np.abs(weaker[30, 115] - 90).max() < np.abs(drawn[30, 115] - 90).max()  # half the evidence, half the colour
+    faded = render.class_hues(rgb, cams, render.evidence_strength([0.9, 0.05]), alpha=0.5)
+    assert (faded[:, 80:] == 90).all()
+    assert (render.class_hues(rgb, cams, [0, 0]) == rgb).all()
+
+
+def test_the_overlay_video_gives_each_class_its_colour_and_a_legend():
+    """FrameWriter with two explained classes draws class_hues (both drawing paths end in RGB here)
+    and a legend instead of the single colour bar."""
+    writer = FrameWriter(None, AnalyzeOptions().sinks(), Labels(1000), None, [], 0)
+    rgb = np.full((180, 320, 3), 90, np.uint8)
+    left, right = np.zeros((7, 7), np.float32), np.zeros((7, 7), np.float32)
+    left[3:7, 0:2], right[3:7, 5:7] = 1, 1
+    probs = np.full(1000, 0.001, np.float32)
+    probs[3], probs[5] = 0.9, 0.9
+    picture = writer.render_overlay(Frame(0, 0, 0.0, rgb), probs, np.array([3, 5]), np.stack([left, right]))
+    assert picture.ndim == 3 and picture.shape == (180, 320, 3)
+    red_side, magenta_side = picture[150:175, 5:40].reshape(-1, 3).mean(0), picture[150:175, 280:315].reshape(-1, 3).mean(0)
+    assert red_side[0] > red_side[2] + 40  # the first class: red
+    assert magenta_side[2] > magenta_side[1] + 40 and magenta_side[0] > magenta_side[1] + 40  # the second: magenta

@@ -126,14 +126,37 @@ def paste(picture: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
         picture[y : y + h, x : x + w] = patch[:h, :w]
 
 
-# One colour per explained class when several share an overlay (outlines and legend), in order.
-CLASS_COLOURS = ((255, 255, 255), (255, 0, 255), (0, 255, 255), (255, 160, 0), (120, 255, 0), (255, 90, 90))
+# One colour per explained class when several share an overlay (fill, outlines and legend), in
+# order: hues far apart, none of them white or black (the label strip's text and shade).
+CLASS_COLOURS = ((255, 60, 60), (255, 0, 255), (0, 235, 235), (255, 200, 0), (90, 255, 0), (60, 110, 255))
+
+
+def class_colour(k: int, colours=CLASS_COLOURS) -> tuple[int, int, int]:
+    return colours[k % len(colours)]
+
+
+def class_hues(rgb: np.ndarray, cams: np.ndarray, strengths, alpha: float = 0.5, colours=CLASS_COLOURS) -> np.ndarray:
+    """Several explained classes in one picture without merging them into one map: each pixel takes
+    the colour of the class whose evidence-scaled map is strongest there, blended in as strongly as
+    that map reaches (alpha where a class at full evidence peaks); pixels that no drawn class
+    reaches, and every faded class, leave the frame as it is. cams (K, h, w) in [0, 1],
+    strengths (K,) from evidence_strength."""
+    height, width = rgb.shape[:2]
+    strengths = np.asarray(strengths, np.float32)
+    if not (strengths > 0).any():
+        return rgb.copy()
+    scaled = np.stack([upsample(cam, height, width) * s for cam, s in zip(cams, strengths, strict=True)])
+    winner = scaled.argmax(axis=0)
+    weight = (scaled.max(axis=0) * np.float32(alpha))[..., None]
+    palette = np.array([class_colour(k, colours) for k in range(len(cams))], np.float32)
+    blended = rgb.astype(np.float32) * (1.0 - weight) + palette[winner] * weight
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
 def class_outlines(cams: np.ndarray, strengths, height: int, width: int, level: float = 0.5) -> list[tuple[int, list]]:
     """[(k, contours)] for each class k drawn (strength > 0): where its evidence-scaled map reaches
-    `level` of its own peak, at (height, width). Several classes share one overlay's fill (their
-    maximum); the outlines tell them apart."""
+    `level` of its own peak, at (height, width): where each class looked, also where another
+    class's colour wins the fill (class_hues)."""
     out = []
     for k, (cam, strength) in enumerate(zip(cams, strengths, strict=True)):
         if strength <= 0 or cam.max() <= 0:
@@ -146,15 +169,23 @@ def class_outlines(cams: np.ndarray, strengths, height: int, width: int, level: 
 
 
 def legend(names: list[str], evidence, colours=CLASS_COLOURS, scale: float = 0.4) -> np.ndarray:
-    """An RGB panel: per class a colour swatch, its name and its evidence ('faded' below the threshold)."""
-    row = 16
+    """An RGB panel: per class a ramp in its colour (from the fade threshold, dark, to full evidence,
+    with the levels its evidence does not reach darkened, as on the colour bar), its name and its
+    evidence ('faded' below the threshold). The key to class_hues."""
+    row, ramp = 16, 30
     texts = [f"{name} {e:.2f}" + (" faded" if e < EVIDENCE_FADE else "") for name, e in zip(names, evidence, strict=True)]
-    width = 22 + max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in texts) + 6
-    panel = np.full((row * len(texts) + 6, width, 3), 24, np.uint8)
-    for n, text in enumerate(texts):
-        y = 4 + n * row
-        cv2.rectangle(panel, (4, y + 2), (16, y + 12), colours[n % len(colours)], -1)
-        cv2.putText(panel, text, (22, y + 11), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1, cv2.LINE_AA)
+    width = ramp + 10 + max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in texts) + 6
+    header = f"colour: evidence {EVIDENCE_FADE:g} to {EVIDENCE_FULL:g}+"
+    width = max(width, cv2.getTextSize(header, cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)[0][0] + 10)
+    panel = np.full((row * (len(texts) + 1) + 6, width, 3), 24, np.uint8)
+    cv2.putText(panel, header, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (235, 235, 235), 1, cv2.LINE_AA)
+    shares = np.linspace(0.15, 1.0, ramp, dtype=np.float32)
+    for n, (text, strength) in enumerate(zip(texts, evidence_strength(evidence), strict=True)):
+        y = 4 + (n + 1) * row
+        colours_across = shares[:, None] * np.float32(class_colour(n, colours))
+        colours_across[shares > max(float(strength), 0.15) + 1e-6] *= 0.25  # out of this class's reach
+        panel[y + 2 : y + 12, 4 : 4 + ramp] = colours_across.astype(np.uint8)[None]
+        cv2.putText(panel, text, (ramp + 10, y + 11), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1, cv2.LINE_AA)
     return panel
 
 

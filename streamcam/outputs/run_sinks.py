@@ -303,6 +303,8 @@ class FrameWriter:
         o = self.options
         evidence, heat, weight = self._heat(probs, ids, cams, trust, local)
         lines = self._label_lines(frame, probs, ids, trust, evidence)
+        if overlay is None and several_classes(ids, o.heat):  # one colour per class, drawn in RGB
+            overlay = class_overlay(frame.rgb, ids, cams, evidence, o.alpha)
         planes = frame.yuv_planes if overlay is None and self._takes_i420(frame) else None
         if planes is not None:
             blended = render_i420.overlay(planes, heat, weight, o.colormap)
@@ -369,27 +371,40 @@ def distinct_columns(ids) -> list[int]:
     return list(seen.values())
 
 
+def several_classes(ids, heat: str) -> bool:
+    """Whether an overlay gives each explained class its own colour (render.class_hues): two or
+    more distinct classes, with heat scaled by evidence."""
+    return render.scales_by_evidence(heat) and len(distinct_columns(ids)) >= 2
+
+
+def class_overlay(rgb: np.ndarray, ids, cams, evidence, alpha: float) -> np.ndarray:
+    """The frame with each distinct explained class's map in its own colour (render.class_hues)."""
+    columns = distinct_columns(ids)
+    return render.class_hues(rgb, cams[columns], render.evidence_strength(evidence[columns]), alpha)
+
+
 def draw_key(picture: np.ndarray, i420: bool, strip: render.LabelStrip, n_lines: int, labels, ids, cams, evidence, colormap: str) -> None:
-    """On a picture with its label strip drawn (I420 or RGB): the colour bar (how far the strongest
-    class's evidence reaches) and, with several explained classes, an outline and a legend entry per
-    class in its own colour. The overlay video and the live view share it."""
+    """On a picture with its label strip drawn (I420 or RGB), under the strip at the right: with one
+    explained class, the colour bar (how far its evidence reaches); with several, each drawn
+    class's outline and a legend (a ramp in its colour, its name and evidence), the key to
+    class_overlay. The overlay video and the live view share it."""
     height, width = (picture.shape[0] * 2 // 3, picture.shape[1]) if i420 else picture.shape[:2]
     strengths = render.evidence_strength(evidence)
     paste = render_i420.paste_rgb if i420 else render.paste
-    bar = render.colour_bar(max(16, height // 4) // 2 * 2, colormap, float(strengths.max()))
     y = (strip.layout(width, height, n_lines)[2] + 8) // 2 * 2
-    paste(picture, bar, (width - bar.shape[1] - 8) // 2 * 2, y)
     columns = distinct_columns(ids)
     if len(columns) < 2:
+        bar = render.colour_bar(max(16, height // 4) // 2 * 2, colormap, float(strengths.max()))
+        paste(picture, bar, (width - bar.shape[1] - 8) // 2 * 2, y)
         return
     outlines = render.class_outlines(cams[columns], strengths[columns], height, width)
     if i420:
         render_i420.draw_outlines(picture, outlines, render.CLASS_COLOURS)
     else:
         for k, contours in outlines:
-            cv2.drawContours(picture, contours, -1, render.CLASS_COLOURS[k % len(render.CLASS_COLOURS)], 2)
+            cv2.drawContours(picture, contours, -1, render.class_colour(k), 2)
     key = render.legend([labels.name(int(ids[k])) for k in columns], evidence[columns])
-    paste(picture, key, (width - key.shape[1] - 8) // 2 * 2, (y + bar.shape[0] + 6) // 2 * 2)
+    paste(picture, key, (width - key.shape[1] - 8) // 2 * 2, y)
 
 
 def finish_summary(path: Path, summary, errors: list[str]) -> None:

@@ -24,7 +24,7 @@ from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
 from streamcam.explain.trust import SmoothingOptions, TemporalSmoother
 from streamcam.explain.trust.smoothing import DEFAULT_SMOOTH_S
 from streamcam.outputs import render
-from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, draw_key, finish_summary, trust_of
+from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, class_overlay, draw_key, finish_summary, several_classes, trust_of
 from streamcam.video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource, is_camera, is_local_file
 from streamcam.video.timecode import format_timecode
 
@@ -162,8 +162,11 @@ def live(
                 shown_probs, first = (probs, ()) if trust is None else (trust.smoothed, trust.held[:1])
                 local = None if result.local_probabilities is None else result.local_probabilities[0]
                 evidence = render.evidence_of(ids, shown_probs, local, heat)
-                drawn, weight = render.heat_to_draw(cams, evidence, alpha, heat)
-                overlay = render.overlay(frame.rgb, drawn, weight, colormap)
+                if several_classes(ids, heat):
+                    overlay = class_overlay(frame.rgb, ids, cams, evidence, alpha)
+                else:
+                    drawn, weight = render.heat_to_draw(cams, evidence, alpha, heat)
+                    overlay = render.overlay(frame.rgb, drawn, weight, colormap)
                 snapshot = stats.snapshot()
                 lines = [labels.top_line(shown_probs, first=first), f"{format_timecode(frame.time_s)}  {snapshot['fps']:.1f} fps{hint}"]
                 screen = strip.annotate(overlay, lines)
