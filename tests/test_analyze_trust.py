@@ -139,12 +139,20 @@ def test_faithfulness_scores_every_nth_frame_and_beats_its_control(default_engin
     assert scored.tolist() == [i % 4 == 0 for i in range(len(frames))]  # every 4th analysed frame
     assert (frames["faith_tiger_cat"].notna() == scored).all() and (frames["faith_control"].notna() == scored).all()
     figures = summary.faithfulness
-    assert figures["every"] == 4 and figures["frames_scored"] == scored.sum() == 13
+    assert figures["class"] == "top1" and figures["every"] == 4 and figures["frames_scored"] == scored.sum() == 13
     assert figures["mean"] == pytest.approx(frames["faith"].mean(), abs=1e-3)
     # one random map per frame: a single control varies (0.58 on a frame where the cat fills the picture),
     # its mean over a clip tends to 0 (0.007 over the whole sample at every 10th frame)
     assert figures["mean"] > 0.1 and abs(figures["control_mean"]) < figures["mean"] / 2, figures
     assert 0 <= figures["low_share"] <= 1 and figures["low_threshold"] > 0
+
+
+def test_with_named_classes_only_the_summary_scores_the_first_of_them(default_engine, tmp_path):
+    options = AnalyzeOptions(out_dir=tmp_path, video=False, cam_classes="tiger_cat,bicycle-built-for-two", faithfulness_every=8, end=1.0)
+    figures = analyze(str(SAMPLE), default_engine, options).faithfulness
+    table = pd.read_csv(tmp_path / "sample.predictions.csv").drop_duplicates("frame_index")
+    assert figures["class"] == "tiger_cat"
+    assert figures["mean"] == pytest.approx(table["faith_tiger_cat"].mean(), abs=1e-3)
 
 
 @pytest.mark.parametrize("args", [["--faithfulness-every", "0"], ["--faithfulness-every", "-3"]])

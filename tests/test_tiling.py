@@ -217,3 +217,23 @@ def test_engine_explain_sends_larger_pictures_of_a_fixed_head_to_the_tiles(engin
         rows = list(csv.DictReader(file))
     xs = [float(r["peak_x_class_1"]) for r in rows if r["rank"] == "0"]
     assert xs == sorted(xs) and xs[-1] - xs[0] > 0.3  # the bright class's peak follows the square
+
+
+def test_forward_only_probabilities_of_a_large_picture_match_the_tiled_explanation(engine):
+    """engine.probabilities on a picture larger than the fixed head goes by tiles too (removal scores
+    compare its figures with explain's), and agrees with explain_tiled's max over tiles."""
+    image = np.random.default_rng(2).integers(0, 120, (2, 56, 80, 3), dtype=np.uint8)
+    square(image[0], 4, 8)
+    square(image[1], 40, 60, (250, 20, 20))
+    np.testing.assert_allclose(engine.probabilities(image), explain_tiled(engine, image, top_k=1).probabilities, atol=1e-6)
+
+
+def test_faithfulness_scores_tiled_pictures(engine):
+    """--faithfulness with a fixed-size head at a larger --input-size: scored, not a crash mid-run."""
+    from streamcam.explain.trust.faithfulness import FaithfulnessRun
+
+    image = np.random.default_rng(3).integers(0, 120, (2, 56, 80, 3), dtype=np.uint8)
+    square(image, 20, 30, size=12)
+    batch = FaithfulnessRun(engine).score(image, explain_tiled(engine, image, top_k=1))
+    assert np.isfinite(batch.faith).all() and np.isfinite(batch.faith_control).all()
+    assert batch.faith[:, 0].min() > batch.faith_control[:, 0].max()  # the bright square's map beats a random one

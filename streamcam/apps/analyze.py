@@ -252,7 +252,10 @@ def analyze(
                 on_start(info, expected_frames(info, start, end, options.every, options.fps))
 
             smoother = TemporalSmoother(options.smoothing(), top_k, tracked) if options.smooth > 0 else None
-            faith = FaithfulnessRun(engine, options.faithfulness_every) if options.faithfulness_every else None
+            faith = None
+            if options.faithfulness_every:
+                summarised = "top1" if top_k else labels.name(tracked[0])
+                faith = FaithfulnessRun(engine, options.faithfulness_every, summarised=summarised)
 
             def compute(frames):
                 resized = model_inputs(frames, model_size)

@@ -23,7 +23,7 @@ from streamcam.models.layers import all_layers, tapped_forward
 
 from .cams import get_method, normalize_maps
 from .results import CamBatch
-from .tiling import MAX_TILE_BATCH, explain_tiled
+from .tiling import MAX_TILE_BATCH, explain_tiled, probabilities_tiled
 
 FLAT_FRAME_RANGE = 2  # grey levels; a frame is flat when every channel's values lie within this range
 
@@ -89,7 +89,10 @@ class CamEngine:
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """The classifier's probabilities (N, classes) for images as explain() takes them, from a
-        compiled forward pass alone (no gradient, no maps): what removal scores need."""
+        compiled forward pass alone (no gradient, no maps): what removal scores need. Pictures
+        larger than a fixed-size head's input go by tiles, as in explain()."""
+        if self._needs_tiles(images):
+            return probabilities_tiled(self, images)
         images = self._check_images(images)
         if self._predict is None:
             preprocess = self.classifier.preprocess

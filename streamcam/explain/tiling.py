@@ -104,6 +104,19 @@ def explain_tiled(engine, images: np.ndarray, top_k: int = 1, class_ids: Sequenc
     return CamBatch(image_probs.astype(np.float32), ids, cams, local.astype(np.float32))
 
 
+def probabilities_tiled(engine, images: np.ndarray) -> np.ndarray:
+    """(N, classes) for (N, H, W, 3) images larger than a fixed-size head's input: each class's
+    probability in the tile where it is highest, as explain_tiled gives it, from forward passes
+    alone (engine.probabilities on native-size tiles, MAX_TILE_BATCH at a time). Removal scores
+    compare these with explain_tiled's, so both must mean the same."""
+    images = np.asarray(images)
+    th, tw = engine.classifier.input_size
+    origins = tile_origins(images.shape[1], images.shape[2], th, tw)
+    tiles = np.stack([img[y : y + th, x : x + tw] for img in images for y, x in origins])
+    probs = np.concatenate([engine.probabilities(tiles[start : start + MAX_TILE_BATCH]) for start in range(0, len(tiles), MAX_TILE_BATCH)])
+    return probs.reshape(len(images), len(origins), -1).max(axis=1)
+
+
 def _run(engine, tiles: np.ndarray, top_k: int, class_ids, batch: int) -> tuple[np.ndarray, np.ndarray]:
     """engine.explain over tiles in calls of exactly `batch` tiles (one compiled shape)."""
     probs, cams = [], []

@@ -137,8 +137,9 @@ class FaithfulnessRun:
     """Scores every N-th frame of a run (counted over the analysed frames, so --every and --fps
     change nothing) and gathers the clip's figures for its summary."""
 
-    def __init__(self, engine, every: int = 1, seed: int = 0):
+    def __init__(self, engine, every: int = 1, seed: int = 0, summarised: str = "top1"):
         self.every = every
+        self.summarised = summarised  # what the first explained column is: 'top1', or the first named class
         self.scorer = FaithfulnessScorer(engine.probabilities, seed=seed)
         self._seen = 0
         self._faith: list[float] = []
@@ -156,9 +157,11 @@ class FaithfulnessRun:
         return replace(batch, faith=faith, faith_control=control)
 
     def summary(self) -> dict:
-        """The explained top class's scores over the scored frames."""
+        """The first explained class's scores over the scored frames: the top class, or with only
+        named classes (--cam-classes without topN) the first of them, as 'class' says."""
         scored = len(self._faith)
         return {
+            "class": self.summarised,
             "every": self.every,
             "frames_scored": scored,
             "mean": round(float(np.mean(self._faith)), 4) if scored else None,
