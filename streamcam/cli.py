@@ -17,6 +17,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help, not rich panels: rich markup ate square brackets ('streamcam[jax]' showed as
+    # 'streamcam'), flags showed a '<bool>' placeholder, and at 80 columns the description column
+    # was about 20 characters wide. Click wraps each description under its option instead.
+    rich_markup_mode=None,
 )
 err_console = Console(stderr=True, highlight=False)
 

@@ -136,6 +136,18 @@ def test_bad_input_exits_2_without_a_page(fast_cli, tmp_path, case):
     assert not list(tmp_path.rglob("*.html"))
 
 
+def test_around_past_the_end_is_told_in_the_users_terms(fast_cli, tmp_path):
+    """review --around 00:42 on a 0.4 s clip: the error names --around as typed and the clip's length,
+    not the window start (41.5 s) the user never typed."""
+    clip = tmp_path / "clip.mp4"
+    make_video(clip, 10, size=(64, 48))
+    result = runner.invoke(cli.app, ["review", str(clip), "--around", "00:42", "--span", "1", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "--around 00:42 is past the end of" in lines[0] and "00:00.400" in lines[0], lines
+    assert "41.5" not in lines[0]
+
+
 def test_around_and_start_together_is_a_usage_error(fast_cli, tmp_path):
     clip = tmp_path / "clip.mp4"
     make_video(clip, 5)

@@ -202,3 +202,79 @@ def test_heat_follows_the_evidence_and_can_be_switched_off(browser_page, tmp_pat
     page.select_option('[data-testid="class-select"]', "3")
     assert canvas(False) != canvas(True)  # a present class is drawn
     assert page.console_errors == []
+
+
+def question_page(tmp_path, around: float | None = 1.0):
+    """60 frames at 1280x720 (25 fps): named class 3 stays below p 0.07 while its plocal spikes at
+    frames 15 and 45; class 5 is flat (no peaks anywhere)."""
+    collector = ReviewCollector(tracked=[3, 5], top_n=3)
+    t = np.arange(60)
+    plocal3 = 0.05 + 0.74 * np.exp(-(((t - 15) / 2.0) ** 2)) + 0.6 * np.exp(-(((t - 45) / 2.0) ** 2))
+    cam = np.zeros((7, 7), np.float32)
+    cam[2:5, 2:5] = 1
+    for i in range(60):
+        probs = np.full(10, 0.01, np.float32)
+        probs[3], probs[5], probs[7] = 0.04 + 0.02 * (i % 2), 0.3, 0.5
+        rgb = np.full((720, 1280, 3), 60, np.uint8)
+        collector.add(_Frame(i, rgb), probs, np.array([7, 3, 5]), np.stack([cam] * 3), np.array([0.6, plocal3[i], 0.3]))
+    return write_review(tmp_path / "question.review.html", collector, _Labels(), "question.mp4", around=around).path
+
+
+def test_the_page_follows_the_question(browser_page, tmp_path):
+    """Peaks on the curve shown (plocal of a named class whose p stays low), a note where a view has
+    none, shortcuts right after a control is used, the --around frame opened and marked, the chart's
+    legend on a 1400x900 screen, and class entries that fit their box."""
+    page = browser_page
+    page.set_viewport_size({"width": 1400, "height": 900})
+    _open(page, question_page(tmp_path, around=1.0))
+    assert _frame_index(page) == 25 and page.evaluate("() => window.streamcamReview.aroundPos") == 25  # --around 1.0 s
+
+    # the legend (which line is p, which plocal) is on screen without scrolling
+    legend = page.locator("#timeline .u-legend").bounding_box()
+    assert legend["y"] + legend["height"] <= 900, legend
+
+    # no entry of the class list is cut off: each text fits the select's box (less its arrow)
+    widths = page.evaluate("""() => {
+      const s = document.querySelector('[data-testid=class-select]'), c = document.createElement('canvas').getContext('2d');
+      c.font = getComputedStyle(s).font;
+      return { box: s.clientWidth, texts: [...s.options].map((o) => c.measureText(o.text).width) };
+    }""")
+    assert max(widths["texts"]) <= widths["box"] - 24, widths
+
+    # a named class with p below 0.07: its peaks are on plocal; the select keeps no focus
+    page.focus('[data-testid="class-select"]')
+    page.select_option('[data-testid="class-select"]', "3")
+    page.wait_for_function("() => window.streamcamReview.state.cls === '3'")
+    assert page.evaluate("() => window.streamcamReview.markedPeaks()") == [15, 45]
+    assert page.evaluate("() => document.activeElement.tagName") == "BODY"
+    page.keyboard.press("k")  # straight after the select: the shortcut works
+    _wait_index(page, 45)
+    page.keyboard.press("j")
+    _wait_index(page, 15)
+    assert page.is_hidden('[data-testid="peak-note"]')
+
+    # a flat class: no peaks, and the page says so (J/K too)
+    page.select_option('[data-testid="class-select"]', "5")
+    page.wait_for_function("() => window.streamcamReview.state.cls === '5'")
+    assert page.evaluate("() => window.streamcamReview.markedPeaks()") == []
+    assert "no peaks" in page.inner_text('[data-testid="peak-note"]')
+    page.keyboard.press("k")
+    assert _frame_index(page) == 15 and "no peaks" in page.inner_text('[data-testid="peak-note"]')
+
+    # a checkbox and a button leave the focus on the page too
+    page.click("#original")
+    page.click("#next")
+    assert page.evaluate("() => document.activeElement.tagName") == "BODY"
+    page.keyboard.press("ArrowRight")
+    _wait_index(page, 17)
+    page.screenshot(path=str(tmp_path / "question.png"))
+    assert page.console_errors == [] and page.external_requests == []
+
+
+def test_the_default_view_has_peaks_on_the_top1_curve(browser_page, tmp_path):
+    path, _ = synthetic_page(tmp_path)  # top-1 p: class 3's bumps at 10 and 30 above class 5's flat 0.4
+    page = browser_page
+    _open(page, path)
+    assert page.evaluate("() => window.streamcamReview.markedPeaks()") == [10, 30]
+    page.keyboard.press("k")
+    _wait_index(page, 10)

@@ -23,8 +23,8 @@ from streamcam.explain.trust import FaithfulnessRun, SmoothingOptions, TemporalS
 from streamcam.explain.trust.smoothing import DEFAULT_SMOOTH_S
 from streamcam.outputs import render
 from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, SinkOptions, finish_summary
-from streamcam.video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource
-from streamcam.video.timecode import parse_timecode
+from streamcam.video.source import NETWORK_TIMEOUT_S, StartPastEnd, VideoInfo, VideoSource
+from streamcam.video.timecode import format_timecode, parse_timecode
 
 
 @dataclass
@@ -52,6 +52,7 @@ class AnalyzeOptions:
     input_size: str = DEFAULT_INPUT_SIZE  # '224x224', 'WxH', or the long side 'N' with the aspect ratio kept
     review: bool = False  # also write <stem>.review.html (streamcam.outputs.review)
     review_max_mb: float = 50.0
+    review_around: str | None = None  # review --around as typed: the page opens on that moment, and errors speak of it
     save_cams: bool = False  # also write <stem>.cams.npz (outputs.cams_file: every frame's CAM grids)
     faithfulness_every: int | None = None  # score every N-th analysed frame's maps by removal (explain.trust.faithfulness)
     smooth: float = DEFAULT_SMOOTH_S  # seconds: the time constant of temporal smoothing (explain.trust); 0: off
@@ -166,13 +167,14 @@ def _batches(video: VideoSource, batch_size: int, size):
         yield chunk, model_inputs(chunk, size)
 
 
-def _write_review(outputs: RunOutputs, review, labels, source, max_mb: float, heat: str = "evidence") -> list[str]:
+def _write_review(outputs: RunOutputs, review, labels, source, options: AnalyzeOptions) -> list[str]:
     """The review page beside the other outputs; returns errors (the page is dropped alone)."""
     from streamcam.outputs.review import write_review
 
     path = outputs.paths["review"]
+    around = parse_timecode(options.review_around) if options.review_around is not None else None
     try:
-        result = write_review(path, review, labels, str(source), max_mb, heat)
+        result = write_review(path, review, labels, str(source), options.review_max_mb, options.heat, around)
     except OSError as exc:
         outputs.paths.pop("review")
         return [f"could not write {path}: {exc}"]
@@ -233,7 +235,12 @@ def analyze(
     save_times = [parse_timecode(t) for t in options.save_frames]
     began = time.perf_counter()
 
-    video = VideoSource(source, start=start, end=end, every=options.every, fps=options.fps, timeout=options.timeout)
+    try:
+        video = VideoSource(source, start=start, end=end, every=options.every, fps=options.fps, timeout=options.timeout)
+    except StartPastEnd as exc:
+        if options.review_around is None:
+            raise
+        raise UsageError(f"--around {options.review_around} is past the end of {exc.name} ({format_timecode(exc.duration_s)})") from None
     reader_owns_video = False  # once the pipeline runs, its reading thread closes the source
     try:
         info = video.info
@@ -286,7 +293,7 @@ def analyze(
                 raise UsageError("no frames were analysed (check --start/--end)")
             errors = outputs.close()
             if review is not None:
-                errors += _write_review(outputs, review, labels, source, options.review_max_mb, options.heat)
+                errors += _write_review(outputs, review, labels, source, options)
         except StagesStuck:
             outputs.discard()
             raise

@@ -56,4 +56,5 @@ def review_options(
         review_max_mb=max_mb,
         smooth=smooth,
         faithfulness_every=faithfulness_every,
+        review_around=around,
     )

@@ -34,6 +34,15 @@ MAX_CONSECUTIVE_DECODE_ERRORS = 100
 _DAMAGE_ERRORS = (av.FFmpegError, UnicodeError, ValueError, TypeError, OverflowError, ZeroDivisionError)
 
 
+class StartPastEnd(UsageError):
+    """A start time at or after the video's end; callers that took the time in other terms (review
+    --around) can say so in those."""
+
+    def __init__(self, start: float, duration_s: float, name: str):
+        super().__init__(f"start {start:g}s is past the end of {name} ({duration_s:.3f}s)")
+        self.start, self.duration_s, self.name = start, duration_s, name
+
+
 def _duration_s(stream, container) -> float | None:
     """The stream's duration, else the container's, else None (some files have neither)."""
     if stream.duration:
@@ -169,7 +178,7 @@ class VideoSource:
                 raise InputError(f"could not decode any video frame from {self._name}: {why}")
             self.info = self._make_info(self._first)
             if start is not None and self.info.duration_s is not None and start >= self.info.duration_s:
-                raise UsageError(f"start {start:g}s is past the end of {self._name} ({self.info.duration_s:.3f}s)")
+                raise StartPastEnd(start, self.info.duration_s, self._name)
             self._t_first = self._first_time()
         except BaseException as exc:
             self.close()

@@ -20,7 +20,7 @@ from streamcam.outputs.render import COLORMAPS, EVIDENCE_FADE, EVIDENCE_FULL
 from streamcam.video.timecode import format_timecode
 
 from .collect import ReviewCollector, ReviewFrame, encode_jpeg
-from .peaks import DEFAULT_PROMINENCE, find_peaks
+from .peaks import curve_prominence, find_peaks
 
 PAGE_COLORMAPS = ("jet", "turbo", "inferno", "viridis")
 # Shrinking steps when over --max-mb: (max width, JPEG quality); frames are dropped only after these.
@@ -91,14 +91,33 @@ def _shrink(frames: list[ReviewFrame], budget: int, keep_always: set[int]) -> tu
     return kept, notes
 
 
+def _plocal_series(frames: list[ReviewFrame], class_id: int, probs: np.ndarray) -> np.ndarray:
+    """A tracked class's plocal per frame (its probability where the frame has none)."""
+    return np.array([f.plocal.get(class_id, probs[n, class_id]) for n, f in enumerate(frames)], np.float64)
+
+
+def _curve_peaks(series) -> list[int]:
+    """Peaks of a curve as the page shows it, each standing out by a share of that curve's range."""
+    return find_peaks(series, curve_prominence(series))
+
+
 def build_data(
-    collector: ReviewCollector, labels, source: str, max_mb: float = 50.0, prominence: float = DEFAULT_PROMINENCE, heat: str = "evidence"
+    collector: ReviewCollector, labels, source: str, max_mb: float = 50.0, heat: str = "evidence", around: float | None = None
 ) -> tuple[dict, list[str]]:
+    """The page's data. Peaks are found on each curve the timeline draws for a class (p, and plocal
+    for a named class), and for the default view on the top-1 curve. around: the moment the page
+    opens on (review --around), in seconds."""
     frames = collector.frames
     probs = np.stack([f.probabilities for f in frames]).astype(np.float32)
     classes = _selector_classes(collector, probs)
-    peaks = {c: find_peaks(probs[:, c], prominence) for c in classes}
-    near = {n for ps in peaks.values() for p in ps for n in range(max(0, p - PEAK_NEIGHBOURS), min(len(frames), p + PEAK_NEIGHBOURS + 1))}
+    curve_peaks = {c: {"p": _curve_peaks(probs[:, c])} for c in classes}
+    for c in classes:
+        if c in collector.tracked:
+            curve_peaks[c]["plocal"] = _curve_peaks(_plocal_series(frames, c, probs))
+    peaks = {c: sorted({p for ps in curves.values() for p in ps}) for c, curves in curve_peaks.items()}
+    top1_peaks = _curve_peaks(probs.max(axis=1))
+    every_peak = [p for ps in peaks.values() for p in ps] + top1_peaks
+    near = {n for p in every_peak for n in range(max(0, p - PEAK_NEIGHBOURS), min(len(frames), p + PEAK_NEIGHBOURS + 1))}
     # What does not shrink: the scripts and styles, colour tables, the probability series.
     fixed = sum(len(_asset(n)) for n in ASSETS) + 4096 + 12 * len(frames) * (len(classes) + 2)
     kept, notes = _shrink(frames, int(max_mb * 1024 * 1024) - fixed, near)
@@ -110,7 +129,8 @@ def build_data(
         "source": source,
         "size": list(collector.size or (0, 0)),
         "notice": "; ".join(notes) or None,
-        "prominence": prominence,
+        "around": around,
+        "top1_peaks": [frames[p].index for p in top1_peaks],
         "frames_analysed": len(frames),
         "frames": [
             {
@@ -133,8 +153,9 @@ def build_data(
                 "tracked": c in collector.tracked,
                 "p": [round(float(v), 5) for v in kp[:, c]],
                 "plocal": [f.plocal.get(c) for f in kept] if c in collector.tracked else None,
-                "peaks": [frames[p].index for p in peaks[c]],
-            }  # frame indices in the video
+                "peaks": [frames[p].index for p in peaks[c]],  # frame indices in the video, of either curve
+                "curve_peaks": {curve: [frames[p].index for p in ps] for curve, ps in curve_peaks[c].items()},
+            }
             for c in classes
         ],
         "names": {str(c): labels.name(int(c)) for c in np.unique(top_ids)},
@@ -167,11 +188,13 @@ def render_html(data: dict) -> str:
     return html
 
 
-def write_review(path: Path, collector: ReviewCollector, labels, source: str, max_mb: float = 50.0, heat: str = "evidence") -> ReviewResult:
+def write_review(
+    path: Path, collector: ReviewCollector, labels, source: str, max_mb: float = 50.0, heat: str = "evidence", around: float | None = None
+) -> ReviewResult:
     """Write the page under a temporary name, then rename; returns what went in and the warnings."""
     if not collector.frames:
         raise ValueError("no frames to review")
-    data, notes = build_data(collector, labels, source, max_mb, heat=heat)
+    data, notes = build_data(collector, labels, source, max_mb, heat=heat, around=around)
     html = render_html(data).encode("utf-8")
     path = write_bytes_atomic(path, html)
     warnings = [f"review page over --max-mb {max_mb:g}: {n}" for n in notes]

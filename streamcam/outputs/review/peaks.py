@@ -10,6 +10,19 @@ from __future__ import annotations
 import numpy as np
 
 DEFAULT_PROMINENCE = 0.1
+# The review page's peaks: on each curve it draws, a peak must stand out by PEAK_SHARE of that
+# curve's range (so a named class whose p never passes 0.07 while its plocal spikes to 0.79 still
+# has peaks, on plocal), and by at least PEAK_FLOOR of probability (a low curve's frame-to-frame jitter
+# has none).
+PEAK_SHARE = 0.25
+PEAK_FLOOR = 0.05
+
+
+def curve_prominence(series) -> float:
+    """The prominence a peak of this curve needs: PEAK_SHARE of its range, at least PEAK_FLOOR."""
+    x = np.asarray(series, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return max(PEAK_FLOOR, PEAK_SHARE * float(x.max() - x.min())) if x.size else PEAK_FLOOR
 
 
 def _local_maxima(x: np.ndarray) -> list[int]:

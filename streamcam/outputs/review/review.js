@@ -79,7 +79,10 @@
     await img.ready;
     if (token !== drawToken) return;  // a newer frame was asked for meanwhile
     const W = img.naturalWidth || D.size[0], H = img.naturalHeight || D.size[1];
-    if (canvas.width !== W || canvas.height !== H) { canvas.width = W; canvas.height = H; }
+    if (canvas.width !== W || canvas.height !== H) {
+      canvas.width = W; canvas.height = H;
+      canvas.style.setProperty("--aspect", String(W / H));  // the CSS keeps the chart's legend on screen
+    }
     ctx.drawImage(img, 0, 0, W, H);
     const cid = camClass(f), grid = f.cams[cid];
     const evidence = evidenceAt(n, cid), strength = state.evidence ? strengthOf(evidence) : 1;
@@ -147,16 +150,28 @@
     return draw();
   }
 
-  // Peaks (frame indices in the video, found in Python) -> positions in this page's frames.
+  // Peaks (frame indices in the video, found in Python on each curve the timeline draws) ->
+  // positions in this page's frames. The default view's curve is each frame's top-1 p.
   const posOfIndex = new Map(frames.map((f, n) => [f.i, n]));
-  function peakPositions() {
+  const positions = (indices) => indices.map((i) => posOfIndex.get(i)).filter((p) => p !== undefined);
+  function curvePeaks() {  // [[curve values, positions], ...] for the view
     const c = classById.get(state.cls);
-    return c ? c.peaks.map((i) => posOfIndex.get(i)).filter((p) => p !== undefined) : [];
+    if (!c) return [[frames.map((f) => f.top[0][1]), positions(D.top1_peaks)]];
+    const out = [[c.p, positions(c.curve_peaks.p)]];
+    if (c.plocal && c.curve_peaks.plocal) out.push([c.plocal, positions(c.curve_peaks.plocal)]);
+    return out;
   }
+  function peakPositions() {
+    return [...new Set(curvePeaks().flatMap(([, ps]) => ps))].sort((a, b) => a - b);
+  }
+  const peakNote = $("peak-note");
+  function showPeakNote(text) { peakNote.textContent = text; peakNote.hidden = !text; }
+  function notePeaks() { showPeakNote(peakPositions().length ? "" : "no peaks in this window for this view"); }
   function jumpPeak(dir) {
     const ps = peakPositions();
     const target = dir > 0 ? ps.find((p) => p > state.pos) : ps.filter((p) => p < state.pos).pop();
-    if (target !== undefined) seek(target);
+    if (target !== undefined) { notePeaks(); seek(target); }
+    else showPeakNote(ps.length ? `no ${dir > 0 ? "later" : "earlier"} peak in this window` : "no peaks in this window for this view");
   }
 
   // Playback at the frames' own timestamps, so variable-rate clips play at their real pace.
@@ -213,13 +228,19 @@
   function drawMarks(u) {
     const c = u.ctx, dpr = window.devicePixelRatio || 1, top = u.bbox.top, h = u.bbox.height;
     c.save();
-    const cls = classById.get(state.cls);
-    if (cls) {
-      c.fillStyle = "#000";
-      for (const p of peakPositions()) {
-        const x = u.valToPos(times[p], "x", true), y = u.valToPos(cls.p[p], "y", true);
+    c.fillStyle = "#000";
+    for (const [values, ps] of curvePeaks()) {  // a triangle over each peak, on its own curve
+      for (const p of ps) {
+        const x = u.valToPos(times[p], "x", true), y = u.valToPos(values[p], "y", true);
         c.beginPath(); c.moveTo(x, y - 10 * dpr); c.lineTo(x - 5 * dpr, y - 18 * dpr); c.lineTo(x + 5 * dpr, y - 18 * dpr); c.fill();
       }
+    }
+    if (D.around !== null && D.around !== undefined) {  // review --around: the moment asked about
+      const xa = u.valToPos(D.around, "x", true);
+      c.strokeStyle = "#ff7f0e"; c.lineWidth = 2 * dpr; c.setLineDash([6 * dpr, 4 * dpr]);
+      c.beginPath(); c.moveTo(xa, top); c.lineTo(xa, top + h); c.stroke();
+      c.setLineDash([]); c.fillStyle = "#ff7f0e"; c.font = `${11 * dpr}px system-ui, sans-serif`;
+      c.fillText("--around", xa + 4 * dpr, top + 12 * dpr);
     }
     const x = u.valToPos(times[state.pos], "x", true);
     c.strokeStyle = "#2ca02c"; c.lineWidth = 2 * dpr;
@@ -229,14 +250,20 @@
 
   // Controls
   const select = $("class-select");
+  // Short entries (class, then the highest p and plocal in the window), grouped, so none is cut off.
   select.add(new Option("top-1 of each frame", "top1"));
-  for (const c of D.classes) {
-    const maxLocal = c.plocal ? Math.max(...c.plocal.filter((v) => v !== null), 0) : null;
-    let label = `${c.name} (max p ${Math.max(...c.p).toFixed(3)}`;
-    if (maxLocal !== null) label += `, max plocal ${maxLocal.toFixed(3)}`;
-    select.add(new Option(label + (c.tracked ? ", named" : "") + ")", String(c.id)));
+  for (const [label, named] of [["named classes", true], ["top classes in this window", false]]) {
+    const group = document.createElement("optgroup");
+    group.label = label;
+    for (const c of D.classes.filter((k) => k.tracked === named)) {
+      const maxLocal = c.plocal ? Math.max(...c.plocal.filter((v) => v !== null), 0) : null;
+      let text = `${c.name}: p ${Math.max(...c.p).toFixed(3)}`;
+      if (maxLocal !== null) text += `, plocal ${maxLocal.toFixed(3)}`;
+      group.appendChild(new Option(text, String(c.id)));
+    }
+    if (group.children.length) select.appendChild(group);
   }
-  select.addEventListener("change", () => { state.cls = select.value; buildPlot(); draw(); });
+  select.addEventListener("change", () => { state.cls = select.value; buildPlot(); notePeaks(); draw(); });
   const cm = $("colormap");
   for (const name of Object.keys(D.colormaps)) cm.add(new Option(name, name));
   cm.addEventListener("change", () => { state.cmap = cm.value; draw(); });
@@ -248,6 +275,11 @@
   $("prev-peak").onclick = () => jumpPeak(-1);
   $("next-peak").onclick = () => jumpPeak(1);
   $("play").onclick = () => play(!state.playing);
+  // A control keeps the keyboard focus after use, and a focused select or button takes the arrow
+  // keys and Space for itself: give the focus back to the page, so the shortcuts work at once.
+  for (const el of document.querySelectorAll("#controls select, #controls input, #controls button")) {
+    el.addEventListener(el.tagName === "BUTTON" ? "click" : "change", () => el.blur());
+  }
   document.addEventListener("keydown", (e) => {
     if (e.target.tagName === "SELECT" || e.target.tagName === "INPUT" && e.target.type !== "checkbox" && e.target.type !== "range") return;
     const k = e.key, step = e.shiftKey ? 10 : 1;
@@ -273,7 +305,15 @@
     lowTrustFrames: () => frames.map((f, n) => [f.i, faithAt(n)]).filter(([, v]) => v !== null && v < D.faith_low).map(([i]) => i),
     scoredFrames: () => frames.map((f, n) => [f.i, faithAt(n)]).filter(([, v]) => v !== null).map(([i]) => i),
   };
+  // Open on the --around moment (the frame nearest to it), else at the window's start.
+  if (D.around !== null && D.around !== undefined) {
+    let best = 0;
+    for (let n = 1; n < frames.length; n++) if (Math.abs(frames[n].t - D.around) < Math.abs(frames[best].t - D.around)) best = n;
+    state.pos = best;
+  }
+  window.streamcamReview.aroundPos = state.pos;
   buildPlot();
+  notePeaks();
   draw();
   window.addEventListener("resize", () => { buildPlot(); drawTrust(); });
 })();
