@@ -142,6 +142,7 @@ class CamSmoother:
     def __init__(self, seconds: float):
         self.seconds = seconds
         self._maps: dict[int, tuple[np.ndarray, float]] = {}
+        self.carried: dict[int, np.ndarray] = {}  # the last update's previous maps, moved to its frame
 
     def previous(self, class_id: int, motion: Motion | None) -> np.ndarray | None:
         """The class's last smoothed map, moved to the current frame (None: no state, or a cut)."""
@@ -156,9 +157,11 @@ class CamSmoother:
     def update(self, maps: dict[int, np.ndarray | None], motion: Motion | None, time_s: float) -> dict[int, np.ndarray]:
         """maps: each shown class's new map, or None for a held class the engine did not explain on
         this frame (its last map is carried along the flow, unblended; see can_carry)."""
-        out, states = {}, {}
+        out, states, self.carried = {}, {}, {}
         for class_id, raw in maps.items():
             carried = self.previous(class_id, motion)
+            if carried is not None:
+                self.carried[class_id] = carried
             if raw is None:
                 out[class_id] = carried
                 states[class_id] = (carried, self._maps[class_id][1])  # the time of its last real map
@@ -238,12 +241,13 @@ class TemporalSmoother:
         shown = held + self.tracked
         top = held[0] if held else None
         raw_top = raw_ids[0] if self.top_k else None
-        # The explained top class's map before this frame, carried along the flow: for cam_r_prev.
-        previous = self._maps.previous(top, motion) if top is not None and top == self._last_top else None
-        raw_previous = self._raw_maps.previous(raw_top, motion) if raw_top is not None and raw_top == self._last_raw_top else None
         maps = self._maps.update({c: batch.cams[n, column_of[c]] if c in column_of else None for c in dict.fromkeys(shown)}, motion, time_s)
         raw_map = {raw_top: batch.cams[n, 0]} if raw_top is not None else {}
         self._raw_maps.update(raw_map, motion, time_s)
+        # The explained top class's map before this frame, carried along the flow (each map is
+        # warped once, in update): for cam_r_prev.
+        previous = self._maps.carried.get(top) if top is not None and top == self._last_top else None
+        raw_previous = self._raw_maps.carried.get(raw_top) if raw_top is not None and raw_top == self._last_raw_top else None
         cams = np.stack([maps[c] for c in shown])
         local = (
             None
