@@ -135,7 +135,7 @@ def analyze(
         str,
         typer.Option(
             "--cam-classes",
-            help="Classes to explain per frame: top1, top3, ..., ids/names tracked through the whole video (each gets p_, plocal_ and peak columns in the CSV), or both, e.g. 'top1,traffic_light,bicycle-built-for-two'.",
+            help="Classes to explain per frame: top1, top3, ... (at most top10), ids/names tracked through the whole video (each gets p_, plocal_ and peak columns in the CSV), or both, e.g. 'top1,traffic_light,bicycle-built-for-two'.",
         ),
     ] = "top1",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per engine call.")] = 8,
@@ -465,7 +465,10 @@ def live(
     ] = None,
     top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="Predictions per frame in the --record CSV.")] = 5,
     cam_classes: Annotated[
-        str, typer.Option("--cam-classes", help="Classes to explain: top1, top3, ..., ids/names, or both, e.g. 'top1,traffic_light'.")
+        str,
+        typer.Option(
+            "--cam-classes", help="Classes to explain: top1, top3, ... (at most top10), ids/names, or both, e.g. 'top1,traffic_light'."
+        ),
     ] = "top1",
     timeout: TimeoutOpt = 10.0,
     input_size: InputSizeOpt = "224x224",
@@ -483,7 +486,7 @@ def live(
     backend: BackendOpt = None,
 ) -> None:
     """Show the Grad-CAM overlay live in a window (q or Esc quits) and/or a browser (--serve); frames the model cannot keep up with are skipped, and a lost stream is reconnected."""
-    from streamcam.apps.analyze import AnalyzeOptions, parse_cam_classes
+    from streamcam.apps.analyze import AnalyzeOptions, parse_cam_classes, parse_top_k
     from streamcam.apps.live import LiveStats, WindowViewer, has_display
     from streamcam.apps.live import live as run_live
     from streamcam.apps.live.server import DEFAULT_HOST, DEFAULT_PORT, BrowserView, LiveServer, parse_address
@@ -496,6 +499,7 @@ def live(
     try:
         address = parse_address(serve) if serve is not None else None
         InputSize.parse(input_size)  # a typo fails before the model loads
+        parse_top_k(cam_classes)
         SmoothingOptions(seconds=smooth).check()  # likewise
         check_heat(heat)
         options = None

@@ -23,6 +23,7 @@ from streamcam.explain.trust import FaithfulnessRun, SmoothingOptions, TemporalS
 from streamcam.explain.trust.smoothing import DEFAULT_SMOOTH_S
 from streamcam.outputs import render
 from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, SinkOptions, finish_summary
+from streamcam.video.sink import check_encoder
 from streamcam.video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource
 from streamcam.video.timecode import parse_timecode
 
@@ -65,11 +66,14 @@ class AnalyzeOptions:
         if not self.timeout > 0:
             raise UsageError("--timeout must be more than 0 seconds")
         InputSize.parse(self.input_size)
+        parse_top_k(self.cam_classes)
         if not self.review_max_mb > 0:
             raise UsageError("--max-mb must be more than 0")
         render.check_alpha(self.alpha)
         render.check_colormap(self.colormap)
         render.check_heat(self.heat)
+        if self.video or self.heatmap_video or self.segmented_video:
+            check_encoder(self.codec, self.crf, self.preset)  # a bad --preset fails before anything is written
         self.smoothing().check()
         if self.faithfulness_every is not None and self.faithfulness_every < 1:
             raise UsageError(f"--faithfulness-every must be 1 or more frames, not {self.faithfulness_every}")
@@ -116,12 +120,16 @@ class AnalyzeSummary:
         )
 
 
-def parse_cam_classes(spec: str, labels) -> tuple[int, list[int]]:
-    """'top3' -> (3, []); ids/names -> (0, [ids]); both, 'top1,bicycle' -> (1, [ids]).
+# The most classes --cam-classes topK explains per frame: each is one more map per frame to compute
+# and draw, and past a handful the overlay's outlines and legend cannot tell them apart anyway.
+MAX_CAM_TOP_K = 10
 
-    The top-k classes change from frame to frame; named classes are tracked through the whole video.
-    """
-    top_k, names = 0, []
+
+def parse_top_k(spec: str) -> int:
+    """The K of 'topK' in a --cam-classes value (0: none), checked against 1..MAX_CAM_TOP_K.
+
+    Needs no labels, so a bad value fails before the model loads."""
+    top_k = 0
     for token in (t.strip() for t in spec.split(",")):
         match = re.fullmatch(r"top(\d+)", token.lower())
         if match:
@@ -130,8 +138,19 @@ def parse_cam_classes(spec: str, labels) -> tuple[int, list[int]]:
             top_k = int(match.group(1))
             if top_k < 1:
                 raise UsageError("--cam-classes topK needs K >= 1")
-        elif token:
-            names.append(token)
+            if top_k > MAX_CAM_TOP_K:
+                raise UsageError(f"--cam-classes top{top_k}: at most top{MAX_CAM_TOP_K} (name further classes instead)")
+    return top_k
+
+
+def parse_cam_classes(spec: str, labels) -> tuple[int, list[int]]:
+    """'top3' -> (3, []); ids/names -> (0, [ids]); both, 'top1,bicycle' -> (1, [ids]).
+
+    The top-k classes change from frame to frame; named classes are tracked through the whole video.
+    K is at most MAX_CAM_TOP_K.
+    """
+    top_k = parse_top_k(spec)
+    names = [t for t in (t.strip() for t in spec.split(",")) if t and not re.fullmatch(r"top(\d+)", t.lower())]
     tracked = labels.resolve(",".join(names)) if names else []
     if not top_k and not tracked:
         raise UsageError(f"no classes given in --cam-classes {spec!r}")
