@@ -6,6 +6,9 @@ source (PyAV) -> batches of resized frames -> engine (one compiled call per batc
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -16,15 +19,17 @@ import numpy as np
 
 from streamcam.core.errors import UsageError
 from streamcam.core.frames import Frame
+from streamcam.core.locks import folder_lock
+from streamcam.core.paths import check_output_folder
 from streamcam.core.pipeline import Pipeline, StagesStuck, prefer_stage_threads
 from streamcam.explain.engine import CamEngine
 from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
 from streamcam.explain.trust import FaithfulnessRun, SmoothingOptions, TemporalSmoother
 from streamcam.explain.trust.smoothing import DEFAULT_SMOOTH_S
 from streamcam.outputs import render
-from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, SinkOptions, finish_summary
+from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, SinkOptions, finish_summary, output_folder, output_paths
 from streamcam.video.sink import check_encoder
-from streamcam.video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource
+from streamcam.video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource, is_local_file
 from streamcam.video.timecode import parse_timecode
 
 
@@ -57,6 +62,7 @@ class AnalyzeOptions:
     faithfulness_every: int | None = None  # score every N-th analysed frame's maps by removal (explain.trust.faithfulness)
     smooth: float = DEFAULT_SMOOTH_S  # seconds: the time constant of temporal smoothing (explain.trust); 0: off
     render_workers: int | None = None  # threads drawing video pictures beside the encoder (None: the spare cores; 0: none)
+    overwrite: bool = False  # replace earlier outputs of another command (same command: always replaced)
 
     def check(self) -> None:
         if self.top_n < 1:
@@ -106,6 +112,7 @@ class AnalyzeSummary:
     backend: str | None = None  # the Keras backend that ran the model: tensorflow or jax
     smoothing: dict | None = None  # temporal smoothing's settings, cuts and stability figures (None: off)
     faithfulness: dict | None = None  # removal scores: stride, frames scored, mean, control, low-trust share (None: off)
+    source_sha256: str | None = None  # which input this was, without storing a URL's secrets (see run_settings)
 
     @classmethod
     def of_run(cls, info: VideoInfo, engine, options: AnalyzeOptions, **fields) -> AnalyzeSummary:
@@ -226,6 +233,64 @@ def expected_frames(info: VideoInfo, start: float | None, end: float | None, eve
     return max(1, -(-total // every))
 
 
+# Options that change neither what is written nor how: a rerun differing only in these is the same command.
+NOT_SETTINGS = ("out_dir", "timeout", "render_workers", "overwrite")
+
+
+def source_digest(source) -> str:
+    """The input's identity: a local file by its absolute path, anything else as given, hashed (a
+    URL's password never lands in a file that way)."""
+    text = str(source)
+    if is_local_file(source):
+        text = os.path.abspath(text)
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def run_settings(source, options: AnalyzeOptions, engine=None) -> dict:
+    """What makes two runs the same command: the input, the options that shape the outputs, and
+    (when loaded) the model and CAM method. JSON-ready, as summaries and manifests store it."""
+    kept = {k: v for k, v in asdict(options).items() if k not in NOT_SETTINGS}
+    settings = {"source_sha256": source_digest(source), "options": json.loads(json.dumps(kept, default=str))}
+    if engine is not None:
+        settings |= {"model": engine.classifier.name, "method": engine.method.name}
+    return settings
+
+
+def settings_differ(earlier: dict, now: dict) -> list[str]:
+    """How `earlier` settings (or a summary holding them) differ from `now`; [] when the same."""
+    if earlier.get("source_sha256") != now["source_sha256"]:
+        return ["another input"]
+    notes = [f"{k} {earlier.get(k)} -> {now[k]}" for k in ("model", "method") if k in now and earlier.get(k) != now[k]]
+    options = {k: v for k, v in (earlier.get("options") or {}).items() if k not in NOT_SETTINGS}
+    for key in sorted(set(options) | set(now["options"])):
+        if options.get(key) != now["options"].get(key):
+            notes.append(f"{key} {options.get(key)!r} -> {now['options'].get(key)!r}")
+    return notes
+
+
+def check_overwrite(source, options: AnalyzeOptions, engine=None, stem: str | None = None) -> None:
+    """UsageError when this run would replace outputs that a different command wrote (another
+    input, other options, another model), unless options.overwrite. The same command's outputs
+    (a rerun, or a resumed batch video) are replaced as before. Without the engine (before the
+    model loads) the model and method are not compared yet."""
+    if options.overwrite:
+        return
+    paths = output_paths(source, options.sinks(), stem)
+    existing = [p for p in paths.values() if p.is_file()]
+    if not existing:
+        return
+    hint = "use --overwrite to replace them, or another --out-dir"
+    try:
+        earlier = json.loads(paths["summary"].read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UsageError(f"{existing[0]} is there already and no summary says which run wrote it: {hint}") from None
+    differences = settings_differ(earlier if isinstance(earlier, dict) else {}, run_settings(source, options, engine))
+    if differences:
+        raise UsageError(
+            f"{paths['summary'].parent / paths['summary'].name.split('.')[0]}.* are from a different run ({'; '.join(differences[:3])}): {hint}"
+        )
+
+
 def analyze(
     source: str | int,
     engine: CamEngine,
@@ -250,8 +315,14 @@ def analyze(
     if start is not None and end is not None and end <= start:
         raise UsageError(f"--end ({end:g} s) must be after --start ({start:g} s)")
     save_times = [parse_timecode(t) for t in options.save_frames]
-    began = time.perf_counter()
+    # One run per output folder at a time (the CLI took it already, before the model loaded).
+    with folder_lock(check_output_folder(output_folder(source, options.out_dir))):
+        check_overwrite(source, options, engine)
+        return _run(source, engine, options, on_start, on_frame, collectors, labels, top_k, tracked, start, end, save_times)
 
+
+def _run(source, engine, options, on_start, on_frame, collectors, labels, top_k, tracked, start, end, save_times) -> AnalyzeSummary:
+    began = time.perf_counter()
     video = VideoSource(source, start=start, end=end, every=options.every, fps=options.fps, timeout=options.timeout)
     reader_owns_video = False  # once the pipeline runs, its reading thread closes the source
     try:
@@ -333,6 +404,7 @@ def analyze(
         frame_index="estimated" if video.frame_index_estimated else "exact",
         smoothing=None if smoother is None else smoothing_summary(smoother),
         faithfulness=None if faith is None else faith.summary(),
+        source_sha256=source_digest(source),
     )
     finish_summary(outputs.paths["summary"], summary, errors)
     return summary

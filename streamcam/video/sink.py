@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import cv2
 import numpy as np
 
 from streamcam.core.errors import StreamcamError, UsageError
+from streamcam.core.paths import replace_durably
 
 _FAST_PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast"}
 # x264's and x265's presets; other encoders take the fast ones as a hint (see _encoder_options).
@@ -221,7 +221,7 @@ class VideoSink:
             if self._audio is not None:
                 self._audio.close()
             self._container.close()
-            os.replace(self.temp_path, self.path)
+            replace_durably(self.temp_path, self.path)
         except BaseException:
             self.abort()
             raise
