@@ -289,7 +289,9 @@ def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_ad
         if options.out_dir is None:
             raise UsageError("--out-dir is required with more than one input (each video gets a sub-folder of it)")
         options.check()
-        videos = batch.expand_inputs(sources, recursive)
+        videos = batch.expand_inputs(sources, recursive, options.out_dir)
+        # The same settings whether run here or on Ray: the engine as asked for on the command line.
+        engine_key = dict(zip(("model", "weights", "layer", "method", "preprocess"), (*engine_args[:4], engine_args[6])))
         held.enter_context(folder_lock(check_output_folder(options.out_dir)))  # one batch per --out-dir at a time
         manifest = batch.Manifest(options.out_dir)
         if ray_address is not None:
@@ -311,13 +313,22 @@ def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_ad
                     address=None if ray_address == "local" else ray_address,
                     workers=workers,
                     gpus_per_worker=gpus_per_worker,
+                    engine_key=engine_key,
                 )
         else:
             with progress.status("loading model"):
                 engine = _engine(*engine_args, batch_size=options.batch_size)
             with BatchProgress(err_console, len(videos), enabled=not quiet) as bars:
                 entries = batch.run_local(
-                    videos, engine, options, options.out_dir, manifest, on_video=bars.video_done, on_start=bars.start, on_frame=bars.advance
+                    videos,
+                    engine,
+                    options,
+                    options.out_dir,
+                    manifest,
+                    on_video=bars.video_done,
+                    on_start=bars.start,
+                    on_frame=bars.advance,
+                    engine_key=engine_key,
                 )
     except StreamcamError as exc:
         fail(exc)
