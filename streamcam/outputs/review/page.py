@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -150,21 +151,37 @@ def _asset(name: str) -> str:
     return files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
+# Inside the inline JSON: '<', '>' and '&' as JSON escapes, so no file name (`</script>`,
+# `<!--<script>`) can end the script element or switch the HTML parser into another state.
+_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+def shown_text(text: str) -> str:
+    """A file name as the page shows it: bytes that are not UTF-8 (kept by Python as lone
+    surrogates) become U+FFFD instead of failing the page's encoding."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def script_json(data: dict) -> str:
+    """JSON that is safe inside <script type="application/json">."""
+    return json.dumps(data, separators=(",", ":")).translate(_JSON_ESCAPES)
+
+
 def render_html(data: dict) -> str:
-    # '</' inside inline JSON/JS would end the <script> early
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    html = _asset("template.html")
+    data = {**data, "source": shown_text(str(data["source"]))}
+    title = f"streamcam review: {Path(data['source']).name}"
     parts = {
-        "TITLE": f"streamcam review: {Path(str(data['source'])).name}".replace("&", "&amp;").replace("<", "&lt;"),
+        "TITLE": title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"),
         "UPLOT_CSS": _asset("vendor/uPlot.min.css"),
         "REVIEW_CSS": _asset("review.css"),
         "UPLOT_JS": _asset("vendor/uPlot.iife.min.js"),
         "REVIEW_JS": _asset("review.js"),
-        "DATA": payload,
+        "DATA": script_json(data),
     }
-    for key, value in parts.items():
-        html = html.replace("{{" + key + "}}", value, 1)
-    return html
+    # One pass over the template: what goes in is never searched for placeholders again, so a
+    # file named `{{DATA}}.mp4` stays a title.
+    return _PLACEHOLDER.sub(lambda m: parts.get(m.group(1), m.group(0)), _asset("template.html"))
 
 
 def write_review(path: Path, collector: ReviewCollector, labels, source: str, max_mb: float = 50.0, heat: str = "evidence") -> ReviewResult:
