@@ -198,10 +198,14 @@ def _write_review(outputs: RunOutputs, review, labels, source, max_mb: float, he
 
     path = outputs.paths["review"]
     try:
+        if review.error is not None:
+            raise OSError(review.error)
         result = write_review(path, review, labels, str(source), max_mb, heat)
     except OSError as exc:
         outputs.paths.pop("review")
-        return [f"could not write {path}: {exc}"]
+        return [f"could not write {path}: {exc.strerror or exc}"]
+    finally:
+        review.close()
     outputs.warnings += result.warnings
     return []
 
@@ -334,7 +338,7 @@ def _run(source, engine, options, on_start, on_frame, collectors, labels, top_k,
         if options.review:
             from streamcam.outputs.review import ReviewCollector
 
-            review = ReviewCollector(tracked, options.top_n)
+            review = ReviewCollector(tracked, options.top_n, spill_dir=outputs.out_dir)
             collectors = [*collectors, review]
         writer = FrameWriter(outputs, options.sinks(), labels, on_frame, save_times, len(tracked), collectors, options.render_workers)
         try:

@@ -20,14 +20,13 @@ from streamcam.outputs.files import write_bytes_atomic
 from streamcam.outputs.render import COLORMAPS, EVIDENCE_FADE, EVIDENCE_FULL
 from streamcam.video.timecode import format_timecode
 
-from .collect import ReviewCollector, ReviewFrame, encode_jpeg
+from .collect import ReviewCollector, encode_jpeg
 from .peaks import DEFAULT_PROMINENCE, find_peaks
 
 PAGE_COLORMAPS = ("jet", "turbo", "inferno", "viridis")
 # Shrinking steps when over --max-mb: (max width, JPEG quality); frames are dropped only after these.
 SHRINK_STEPS = ((960, 70), (640, 60), (480, 50))
 PEAK_NEIGHBOURS = 2  # frames kept on each side of a peak when thinning
-OVERHEAD_PER_FRAME = 200  # JSON keys, numbers, top-n
 WINDOW_CLASSES = 8
 ASSETS = (
     "template.html",
@@ -56,93 +55,116 @@ def _lut(name: str) -> str:
     return _b64(np.ascontiguousarray(bgr[:, 0, ::-1]).tobytes())  # 256 RGB triples, as render uses
 
 
-def _selector_classes(collector: ReviewCollector, probs: np.ndarray) -> list[int]:
-    top = [int(c) for c in np.argsort(-probs.max(axis=0), kind="stable")[: max(collector.top_n, 1)]][:WINDOW_CLASSES]
+def _selector_classes(collector: ReviewCollector) -> list[int]:
+    top = [int(c) for c in np.argsort(-collector.max_probabilities, kind="stable")[: max(collector.top_n, 1)]][:WINDOW_CLASSES]
     return list(dict.fromkeys(collector.tracked + top))
 
 
-def _frame_bytes(f: ReviewFrame) -> int:
-    return 4 * len(f.jpeg) // 3 + sum(4 * g.size // 3 for g in f.cams.values()) + OVERHEAD_PER_FRAME
+def _reencode(collector: ReviewCollector, width: int, quality: int) -> None:
+    """Every frame's JPEG at most `width` wide at `quality`, one frame in memory at a time."""
+    for n in range(len(collector)):
+        f = collector.frame(n)
+        rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        f.jpeg = encode_jpeg(rgb, width, quality)
+        collector.replace(n, f)
 
 
-def _shrink(frames: list[ReviewFrame], budget: int, keep_always: set[int]) -> tuple[list[ReviewFrame], list[str]]:
-    """JPEG size and quality first; then every k-th frame plus the frames near peaks."""
+def _shrink(collector: ReviewCollector, budget: int, keep_always: set[int]) -> tuple[list[int], list[str]]:
+    """The frame numbers to keep, and notes: JPEG size and quality first; then every k-th frame
+    plus the frames near peaks."""
+    n_frames = len(collector)
+    everything = list(range(n_frames))
     notes: list[str] = []
-    total = sum(_frame_bytes(f) for f in frames)
-    if total <= budget:
-        return frames, notes
+
+    def total(kept) -> int:
+        return sum(collector.cost(n) for n in kept)
+
+    if total(everything) <= budget:
+        return everything, notes
     for width, quality in SHRINK_STEPS:
-        for f in frames:
-            rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-            f.jpeg = encode_jpeg(rgb, width, quality)
-        total = sum(_frame_bytes(f) for f in frames)
+        _reencode(collector, width, quality)
         notes.append(f"frames stored at most {width} px wide, JPEG quality {quality}")
-        if total <= budget:
-            return frames, notes[-1:]
+        if total(everything) <= budget:
+            return everything, notes[-1:]
     notes = notes[-1:]
     k = 2
     while True:
-        kept = [f for n, f in enumerate(frames) if n % k == 0 or n in keep_always]
-        if sum(_frame_bytes(f) for f in kept) <= budget or len(kept) <= len(keep_always) + 1:
+        kept = [n for n in everything if n % k == 0 or n in keep_always]
+        if total(kept) <= budget or len(kept) <= len(keep_always) + 1:
             break
         k += 1
-    notes.append(
-        f"only every {k}th frame kept, plus the frames within {PEAK_NEIGHBOURS} of each peak ({len(kept)} of {len(frames)} frames)"
-    )
+    notes.append(f"only every {k}th frame kept, plus the frames within {PEAK_NEIGHBOURS} of each peak ({len(kept)} of {n_frames} frames)")
     return kept, notes
+
+
+def _read_probabilities(collector: ReviewCollector, classes: list[int], kept: list[int]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """(every frame's probability of each of `classes` (frames, len(classes)), each kept frame's
+    whole probability row), read back in chunks."""
+    series = np.empty((len(collector), len(classes)), np.float32)
+    wanted, rows = set(kept), {}
+    for start, block in collector.probability_rows():
+        series[start : start + len(block)] = block[:, classes]
+        rows |= {start + i: block[i] for i in range(len(block)) if start + i in wanted}
+    return series, rows
 
 
 def build_data(
     collector: ReviewCollector, labels, source: str, max_mb: float = 50.0, prominence: float = DEFAULT_PROMINENCE, heat: str = "evidence"
 ) -> tuple[dict, list[str]]:
-    frames = collector.frames
-    probs = np.stack([f.probabilities for f in frames]).astype(np.float32)
-    classes = _selector_classes(collector, probs)
-    peaks = {c: find_peaks(probs[:, c], prominence) for c in classes}
-    near = {n for ps in peaks.values() for p in ps for n in range(max(0, p - PEAK_NEIGHBOURS), min(len(frames), p + PEAK_NEIGHBOURS + 1))}
+    n_frames = len(collector)
+    classes = _selector_classes(collector)
+    series, _ = _read_probabilities(collector, classes, [])
+    peaks = {c: find_peaks(series[:, j], prominence) for j, c in enumerate(classes)}
+    near = {n for ps in peaks.values() for p in ps for n in range(max(0, p - PEAK_NEIGHBOURS), min(n_frames, p + PEAK_NEIGHBOURS + 1))}
     # What does not shrink: the scripts and styles, colour tables, the probability series.
-    fixed = sum(len(_asset(n)) for n in ASSETS) + 4096 + 12 * len(frames) * (len(classes) + 2)
-    kept, notes = _shrink(frames, int(max_mb * 1024 * 1024) - fixed, near)
-    where = {id(f): n for n, f in enumerate(frames)}
-    positions = [where[id(f)] for f in kept]
-    kp = probs[positions]
-    top_ids = np.argsort(-kp, axis=1, kind="stable")[:, : collector.top_n]
-    data = {
-        "source": source,
-        "size": list(collector.size or (0, 0)),
-        "notice": "; ".join(notes) or None,
-        "prominence": prominence,
-        "frames_analysed": len(frames),
-        "frames": [
+    fixed = sum(len(_asset(n)) for n in ASSETS) + 4096 + 12 * n_frames * (len(classes) + 2)
+    kept, notes = _shrink(collector, int(max_mb * 1024 * 1024) - fixed, near)
+    _, rows = _read_probabilities(collector, [], kept)
+    frames, top_seen = [], set()
+    plocal = {c: [] for c in classes if c in collector.tracked}
+    for n in kept:  # one frame at a time from the spill file: only the page's share is in memory
+        f, p = collector.frame(n), rows[n]
+        top = [int(c) for c in np.argsort(-p, kind="stable")[: collector.top_n]]
+        top_seen.update(top)
+        for c in plocal:
+            plocal[c].append(f.plocal.get(c))
+        frames.append(
             {
                 "i": f.index,
                 "pts": f.pts,
                 "t": round(f.time_s, 6),
                 "tc": format_timecode(f.time_s),
                 "img": _b64(f.jpeg),
-                "top": [[int(c), round(float(kp[n, c]), 5)] for c in top_ids[n]],
+                "top": [[c, round(float(p[c]), 5)] for c in top],
                 "cams": {str(c): [int(g.shape[0]), int(g.shape[1]), _b64(g.tobytes())] for c, g in f.cams.items()},
-                "pl": {str(c): round(p, 5) for c, p in f.plocal.items()},
+                "pl": {str(c): round(v, 5) for c, v in f.plocal.items()},
                 "fa": {str(c): round(v, 4) for c, v in f.faith.items()},
             }
-            for n, f in enumerate(kept)
-        ],
+        )
+    indices = {n: collector.frame(n).index for ps in peaks.values() for n in ps}
+    data = {
+        "source": source,
+        "size": list(collector.size or (0, 0)),
+        "notice": "; ".join(notes) or None,
+        "prominence": prominence,
+        "frames_analysed": n_frames,
+        "frames": frames,
         "classes": [
             {
                 "id": c,
                 "name": labels.name(c),
                 "tracked": c in collector.tracked,
-                "p": [round(float(v), 5) for v in kp[:, c]],
-                "plocal": [f.plocal.get(c) for f in kept] if c in collector.tracked else None,
-                "peaks": [frames[p].index for p in peaks[c]],
+                "p": [round(float(v), 5) for v in series[kept, j]],
+                "plocal": plocal.get(c),
+                "peaks": [indices[p] for p in peaks[c]],
             }  # frame indices in the video
-            for c in classes
+            for j, c in enumerate(classes)
         ],
-        "names": {str(c): labels.name(int(c)) for c in np.unique(top_ids)},
+        "names": {str(c): labels.name(int(c)) for c in sorted(top_seen)},
         "colormaps": {name: _lut(name) for name in PAGE_COLORMAPS},
         "faith_low": FAITH_LOW,
         "evidence": {"fade": EVIDENCE_FADE, "full": EVIDENCE_FULL, "local": heat == "local"},
-        "faith_scored": any(f.faith for f in frames),
+        "faith_scored": collector.faith_scored,
     }
     return data, notes
 
@@ -186,10 +208,10 @@ def render_html(data: dict) -> str:
 
 def write_review(path: Path, collector: ReviewCollector, labels, source: str, max_mb: float = 50.0, heat: str = "evidence") -> ReviewResult:
     """Write the page under a temporary name, then rename; returns what went in and the warnings."""
-    if not collector.frames:
+    if not len(collector):
         raise ValueError("no frames to review")
     data, notes = build_data(collector, labels, source, max_mb, heat=heat)
     html = render_html(data).encode("utf-8")
     path = write_bytes_atomic(path, html)
     warnings = [f"review page over --max-mb {max_mb:g}: {n}" for n in notes]
-    return ReviewResult(path, len(data["frames"]), len(collector.frames), len(html), warnings)
+    return ReviewResult(path, len(data["frames"]), len(collector), len(html), warnings)
