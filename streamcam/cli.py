@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -139,7 +140,7 @@ def analyze(
         str,
         typer.Option(
             "--cam-classes",
-            help="Classes to explain per frame: top1, top3, ..., ids/names tracked through the whole video (each gets p_, plocal_ and peak columns in the CSV), or both, e.g. 'top1,traffic_light,bicycle-built-for-two'.",
+            help="Classes to explain per frame: top1, top3, ... (at most top10), ids/names tracked through the whole video (each gets p_, plocal_ and peak columns in the CSV), or both, e.g. 'top1,traffic_light,bicycle-built-for-two'.",
         ),
     ] = "top1",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per engine call.")] = 8,
@@ -201,6 +202,13 @@ def analyze(
             help="Also write <stem>.cams.npz: per frame its index, time, explained class ids and CAM grids (float16), smoothed and raw (layout: README).",
         ),
     ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace earlier outputs that another command wrote (another input, other options or model). Without it such a run is refused (exit 2); rerunning the same command replaces its own outputs anyway.",
+        ),
+    ] = False,
     recursive: Annotated[
         bool,
         typer.Option("--recursive", "-r", help="Search folders given as inputs in their sub-folders too (and let ** in globs match them)."),
@@ -247,6 +255,7 @@ def analyze(
         save_cams=save_cams,
         faithfulness_every=faithfulness_every if faithfulness_every is not None else (1 if faithfulness else None),
         smooth=smooth,
+        overwrite=overwrite,
     )
     engine_args = (model, weights, layer, method, device, precision, preprocess, backend)
     if len(sources) == 1 and not (ray or ray_address) and not _is_many(sources[0]):
@@ -275,13 +284,19 @@ def _is_many(source: str) -> bool:
 def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_address, workers, gpus_per_worker) -> None:
     """Several videos: one sub-folder of --out-dir each, <out-dir>/manifest.jsonl, exit 0/1/130."""
     from streamcam.apps import batch
+    from streamcam.core.locks import folder_lock
+    from streamcam.core.paths import check_output_folder
 
     progress = FrameProgress(err_console, enabled=not quiet)
+    held = contextlib.ExitStack()  # the out-dir's lock, released once the batch is over
     try:
         if options.out_dir is None:
             raise UsageError("--out-dir is required with more than one input (each video gets a sub-folder of it)")
         options.check()
-        videos = batch.expand_inputs(sources, recursive)
+        videos = batch.expand_inputs(sources, recursive, options.out_dir)
+        # The same settings whether run here or on Ray: the engine as asked for on the command line.
+        engine_key = dict(zip(("model", "weights", "layer", "method", "preprocess"), (*engine_args[:4], engine_args[6])))
+        held.enter_context(folder_lock(check_output_folder(options.out_dir)))  # one batch per --out-dir at a time
         manifest = batch.Manifest(options.out_dir)
         if ray_address is not None:
             from streamcam.apps.batch_ray import run_ray
@@ -302,18 +317,29 @@ def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_ad
                     address=None if ray_address == "local" else ray_address,
                     workers=workers,
                     gpus_per_worker=gpus_per_worker,
+                    engine_key=engine_key,
                 )
         else:
             with progress.status("loading model"):
                 engine = _engine(*engine_args, batch_size=options.batch_size)
             with BatchProgress(err_console, len(videos), enabled=not quiet) as bars:
                 entries = batch.run_local(
-                    videos, engine, options, options.out_dir, manifest, on_video=bars.video_done, on_start=bars.start, on_frame=bars.advance
+                    videos,
+                    engine,
+                    options,
+                    options.out_dir,
+                    manifest,
+                    on_video=bars.video_done,
+                    on_start=bars.start,
+                    on_frame=bars.advance,
+                    engine_key=engine_key,
                 )
     except StreamcamError as exc:
         fail(exc)
     except KeyboardInterrupt:
         interrupted()
+    finally:
+        held.close()
     _report_batch(entries, manifest.path, quiet, json_out)
     raise typer.Exit(batch.exit_code(entries))
 
@@ -337,6 +363,10 @@ def _report_batch(entries: list[dict], manifest_path: Path, quiet: bool, json_ou
 def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out: bool) -> None:
     """What analyze and review share: checks, model, the run with a progress bar, the report, exit codes."""
     from streamcam.apps.analyze import analyze as run_analyze
+    from streamcam.apps.analyze import check_overwrite
+    from streamcam.core.locks import folder_lock
+    from streamcam.core.paths import check_output_folder
+    from streamcam.outputs.run_sinks import output_folder
     from streamcam.video.source import is_local_file, probe
 
     progress = FrameProgress(err_console, enabled=not quiet)
@@ -344,10 +374,13 @@ def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out
         options.check()
         if is_local_file(source):
             probe(source)  # a bad file fails in a second, before the model loads
-        with progress.status("loading model"):
-            engine = _engine(*engine_args, batch_size=options.batch_size)
-        with progress:
-            summary = run_analyze(source, engine, options, on_start=progress.start, on_frame=progress.advance)
+        # Likewise an output folder that cannot be written, is busy, or holds another run's files.
+        with folder_lock(check_output_folder(output_folder(source, options.out_dir))):
+            check_overwrite(source, options)
+            with progress.status("loading model"):
+                engine = _engine(*engine_args, batch_size=options.batch_size)
+            with progress:
+                summary = run_analyze(source, engine, options, on_start=progress.start, on_frame=progress.advance)
     except OutputError as exc:
         if exc.summary is not None:
             _report(exc.summary, quiet, json_out)  # what was finished, then the one error line
@@ -396,6 +429,13 @@ def review(
     no_faithfulness: Annotated[
         bool, typer.Option("--no-faithfulness", help="No faithfulness scores (a faster review; no trust strip).")
     ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace earlier outputs of another command (an analyze of the same video, say); without it such a run is refused (exit 2).",
+        ),
+    ] = False,
     model: ModelOpt = "efficientnet-lite0",
     weights: WeightsOpt = None,
     preprocess: PreprocessOpt = None,
@@ -412,6 +452,7 @@ def review(
     try:
         every = None if no_faithfulness else faithfulness_every
         options = review_options(start, end, around, span, top_n, classes, out_dir, max_mb, batch_size, input_size, smooth, every)
+        options.overwrite = overwrite
     except StreamcamError as exc:
         fail(exc)
     _run_analyze(source, options, (model, weights, layer, method, device, precision, preprocess, backend), quiet, False)
@@ -469,7 +510,10 @@ def live(
     ] = None,
     top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="Predictions per frame in the --record CSV.")] = 5,
     cam_classes: Annotated[
-        str, typer.Option("--cam-classes", help="Classes to explain: top1, top3, ..., ids/names, or both, e.g. 'top1,traffic_light'.")
+        str,
+        typer.Option(
+            "--cam-classes", help="Classes to explain: top1, top3, ... (at most top10), ids/names, or both, e.g. 'top1,traffic_light'."
+        ),
     ] = "top1",
     timeout: TimeoutOpt = 10.0,
     input_size: InputSizeOpt = "224x224",
@@ -487,10 +531,11 @@ def live(
     backend: BackendOpt = None,
 ) -> None:
     """Show the Grad-CAM overlay live in a window (q or Esc quits) and/or a browser (--serve); frames the model cannot keep up with are skipped, and a lost stream is reconnected."""
-    from streamcam.apps.analyze import AnalyzeOptions, parse_cam_classes
+    from streamcam.apps.analyze import AnalyzeOptions, parse_cam_classes, parse_top_k
     from streamcam.apps.live import LiveStats, WindowViewer, has_display
     from streamcam.apps.live import live as run_live
     from streamcam.apps.live.server import DEFAULT_HOST, DEFAULT_PORT, BrowserView, LiveServer, parse_address
+    from streamcam.core.paths import check_output_folder
     from streamcam.explain.input_size import InputSize
     from streamcam.explain.trust import SmoothingOptions
     from streamcam.outputs.render import check_heat
@@ -500,6 +545,7 @@ def live(
     try:
         address = parse_address(serve) if serve is not None else None
         InputSize.parse(input_size)  # a typo fails before the model loads
+        parse_top_k(cam_classes)
         SmoothingOptions(seconds=smooth).check()  # likewise
         check_heat(heat)
         options = None
@@ -516,6 +562,7 @@ def live(
                 smooth=smooth,
             )
             options.check()
+            check_output_folder(record)  # a file in the way or a read-only folder fails before the model loads
         window = not no_window and has_display()
         if address is None and (not no_window or record is None) and not window:
             address = (DEFAULT_HOST, DEFAULT_PORT)  # nothing else would show it

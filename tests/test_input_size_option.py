@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from streamcam.apps.analyze import AnalyzeOptions, analyze, parse_cam_classes
+from streamcam.apps.analyze import MAX_CAM_TOP_K, AnalyzeOptions, analyze, parse_cam_classes
 from streamcam.apps.image import ImageExplainer
 from streamcam.cli import app
 from streamcam.core.errors import UsageError
@@ -54,6 +54,16 @@ def test_cam_classes_take_top_k_and_names_together():
     for bad in ("top1,top2", "", "top0", "top1,no_such_class"):
         with pytest.raises(UsageError):
             parse_cam_classes(bad, labels)
+
+
+def test_cam_classes_top_k_has_a_documented_maximum():
+    labels = Labels()
+    assert parse_cam_classes(f"top{MAX_CAM_TOP_K}", labels) == (MAX_CAM_TOP_K, [])
+    for bad in (f"top{MAX_CAM_TOP_K + 1}", "top2000", "bicycle-built-for-two,top2000"):
+        with pytest.raises(UsageError, match=f"at most top{MAX_CAM_TOP_K}"):
+            parse_cam_classes(bad, labels)
+    with pytest.raises(UsageError, match="at most"):
+        AnalyzeOptions(cam_classes="top2000").check()  # before the model loads
 
 
 def test_analyze_csv_has_local_evidence_and_peaks_for_tracked_classes(default_engine, tmp_path):

@@ -2,6 +2,7 @@
 
 import itertools
 import os
+import re
 import signal
 import threading
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from streamcam.apps.analyze import AnalyzeOptions
 from streamcam.apps.live import WindowViewer, live
 from streamcam.core.errors import InputError, UsageError
 from streamcam.core.preprocess import resize_batch
@@ -215,3 +217,17 @@ def test_live_skips_the_backlog_and_always_shows_the_newest_frame(default_engine
     # After each slow show the next frame taken is one of the newest (>= 5 frames on, or the last),
     # not the next in line: a reader that queued every frame would show 0, 1, 2, ...
     assert all(b - a >= min(5, 59 - a) for a, b in itertools.pairwise(taken)), taken
+
+
+def test_a_second_recording_into_the_same_folder_keeps_the_first(default_engine, tmp_path):
+    src = tmp_path / "clip.mp4"
+    make_video(src, 4, size=(96, 64))
+    rec = tmp_path / "rec"
+    first = live(str(src), default_engine, FakeViewer(), record=AnalyzeOptions(out_dir=rec))["outputs"]
+    second = live(str(src), default_engine, FakeViewer(), record=AnalyzeOptions(out_dir=rec))["outputs"]
+    # Time-stamped names (`clip-YYYYmmdd-HHMMSS[-n]`), different even within one second.
+    assert re.fullmatch(r"clip-\d{8}-\d{6}(-\d+)?\.gradcam\.mp4", Path(first["video"]).name)
+    assert set(first) == set(second) == {"predictions", "summary", "video"}
+    for key in first:
+        assert first[key] != second[key] and Path(first[key]).is_file() and Path(second[key]).is_file()
+    assert len(list(rec.iterdir())) == 6

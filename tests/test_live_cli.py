@@ -95,7 +95,7 @@ def test_recording_a_stream_until_ctrl_c(tmp_path):
     assert line, stdout
     shown = int(line.group(1))
 
-    video, csv, summary = (out / f"127.0.0.1.{name}" for name in ("gradcam.mp4", "predictions.csv", "summary.json"))
+    video, csv, summary = (next(out.glob(f"127.0.0.1-*.{name}")) for name in ("gradcam.mp4", "predictions.csv", "summary.json"))
     assert video.is_file() and csv.is_file() and summary.is_file(), sorted(p.name for p in out.iterdir())
     assert not [p.name for p in out.iterdir() if "partial" in p.name]
 

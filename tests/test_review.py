@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -16,6 +21,8 @@ from streamcam.outputs.review.page import build_data, write_review
 from streamcam.video.timecode import format_timecode
 
 from videos import make_audio_only, make_video
+
+REPO = Path(__file__).resolve().parents[1]
 
 runner = CliRunner()
 
@@ -231,3 +238,53 @@ def test_quality_is_reduced_before_frames_are_dropped(tmp_path):
     result = write_review(tmp_path / "b.html", flat, _Labels(), "flat", full * 0.8 / 1024 / 1024)
     data = page_data(tmp_path / "b.html")
     assert len(data["frames"]) == 40 and "JPEG quality" in data["notice"] and result.size_bytes < full * 0.8
+
+
+_REVIEW_RSS_CHILD = """
+import resource, sys
+from types import SimpleNamespace
+from streamcam.apps.analyze import AnalyzeOptions, analyze
+from streamcam.core.labels import Labels
+from streamcam.explain.null_engine import NullEngine
+
+classifier = SimpleNamespace(labels=Labels(), stride=32, name="null", num_classes=1000)
+options = AnalyzeOptions(video=False, review=True, review_max_mb=4, smooth=0, out_dir=sys.argv[2])
+summary = analyze(sys.argv[1], NullEngine(classifier), options)
+assert summary.frames_analysed == int(sys.argv[3]) and summary.outputs["review"], summary
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def _noise_clip(path, frames: int) -> None:
+    """640x360 noise, shifted a little each frame: cheap to encode, but each frame's JPEG is ~200 KB."""
+    base = np.random.default_rng(0).integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "30"})
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        for i in range(frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.roll(base, 4 * i, axis=1), format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+def _peak_rss_kb(clip, out, frames: int) -> int:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-c", _REVIEW_RSS_CHILD, str(clip), str(out), str(frames)], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.split()[-1])
+
+
+@pytest.mark.slow
+def test_review_memory_does_not_grow_with_the_video(tmp_path):
+    """Every frame's JPEG (~200 KB here) used to stay in memory until the page was written: the
+    long clip's 750 frames held about 150 MB more than the short one's 25. Now they go to a
+    temporary file beside the outputs as they come."""
+    peaks = {}
+    for frames in (25, 750):
+        clip = tmp_path / f"noise{frames}.mp4"
+        _noise_clip(clip, frames)
+        peaks[frames] = _peak_rss_kb(clip, tmp_path / f"out{frames}", frames)
+        assert not [p for p in (tmp_path / f"out{frames}").iterdir() if p.name.startswith(".")]  # the spill files are gone
+    print(f"peak RSS: 25 frames {peaks[25] / 1024:.0f} MB, 750 frames {peaks[750] / 1024:.0f} MB ({peaks[750] / peaks[25]:.2f}x)")
+    assert peaks[750] <= 1.2 * peaks[25]

@@ -3,7 +3,11 @@ keys, class switching, timeline seeking, peaks, and variable-rate time codes."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from streamcam.apps.analyze import AnalyzeOptions, analyze
 from streamcam.outputs.review import ReviewCollector, find_peaks, write_review
@@ -29,20 +33,20 @@ class _Labels:
         return f"class{c}"
 
 
-def synthetic_page(tmp_path):
+def synthetic_page(tmp_path, source="synthetic.mp4", n=40):
     """40 frames of changing brightness; class 3 looks top-left, class 5 bottom-right; class 3's
     probability has two bumps (peaks at 10 and 30)."""
     collector = ReviewCollector(tracked=[3, 5], top_n=3)
-    t = np.arange(40)
+    t = np.arange(n)
     p3 = 0.8 * np.exp(-(((t - 10) / 2.0) ** 2)) + 0.6 * np.exp(-(((t - 30) / 2.0) ** 2))
     left, right = np.zeros((7, 7), np.float32), np.zeros((7, 7), np.float32)
     left[:3, :3], right[4:, 4:] = 1, 1
-    for i in range(40):
+    for i in range(n):
         probs = np.full(10, 0.01, np.float32)
         probs[3], probs[5] = p3[i], 0.4
         rgb = np.full((90, 160, 3), 40 + 4 * i, np.uint8)
         collector.add(_Frame(i, rgb), probs, np.array([5, 3, 5]), np.stack([right, left, right]), np.array([0.5, 0.9, 0.5]))
-    path = write_review(tmp_path / "synthetic.review.html", collector, _Labels(), "synthetic.mp4").path
+    path = write_review(tmp_path / "synthetic.review.html", collector, _Labels(), source).path
     return path, p3
 
 
@@ -278,3 +282,39 @@ def test_the_default_view_has_peaks_on_the_top1_curve(browser_page, tmp_path):
     assert page.evaluate("() => window.streamcamReview.markedPeaks()") == [10, 30]
     page.keyboard.press("k")
     _wait_index(page, 10)
+
+
+HOSTILE_NAMES = [
+    "<!--<script>.mp4",  # the HTML parser's escaped-script state would swallow the scripts after it
+    "cams/</script><script>document.title='owned'</script>.mp4",  # a URL path may hold what a file name cannot
+    "{{DATA}}.mp4",  # a placeholder filled again would put the JSON into <title>
+    'it\'s "quoted" & <b>bold</b>.mp4',
+    os.fsdecode(b"caf\xe9 \xff.mp4"),  # bytes that are not UTF-8, as Python keeps them
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=["comment-script", "end-script", "placeholder", "quotes", "not-utf8"])
+def test_hostile_file_names_are_shown_as_text_and_break_nothing(browser_page, tmp_path, name):
+    page = browser_page
+    path, _ = synthetic_page(tmp_path, source=name, n=6)
+    html = path.read_text(encoding="utf-8")
+    data = html.split('id="review-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data and ">" not in data and "&" not in data  # escaped as \u003c \u003e \u0026
+    _open(page, path)
+    shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    assert page.title() == f"streamcam review: {Path(shown).name}"
+    assert page.inner_text("#title").startswith(f"{shown}: 6 frames")
+    assert page.evaluate("document.scripts.length") == 3 and page.evaluate("typeof uPlot") == "function"
+    page.keyboard.press("ArrowRight")
+    _wait_index(page, 1)
+    assert not page.console_errors and not page.external_requests
+
+
+def test_analyze_review_of_a_file_with_a_hostile_name(browser_page, default_engine, tmp_path):
+    src = tmp_path / os.fsdecode(b"<!--<script> {{DATA}} \xff.mp4")
+    make_video(src, 4, size=(96, 64))
+    summary = analyze(str(src), default_engine, AnalyzeOptions(video=False, review=True))
+    page = browser_page
+    _open(page, Path(summary.outputs["review"]))
+    assert page.title() == "streamcam review: <!--<script> {{DATA}} \ufffd.mp4"
+    assert page.evaluate("document.scripts.length") == 3 and not page.console_errors

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from streamcam.core.errors import StreamcamError, UsageError
-from streamcam.video.sink import VideoSink
+from streamcam.video.sink import VideoSink, check_encoder
 from streamcam.video.source import VideoSource
 
 from videos import frame_image, frame_number, make_size_change_ts, make_video
@@ -295,3 +295,17 @@ def test_analyze_resolution_change_mid_stream(default_engine, tmp_path):
         assert len(shapes) == table["frame_index"].nunique() == 18
         assert set(shapes) == {(64, 96, 3)}
     assert len(summary.outputs["frames"]) == 2 * 3  # pictures at the frames' own sizes
+
+
+def test_a_bad_encoder_option_is_one_usage_error_before_any_file(tmp_path, capfd):
+    with pytest.raises(UsageError, match="--preset 'nosuch' is not a preset"):
+        check_encoder("libx264", 23, "nosuch")
+    # An option the encoder itself refuses: its reason in one line, FFmpeg's log lines caught.
+    with pytest.raises(UsageError, match=r"libvpx-vp9 encoder refused its options: .*crf"):
+        check_encoder("libvpx-vp9", 99, None)
+    with pytest.raises(UsageError, match=r"libvpx-vp9 encoder refused its options: .*crf"):
+        VideoSink(tmp_path / "o.webm", width=64, height=48, time_base=Fraction(1, 25), fps=25, codec="libvpx-vp9", crf=99)
+    assert not list(tmp_path.iterdir())  # the sink opened its encoder before any frame, and cleaned up
+    assert "error" not in capfd.readouterr().err.lower()
+    check_encoder("libx264", 23, "veryslow")
+    check_encoder("mpeg4", 23, None)

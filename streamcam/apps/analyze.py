@@ -6,6 +6,9 @@ source (PyAV) -> batches of resized frames -> engine (one compiled call per batc
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -16,14 +19,17 @@ import numpy as np
 
 from streamcam.core.errors import UsageError
 from streamcam.core.frames import Frame
+from streamcam.core.locks import folder_lock
+from streamcam.core.paths import check_output_folder
 from streamcam.core.pipeline import Pipeline, StagesStuck, prefer_stage_threads
 from streamcam.explain.engine import CamEngine
 from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
 from streamcam.explain.trust import FaithfulnessRun, SmoothingOptions, TemporalSmoother
 from streamcam.explain.trust.smoothing import DEFAULT_SMOOTH_S
 from streamcam.outputs import render
-from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, SinkOptions, finish_summary
-from streamcam.video.source import NETWORK_TIMEOUT_S, StartPastEnd, VideoInfo, VideoSource
+from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, SinkOptions, finish_summary, output_folder, output_paths
+from streamcam.video.sink import check_encoder
+from streamcam.video.source import NETWORK_TIMEOUT_S, StartPastEnd, VideoInfo, VideoSource, is_local_file
 from streamcam.video.timecode import format_timecode, parse_timecode
 
 
@@ -57,6 +63,7 @@ class AnalyzeOptions:
     faithfulness_every: int | None = None  # score every N-th analysed frame's maps by removal (explain.trust.faithfulness)
     smooth: float = DEFAULT_SMOOTH_S  # seconds: the time constant of temporal smoothing (explain.trust); 0: off
     render_workers: int | None = None  # threads drawing video pictures beside the encoder (None: the spare cores; 0: none)
+    overwrite: bool = False  # replace earlier outputs of another command (same command: always replaced)
 
     def check(self) -> None:
         if self.top_n < 1:
@@ -66,11 +73,14 @@ class AnalyzeOptions:
         if not self.timeout > 0:
             raise UsageError("--timeout must be more than 0 seconds")
         InputSize.parse(self.input_size)
+        parse_top_k(self.cam_classes)
         if not self.review_max_mb > 0:
             raise UsageError("--max-mb must be more than 0")
         render.check_alpha(self.alpha)
         render.check_colormap(self.colormap)
         render.check_heat(self.heat)
+        if self.video or self.heatmap_video or self.segmented_video:
+            check_encoder(self.codec, self.crf, self.preset)  # a bad --preset fails before anything is written
         self.smoothing().check()
         if self.faithfulness_every is not None and self.faithfulness_every < 1:
             raise UsageError(f"--faithfulness-every must be 1 or more frames, not {self.faithfulness_every}")
@@ -103,6 +113,7 @@ class AnalyzeSummary:
     backend: str | None = None  # the Keras backend that ran the model: tensorflow or jax
     smoothing: dict | None = None  # temporal smoothing's settings, cuts and stability figures (None: off)
     faithfulness: dict | None = None  # removal scores: stride, frames scored, mean, control, low-trust share (None: off)
+    source_sha256: str | None = None  # which input this was, without storing a URL's secrets (see run_settings)
 
     @classmethod
     def of_run(cls, info: VideoInfo, engine, options: AnalyzeOptions, **fields) -> AnalyzeSummary:
@@ -117,12 +128,16 @@ class AnalyzeSummary:
         )
 
 
-def parse_cam_classes(spec: str, labels) -> tuple[int, list[int]]:
-    """'top3' -> (3, []); ids/names -> (0, [ids]); both, 'top1,bicycle' -> (1, [ids]).
+# The most classes --cam-classes topK explains per frame: each is one more map per frame to compute
+# and draw, and past a handful the overlay's outlines and legend cannot tell them apart anyway.
+MAX_CAM_TOP_K = 10
 
-    The top-k classes change from frame to frame; named classes are tracked through the whole video.
-    """
-    top_k, names = 0, []
+
+def parse_top_k(spec: str) -> int:
+    """The K of 'topK' in a --cam-classes value (0: none), checked against 1..MAX_CAM_TOP_K.
+
+    Needs no labels, so a bad value fails before the model loads."""
+    top_k = 0
     for token in (t.strip() for t in spec.split(",")):
         match = re.fullmatch(r"top(\d+)", token.lower())
         if match:
@@ -131,8 +146,19 @@ def parse_cam_classes(spec: str, labels) -> tuple[int, list[int]]:
             top_k = int(match.group(1))
             if top_k < 1:
                 raise UsageError("--cam-classes topK needs K >= 1")
-        elif token:
-            names.append(token)
+            if top_k > MAX_CAM_TOP_K:
+                raise UsageError(f"--cam-classes top{top_k}: at most top{MAX_CAM_TOP_K} (name further classes instead)")
+    return top_k
+
+
+def parse_cam_classes(spec: str, labels) -> tuple[int, list[int]]:
+    """'top3' -> (3, []); ids/names -> (0, [ids]); both, 'top1,bicycle' -> (1, [ids]).
+
+    The top-k classes change from frame to frame; named classes are tracked through the whole video.
+    K is at most MAX_CAM_TOP_K.
+    """
+    top_k = parse_top_k(spec)
+    names = [t for t in (t.strip() for t in spec.split(",")) if t and not re.fullmatch(r"top(\d+)", t.lower())]
     tracked = labels.resolve(",".join(names)) if names else []
     if not top_k and not tracked:
         raise UsageError(f"no classes given in --cam-classes {spec!r}")
@@ -174,10 +200,14 @@ def _write_review(outputs: RunOutputs, review, labels, source, options: AnalyzeO
     path = outputs.paths["review"]
     around = parse_timecode(options.review_around) if options.review_around is not None else None
     try:
+        if review.error is not None:
+            raise OSError(review.error)
         result = write_review(path, review, labels, str(source), options.review_max_mb, options.heat, around)
     except OSError as exc:
         outputs.paths.pop("review")
-        return [f"could not write {path}: {exc}"]
+        return [f"could not write {path}: {exc.strerror or exc}"]
+    finally:
+        review.close()
     outputs.warnings += result.warnings
     return []
 
@@ -209,6 +239,64 @@ def expected_frames(info: VideoInfo, start: float | None, end: float | None, eve
     return max(1, -(-total // every))
 
 
+# Options that change neither what is written nor how: a rerun differing only in these is the same command.
+NOT_SETTINGS = ("out_dir", "timeout", "render_workers", "overwrite")
+
+
+def source_digest(source) -> str:
+    """The input's identity: a local file by its absolute path, anything else as given, hashed (a
+    URL's password never lands in a file that way)."""
+    text = str(source)
+    if is_local_file(source):
+        text = os.path.abspath(text)
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def run_settings(source, options: AnalyzeOptions, engine=None) -> dict:
+    """What makes two runs the same command: the input, the options that shape the outputs, and
+    (when loaded) the model and CAM method. JSON-ready, as summaries and manifests store it."""
+    kept = {k: v for k, v in asdict(options).items() if k not in NOT_SETTINGS}
+    settings = {"source_sha256": source_digest(source), "options": json.loads(json.dumps(kept, default=str))}
+    if engine is not None:
+        settings |= {"model": engine.classifier.name, "method": engine.method.name}
+    return settings
+
+
+def settings_differ(earlier: dict, now: dict) -> list[str]:
+    """How `earlier` settings (or a summary holding them) differ from `now`; [] when the same."""
+    if earlier.get("source_sha256") != now["source_sha256"]:
+        return ["another input"]
+    notes = [f"{k} {earlier.get(k)} -> {now[k]}" for k in ("model", "method") if k in now and earlier.get(k) != now[k]]
+    options = {k: v for k, v in (earlier.get("options") or {}).items() if k not in NOT_SETTINGS}
+    for key in sorted(set(options) | set(now["options"])):
+        if options.get(key) != now["options"].get(key):
+            notes.append(f"{key} {options.get(key)!r} -> {now['options'].get(key)!r}")
+    return notes
+
+
+def check_overwrite(source, options: AnalyzeOptions, engine=None, stem: str | None = None) -> None:
+    """UsageError when this run would replace outputs that a different command wrote (another
+    input, other options, another model), unless options.overwrite. The same command's outputs
+    (a rerun, or a resumed batch video) are replaced as before. Without the engine (before the
+    model loads) the model and method are not compared yet."""
+    if options.overwrite:
+        return
+    paths = output_paths(source, options.sinks(), stem)
+    existing = [p for p in paths.values() if p.is_file()]
+    if not existing:
+        return
+    hint = "use --overwrite to replace them, or another --out-dir"
+    try:
+        earlier = json.loads(paths["summary"].read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UsageError(f"{existing[0]} is there already and no summary says which run wrote it: {hint}") from None
+    differences = settings_differ(earlier if isinstance(earlier, dict) else {}, run_settings(source, options, engine))
+    if differences:
+        raise UsageError(
+            f"{paths['summary'].parent / paths['summary'].name.split('.')[0]}.* are from a different run ({'; '.join(differences[:3])}): {hint}"
+        )
+
+
 def analyze(
     source: str | int,
     engine: CamEngine,
@@ -233,8 +321,14 @@ def analyze(
     if start is not None and end is not None and end <= start:
         raise UsageError(f"--end ({end:g} s) must be after --start ({start:g} s)")
     save_times = [parse_timecode(t) for t in options.save_frames]
-    began = time.perf_counter()
+    # One run per output folder at a time (the CLI took it already, before the model loaded).
+    with folder_lock(check_output_folder(output_folder(source, options.out_dir))):
+        check_overwrite(source, options, engine)
+        return _run(source, engine, options, on_start, on_frame, collectors, labels, top_k, tracked, start, end, save_times)
 
+
+def _run(source, engine, options, on_start, on_frame, collectors, labels, top_k, tracked, start, end, save_times) -> AnalyzeSummary:
+    began = time.perf_counter()
     try:
         video = VideoSource(source, start=start, end=end, every=options.every, fps=options.fps, timeout=options.timeout)
     except StartPastEnd as exc:
@@ -251,7 +345,7 @@ def analyze(
         if options.review:
             from streamcam.outputs.review import ReviewCollector
 
-            review = ReviewCollector(tracked, options.top_n)
+            review = ReviewCollector(tracked, options.top_n, spill_dir=outputs.out_dir)
             collectors = [*collectors, review]
         writer = FrameWriter(outputs, options.sinks(), labels, on_frame, save_times, len(tracked), collectors, options.render_workers)
         try:
@@ -324,6 +418,7 @@ def analyze(
         frame_index="estimated" if video.frame_index_estimated else "exact",
         smoothing=None if smoother is None else smoothing_summary(smoother),
         faithfulness=None if faith is None else faith.summary(),
+        source_sha256=source_digest(source),
     )
     finish_summary(outputs.paths["summary"], summary, errors)
     return summary

@@ -1,22 +1,28 @@
 """Many videos in one run: inputs expanded from files, folders and globs, one output folder per
 video, and `<out-dir>/manifest.jsonl` recording each video as it finishes.
 
-A re-run skips every video the manifest shows complete with its outputs present, and redoes the
-rest. Locally the model is loaded once for all videos (run_local); batch_ray.py runs the same
-per-video work on a Ray cluster. A failing video never stops the batch.
+Each manifest entry records the video's settings (input, options, model) and each output's size
+and SHA-256. A re-run skips a video only when its entry is complete, its settings are this run's,
+and every output is there, non-empty and unchanged; a video whose outputs are missing or damaged
+is redone; one analysed with other settings is redone with --overwrite and refused without it.
+Locally the model is loaded once for all videos (run_local); batch_ray.py runs the same per-video
+work on a Ray cluster. A failing video never stops the batch.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from streamcam.core.errors import StreamcamError, UsageError
+from streamcam.core.paths import fsync_folder
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".3gp", ".ogv"}
@@ -25,34 +31,56 @@ MANIFEST = "manifest.jsonl"
 COMPLETE, FAILED, INTERRUPTED, SKIPPED = "complete", "failed", "interrupted", "skipped"
 
 
-def expand_inputs(inputs: Sequence[str], recursive: bool = False) -> list[str]:
+# Names streamcam gives its own outputs and temporary files: never taken as inputs of a folder or glob.
+OWN_OUTPUT = re.compile(r"(\.(gradcam|heatmap|segmented)\.(mp4|webm)|\.partial\.[^.]+)$")
+
+
+def expand_inputs(inputs: Sequence[str], recursive: bool = False, out_dir: Path | None = None) -> list[str]:
     """Files as given, folders searched for video files by extension (sub-folders with
     `recursive`), globs expanded; URLs and camera numbers pass through. Sorted within each input,
-    duplicates dropped, order of the inputs kept."""
+    duplicates (the same file by any path) dropped, order of the inputs kept.
+
+    A folder or glob never yields streamcam's own outputs: anything under out_dir, and files named
+    as streamcam names its videos and temporary files (`*.gradcam.mp4`, `.*.partial.*`), so an
+    output folder inside the input tree is not analysed again on the next run."""
     found: list[str] = []
+    outputs = os.path.realpath(out_dir) if out_dir is not None else None
+
+    def is_input(path: Path) -> bool:
+        if not path.is_file() or OWN_OUTPUT.search(path.name):
+            return False
+        return outputs is None or not os.path.realpath(path).startswith(outputs + os.sep)
+
     for item in inputs:
         path = Path(item)
         if "://" in item or item.isdigit():
             found.append(item)
         elif path.is_dir():
             pattern = "**/*" if recursive else "*"
-            videos = sorted(str(p) for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            videos = sorted(str(p) for p in path.glob(pattern) if p.suffix.lower() in VIDEO_EXTENSIONS and is_input(p))
             if not videos:
                 raise UsageError(f"no video files in {item}" + ("" if recursive else " (use --recursive for sub-folders)"))
             found += videos
         elif glob.has_magic(item):
-            matches = sorted(p for p in glob.glob(item, recursive=recursive) if Path(p).is_file())
+            matches = sorted(p for p in glob.glob(item, recursive=recursive) if is_input(Path(p)))
             if not matches:
                 raise UsageError(f"no files match {item}")
             found += matches
         else:
             found.append(item)  # a file (checked when it is opened, so a missing one fails alone)
-    return list(dict.fromkeys(found))
+    unique: dict[str, str] = {}
+    for video in found:  # a/clip.mp4 and ./a/clip.mp4 are one video
+        key = video if "://" in video or video.isdigit() else os.path.realpath(video)
+        unique.setdefault(key, video)
+    return list(unique.values())
 
 
 def output_folders(videos: Sequence[str], out_dir: Path) -> dict[str, Path]:
-    """A sub-folder of out_dir per video: its path relative to the videos' common folder, without
-    the extension, so a/clip.mp4 and b/clip.mp4 cannot collide (a/clip and b/clip)."""
+    """A sub-folder of out_dir per video, the same for the same inputs on every run and never
+    shared: a file's path relative to the videos' common folder, file name and extension included
+    (a/clip.mp4 -> out/a/clip.mp4/, a/clip.mov -> out/a/clip.mov/, b/clip.mp4 -> out/b/clip.mp4/);
+    a URL or camera gets streams/<name>-<first 8 hex digits of the URL's SHA-256>/, so two
+    URLs ending in the same path do not meet either."""
     local = [os.path.abspath(v) for v in videos if "://" not in v and not v.isdigit()]
     base = os.path.commonpath([os.path.dirname(p) for p in local]) if local else ""
     folders = {}
@@ -60,9 +88,10 @@ def output_folders(videos: Sequence[str], out_dir: Path) -> dict[str, Path]:
         if "://" in video or video.isdigit():
             from streamcam.outputs.run_sinks import output_stem
 
-            rel = Path("streams") / output_stem(video)
+            digest = hashlib.sha256(video.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+            rel = Path("streams") / f"{output_stem(video)}-{digest}"
         else:
-            rel = Path(os.path.relpath(os.path.abspath(video), base)).with_suffix("")
+            rel = Path(os.path.relpath(os.path.abspath(video), base))
         folders[video] = Path(out_dir) / rel
     return folders
 
@@ -87,20 +116,26 @@ class Manifest:
                 with open(self.path, "a", encoding="utf-8") as f:
                     f.write("\n")
 
-    def done(self, video: str) -> bool:
-        """Complete in an earlier run, and every output it listed still there."""
+    def done(self, video: str, settings: dict) -> bool:
+        """Complete in an earlier run with these settings, and every output it listed still there,
+        non-empty and unchanged (size and SHA-256 as recorded)."""
         entry = self.entries.get(video)  # a skip line repeats the complete entry it skipped for
-        return bool(
-            entry and entry.get("status") in (COMPLETE, SKIPPED) and all(Path(p).exists() for p in _output_paths(entry.get("outputs", {})))
-        )
+        if not entry or entry.get("status") not in (COMPLETE, SKIPPED) or differences(entry.get("settings"), settings):
+            return False
+        files = entry.get("files")
+        listed = _output_paths(entry.get("outputs", {}))
+        return isinstance(files, dict) and set(files) == set(listed) and all(_unchanged(Path(p), files[p]) for p in listed)
 
     def record(self, entry: dict) -> None:
         self.entries[entry["path"]] = entry
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry, default=str) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        if new:
+            fsync_folder(self.path.parent)
 
 
 def _output_paths(outputs: dict) -> list[str]:
@@ -110,13 +145,58 @@ def _output_paths(outputs: dict) -> list[str]:
     return paths
 
 
-def analyze_one(video: str, engine, options, out_dir: Path, on_start=None, on_frame=None) -> dict:
+def differences(earlier: dict | None, now: dict) -> list[str]:
+    """How a manifest entry's settings differ from this run's ([] when the same)."""
+    if not isinstance(earlier, dict):
+        return ["no settings recorded"]
+    if earlier.get("source_sha256") != now["source_sha256"]:
+        return ["another input"]
+    notes = []
+    for part in ("engine", "options"):
+        old, new = earlier.get(part) or {}, now[part]
+        notes += [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return notes
+
+
+def file_record(path: Path) -> dict:
+    """An output's size and SHA-256, as the manifest keeps them."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _unchanged(path: Path, record) -> bool:
+    try:
+        return isinstance(record, dict) and 0 < path.stat().st_size == record.get("size") and file_record(path) == record
+    except OSError:
+        return False
+
+
+def settings_of(video: str, options, engine_key: dict) -> dict:
+    """A video's settings as the manifest records them: input, output-shaping options, engine."""
+    from .analyze import run_settings
+
+    return {**run_settings(video, options), "engine": json.loads(json.dumps(engine_key, default=str))}
+
+
+def engine_key_of(engine) -> dict:
+    """The engine's part of the settings when the caller gives none: model and CAM method names."""
+    return {"model": engine.classifier.name, "method": engine.method.name}
+
+
+def analyze_one(video: str, engine, options, out_dir: Path, on_start=None, on_frame=None, settings: dict | None = None) -> dict:
     """Analyse one video of a batch into out_dir; returns its manifest entry (never raises for a
-    bad video: a failure is an entry with status 'failed' and the error line)."""
+    bad video: a failure is an entry with status 'failed' and the error line). settings: what
+    the entry records as this video's settings (batch.settings_of); options.overwrite here means
+    the batch decided these outputs may be replaced (a resumed video, or --overwrite)."""
     from .analyze import analyze
 
     began = time.perf_counter()
     entry = {"path": video, "out_dir": str(out_dir)}
+    if settings is not None:
+        entry["settings"] = settings
     try:
         summary = analyze(video, engine, replace(options, out_dir=out_dir), on_start=on_start, on_frame=on_frame)
     except StreamcamError as exc:
@@ -132,6 +212,10 @@ def analyze_one(video: str, engine, options, out_dir: Path, on_start=None, on_fr
         entry.update(
             status=INTERRUPTED if summary.status == "interrupted" else COMPLETE, frames=summary.frames_analysed, outputs=summary.outputs
         )
+        try:
+            entry["files"] = {p: file_record(Path(p)) for p in _output_paths(summary.outputs)}
+        except OSError as exc:  # gone already: the next run redoes it
+            entry.update(status=FAILED, error=f"outputs unreadable after the run: {exc.strerror or exc}")
     entry["wall_time_s"] = round(time.perf_counter() - began, 3)
     entry.setdefault("frames", 0)
     entry.setdefault("outputs", {})
@@ -143,16 +227,35 @@ def unfinished_entry(video: str, folder: Path, status: str, error: str) -> dict:
     return {"path": video, "out_dir": str(folder), "status": status, "frames": 0, "outputs": {}, "wall_time_s": 0.0, "error": error}
 
 
-def plan(videos: Sequence[str], out_dir: Path, manifest: Manifest) -> tuple[list[tuple[str, Path]], list[dict]]:
-    """(videos to run with their folders, skipped entries) for this run."""
+def plan(
+    videos: Sequence[str], out_dir: Path, manifest: Manifest, options, engine_key: dict
+) -> tuple[list[tuple[str, Path, dict]], list[dict], object]:
+    """(videos to run with their folders and settings, skipped entries, the options to run them
+    with) for this run. UsageError when videos done before with other settings would be redone
+    without options.overwrite."""
     folders = output_folders(videos, out_dir)
-    todo, skipped = [], []
+    todo, skipped, changed = [], [], []
     for video in videos:
-        if manifest.done(video):
-            skipped.append({**manifest.entries[video], "status": SKIPPED, "wall_time_s": 0.0})
-        else:
-            todo.append((video, folders[video]))
-    return todo, skipped
+        settings = settings_of(video, options, engine_key)
+        entry = manifest.entries.get(video)
+        if manifest.done(video, settings):
+            skipped.append({**entry, "status": SKIPPED, "wall_time_s": 0.0})
+            continue
+        if entry and entry.get("outputs"):  # files of an earlier run are there: replaced only if the same command's
+            notes = differences(entry.get("settings"), settings)
+            if notes:
+                changed.append((video, notes))
+        todo.append((video, folders[video], settings))
+    if changed and not options.overwrite:
+        video, notes = changed[0]
+        raise UsageError(
+            f"{len(changed)} of these videos were analysed into {out_dir} with other settings "
+            f"({video}: {'; '.join(notes[:3])}): use --overwrite to redo them, or another --out-dir"
+        )
+    # The batch checked what it replaces: a video it ran before is redone in place (its earlier
+    # outputs are this batch's), and with --overwrite so is one run with other settings.
+    resumed = set(manifest.entries)
+    return todo, skipped, lambda video: replace(options, overwrite=True) if video in resumed else options
 
 
 def run_local(
@@ -164,23 +267,25 @@ def run_local(
     on_video: Callable[[dict], None] | None = None,
     on_start=None,
     on_frame=None,
+    engine_key: dict | None = None,
 ) -> list[dict]:
     """Every video in this process, one model for all; returns the entries (skipped ones too).
+    engine_key: the engine's part of each video's settings (default: model and method names).
 
     A Ctrl-C during a video ends it like `analyze` does (its outputs finished, status
     'interrupted'); the videos not started are recorded 'interrupted' too, and the run stops.
     """
-    todo, entries = plan(videos, out_dir, manifest)
+    todo, entries, options_for = plan(videos, out_dir, manifest, options, engine_key or engine_key_of(engine))
     for entry in entries:
         manifest.record(entry)
         if on_video:
             on_video(entry)
     stopping = False
-    for video, folder in todo:
+    for video, folder, settings in todo:
         if stopping:
             entry = unfinished_entry(video, folder, INTERRUPTED, "not started: the batch was interrupted")
         else:
-            entry = analyze_one(video, engine, options, folder, on_start, on_frame)
+            entry = analyze_one(video, engine, options_for(video), folder, on_start, on_frame, settings)
             stopping = entry["status"] == INTERRUPTED
         manifest.record(entry)
         entries.append(entry)

@@ -13,6 +13,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from streamcam.core.errors import StreamcamError, UsageError
@@ -35,8 +36,10 @@ class VideoAnalyzer:
         self.options = options
 
     def __call__(self, batch: dict) -> dict:
-        # batch_size=1: one video. outputs and error travel JSON-encoded so Arrow sees plain strings.
-        entry = analyze_one(str(batch["video"][0]), self.engine, self.options, Path(str(batch["folder"][0])))
+        # batch_size=1: one video. Settings, outputs and error travel JSON-encoded so Arrow sees plain strings.
+        options = replace(self.options, overwrite=bool(batch["overwrite"][0]))
+        settings = json.loads(str(batch["settings"][0]))
+        entry = analyze_one(str(batch["video"][0]), self.engine, options, Path(str(batch["folder"][0])), settings=settings)
         return {"entry": [json.dumps(entry, default=str)]}
 
 
@@ -89,6 +92,7 @@ def run_ray(
     workers: int = 2,
     gpus_per_worker: float = 0.0,
     on_video: Callable[[dict], None] | None = None,
+    engine_key: dict | None = None,
 ) -> list[dict]:
     """Every video as one task on Ray, `workers` actors with one model each; returns the entries
     (skipped ones too), recorded in the manifest as each finishes, in the order they finish.
@@ -100,7 +104,9 @@ def run_ray(
     """
     global last_startup_s
     ray = _import_ray()
-    todo, skipped = plan(videos, out_dir, manifest)
+    if engine_key is None:  # the engine is loaded in the actors only: its part of the settings from its arguments
+        engine_key = {k: engine_args.get(k) for k in ("model", "weights", "layer", "method", "preprocess")}
+    todo, skipped, options_for = plan(videos, out_dir, manifest, options, engine_key)
     entries: list[dict] = []
 
     def record(entry: dict) -> None:
@@ -120,7 +126,7 @@ def run_ray(
 
     last_startup_s = 0.0
     started = not ray.is_initialized()  # a cluster this process already uses is left running
-    pending = dict(todo)
+    pending = {video: folder for video, folder, _settings in todo}
     rows = None
     try:
         if started:
@@ -128,7 +134,8 @@ def run_ray(
         _quiet_data(ray)
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
         # One block per video, so each result comes back as soon as its video is done.
-        dataset = ray.data.from_items([{"video": v, "folder": str(f)} for v, f in todo], override_num_blocks=len(todo))
+        items = [{"video": v, "folder": str(f), "settings": json.dumps(st), "overwrite": options_for(v).overwrite} for v, f, st in todo]
+        dataset = ray.data.from_items(items, override_num_blocks=len(todo))
         with warnings.catch_warnings():  # Ray 2.60 deprecates extra remote args like max_task_retries
             warnings.simplefilter("ignore", DeprecationWarning)
             dataset = dataset.map_batches(

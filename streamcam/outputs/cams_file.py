@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from streamcam.core.paths import replace_durably
+
 from .files import partial_path
 
 _FIELDS = {"frame_index": np.int64, "time_s": np.float64, "class_ids": np.int32, "cams": np.float16, "cams_raw": np.float16}
@@ -59,7 +61,7 @@ class CamsNpz:
             with zipfile.ZipFile(self.temp_path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
                 for name, spool in self._spool.items():
                     self._write_member(archive, name, spool)
-            self.temp_path.replace(self.path)
+            replace_durably(self.temp_path, self.path)
         except BaseException:
             self.temp_path.unlink(missing_ok=True)
             raise

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -16,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from streamcam.core.labels import Labels, ranking
+from streamcam.core.paths import replace_durably
 
 
 class FrameTrust(NamedTuple):
@@ -59,7 +59,17 @@ class PredictionsCsv:
     `faith_<name>`. Empty on frames that were not scored (--faithfulness-every N).
     """
 
-    def __init__(self, path: Path, labels: Labels, top_n: int, tracked: Sequence[int] = (), trust: bool = False, faith: bool = False):
+    def __init__(
+        self,
+        path: Path,
+        labels: Labels,
+        top_n: int,
+        tracked: Sequence[int] = (),
+        trust: bool = False,
+        faith: bool = False,
+        exclusive: bool = False,
+    ):
+        """exclusive: FileExistsError when another run is writing this file (its temporary file exists)."""
         self.path = Path(path)
         self.labels = labels
         self.top_n = top_n
@@ -67,7 +77,7 @@ class PredictionsCsv:
         self.trust, self.faith = trust, faith
         self.rows = 0
         self._partial = partial_path(self.path)
-        self._file = open(self._partial, "w", newline="", encoding="utf-8")  # noqa: SIM115 - open for the whole run; close() or abort()
+        self._file = open(self._partial, "x" if exclusive else "w", newline="", encoding="utf-8")  # noqa: SIM115 - open for the whole run; close() or abort()
         self._writer = csv.writer(self._file)
         names = [labels.name(c) if self._unique_name(c) else f"{c}_{labels.name(c)}" for c in self.tracked]
         kinds = ("p", "plocal", "peak_x", "peak_y", "faith") if faith else ("p", "plocal", "peak_x", "peak_y")
@@ -135,15 +145,19 @@ class PredictionsCsv:
     def close(self) -> Path:
         try:
             self._file.close()
-            os.replace(self._partial, self.path)
+            replace_durably(self._partial, self.path)
         except BaseException:
             self._partial.unlink(missing_ok=True)  # never a half-finished file left behind
             raise
         return self.path
 
     def abort(self) -> None:
-        self._file.close()
-        self._partial.unlink(missing_ok=True)
+        try:
+            self._file.close()  # flushes: on a full disk this fails too, and the file goes all the same
+        except OSError:
+            pass
+        finally:
+            self._partial.unlink(missing_ok=True)
 
 
 def peak_position(cam: np.ndarray) -> tuple[float, float] | None:
@@ -159,7 +173,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     partial = partial_path(Path(path))
     try:
         partial.write_bytes(data)
-        os.replace(partial, path)
+        replace_durably(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

@@ -7,6 +7,7 @@ through RunOutputs (the CSV, the videos, under temporary names until close()) an
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import re
@@ -86,38 +87,70 @@ def output_stem(source: str | int) -> str:
     return Path(text).stem
 
 
+def output_folder(source, out_dir: Path | None) -> Path:
+    """Where a run's files go: out_dir, else next to a local input, else the working folder."""
+    local = Path(str(source))
+    return Path(out_dir) if out_dir else (local.parent if local.exists() else Path.cwd())
+
+
+def output_paths(source, options: SinkOptions, stem: str | None = None) -> dict[str, Path]:
+    """The final path of each file a run with these options writes, by key (predictions, summary,
+    video, heatmap_video, segmented_video, review, cams)."""
+    stem = stem or output_stem(source)
+    out_dir = output_folder(source, options.out_dir)
+    ext = ".webm" if options.codec in ("libvpx-vp9", "libvpx") else ".mp4"
+    paths = {"predictions": out_dir / f"{stem}.predictions.csv", "summary": out_dir / f"{stem}.summary.json"}
+    paths |= {key: out_dir / f"{stem}.{kind}{ext}" for key, kind in RunOutputs.VIDEOS if getattr(options, key)}
+    if options.review:
+        paths["review"] = out_dir / f"{stem}.review.html"
+    if options.save_cams:
+        paths["cams"] = out_dir / f"{stem}.cams.npz"
+    return paths
+
+
+def _message(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
 class RunOutputs:
-    """The files one run writes, all under temporary names until close()."""
+    """The files one run writes, all under temporary names until close().
+
+    A file that cannot be written (a full disk, a size limit, an I/O error) is dropped alone while
+    the run goes on: its temporary file is removed, and close() reports it with the others'.
+    stem: the files' common name (default: from the source); exclusive: refuse (FileExistsError)
+    a stem whose CSV another run is writing, so a caller can claim a fresh one (live recordings).
+    """
 
     VIDEOS = (("video", "gradcam"), ("heatmap_video", "heatmap"), ("segmented_video", "segmented"))
 
-    def __init__(self, source, info: VideoInfo, options: SinkOptions, labels, tracked, start, end):
-        self.stem = output_stem(source)
-        local = Path(str(source))
-        self.out_dir = Path(options.out_dir) if options.out_dir else (local.parent if local.exists() else Path.cwd())
+    def __init__(self, source, info: VideoInfo, options: SinkOptions, labels, tracked, start, end, stem=None, exclusive=False):
+        self.stem = stem or output_stem(source)
+        self.out_dir = output_folder(source, options.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        ext = ".webm" if options.codec in ("libvpx-vp9", "libvpx") else ".mp4"
-        self.paths = {"predictions": self.out_dir / f"{self.stem}.predictions.csv", "summary": self.out_dir / f"{self.stem}.summary.json"}
-        self.paths |= {key: self.out_dir / f"{self.stem}.{kind}{ext}" for key, kind in self.VIDEOS if getattr(options, key)}
-        if options.review:
-            self.paths["review"] = self.out_dir / f"{self.stem}.review.html"
-        if options.save_cams:
-            self.paths["cams"] = self.out_dir / f"{self.stem}.cams.npz"
+        self.paths = output_paths(source, options, self.stem)
         for path in self.paths.values():
             if path.is_dir():  # found now, not after the whole video has been analysed
                 raise UsageError(f"cannot write {path}: a folder of that name is in the way")
         self.warnings: list[str] = []
+        self.errors: list[str] = []  # files dropped during the run
         # Audio is copied from local files only: for a URL or camera it would take a second
         # connection, which can stall on its own (or see a different live moment).
         copy_audio = options.audio and info.has_audio and is_local_file(source)
         if options.audio and info.has_audio and not copy_audio:
             self.warnings.append("audio not copied: it is copied from local files only, not from streams or cameras")
-        self.cams = CamsNpz(self.paths["cams"]) if options.save_cams else None
         self.csv = PredictionsCsv(
-            self.paths["predictions"], labels, options.top_n, tracked, trust=options.trust_columns, faith=options.faith_columns
+            self.paths["predictions"],
+            labels,
+            options.top_n,
+            tracked,
+            trust=options.trust_columns,
+            faith=options.faith_columns,
+            exclusive=exclusive,
         )
+        self.cams = None
         self.sinks: dict[str, VideoSink] = {}
         try:
+            self.cams = CamsNpz(self.paths["cams"]) if options.save_cams else None
             for key, _kind in self.VIDEOS:
                 if key in self.paths:
                     self.sinks[key] = VideoSink(
@@ -138,13 +171,41 @@ class RunOutputs:
             raise
 
     def _files(self) -> list[tuple[str, object]]:
-        """(paths key, writer) of every file but the summary, each with close() and abort()."""
+        """(paths key, writer) of every file still being written but the summary, each with close() and abort()."""
+        csv = [("predictions", self.csv)] if self.csv is not None else []
         cams = [("cams", self.cams)] if self.cams is not None else []
-        return [("predictions", self.csv), *cams, *self.sinks.items()]
+        return [*csv, *cams, *self.sinks.items()]
+
+    def safely(self, key: str, write, *args) -> None:
+        """write(*args) into the file `key`; if the file cannot take it, the file is dropped alone."""
+        try:
+            write(*args)
+        except OSError as exc:  # disk full, a size limit, an I/O error (PyAV's errors are OSErrors too)
+            self.drop(key, exc)
+
+    def drop(self, key: str, exc: BaseException) -> None:
+        """Give up one file: remove its temporary file and note why; the others go on."""
+        output = dict(self._files()).get(key)
+        if output is None:
+            return
+        with contextlib.suppress(OSError):
+            output.abort()
+        if key == "predictions":
+            self.csv = None
+        elif key == "cams":
+            self.cams = None
+        else:
+            self.sinks.pop(key, None)
+        self.errors.append(f"could not write {self.paths.pop(key)}: {_message(exc)}")
+
+    def flush(self) -> None:
+        if self.csv is not None:
+            self.safely("predictions", self.csv.flush)
 
     def abort(self) -> None:
         for _key, output in self._files():
-            output.abort()
+            with contextlib.suppress(OSError):  # a full disk must not hide the error that ended the run
+                output.abort()
 
     def discard(self) -> None:
         """Delete the temporary files without touching encoders that a stuck thread may be inside."""
@@ -153,14 +214,16 @@ class RunOutputs:
             output_temp.unlink(missing_ok=True)
 
     def close(self) -> list[str]:
-        """Finalise each file under its real name; returns errors. A file that fails is dropped alone."""
-        errors: list[str] = []
+        """Finalise each file under its real name; returns errors (the files dropped during the run,
+        then those that could not be finished). A file that fails is dropped alone."""
+        errors = list(self.errors)
         for key, output in self._files():
             try:
                 output.close()
             except Exception as exc:  # disk full, a folder in the way, an encoder error while flushing
-                output.abort()
-                errors.append(f"could not finish {self.paths.pop(key)}: {exc}")
+                with contextlib.suppress(OSError):
+                    output.abort()
+                errors.append(f"could not finish {self.paths.pop(key)}: {_message(exc)}")
             self.warnings += getattr(output, "warnings", [])
         return errors
 
@@ -221,7 +284,7 @@ class FrameWriter:
         else:
             for row in rows:
                 self._write(*row)
-        self.outputs.csv.flush()
+        self.outputs.flush()
 
     def _rows(self, frames, batch) -> list[tuple]:
         """(frame, probabilities, class ids, cams, local probabilities, FrameTrust or None) per frame."""
@@ -260,9 +323,11 @@ class FrameWriter:
     def _write(self, frame: Frame, probs, ids, cams, local_all=None, trust: FrameTrust | None = None, pictures: dict | None = None) -> None:
         tracked = slice(len(ids) - self.n_tracked, len(ids))
         local = None if local_all is None else local_all[tracked]
-        self.outputs.csv.write_frame(frame.index, frame.pts, frame.time_s, probs, local, cams[tracked], trust)
-        if self.outputs.cams is not None:
-            self.outputs.cams.add(frame.index, frame.time_s, ids, cams, None if trust is None else trust.raw_cams)
+        outputs = self.outputs
+        if outputs.csv is not None:
+            outputs.safely("predictions", outputs.csv.write_frame, frame.index, frame.pts, frame.time_s, probs, local, cams[tracked], trust)
+        if outputs.cams is not None:
+            outputs.safely("cams", outputs.cams.add, frame.index, frame.time_s, ids, cams, None if trust is None else trust.raw_cams)
         for collector in self.collectors:
             if id(collector) in self._trust_collectors:
                 collector.add(frame, probs, ids, cams, local_all, trust=trust)
@@ -271,7 +336,8 @@ class FrameWriter:
         if pictures is None:
             pictures = self.video_pictures(frame, probs, ids, cams, trust=trust, local=local_all)
         for key, picture in pictures.items():
-            self.outputs.sinks[key].write(picture, frame.pts, frame.time_s)
+            if key in outputs.sinks:  # not one dropped meanwhile
+                outputs.safely(key, outputs.sinks[key].write, picture, frame.pts, frame.time_s)
         while self.pending_saves and frame.time_s >= self.pending_saves[0] - 1e-6:
             self.pending_saves.pop(0)
             self._save_pictures(frame, probs, ids, cams)
@@ -360,7 +426,12 @@ class FrameWriter:
             frame.rgb, cams, classes, FRAME_PICTURE_KINDS, self.options.alpha, self.options.colormap, heat=self.options.heat
         )
         stem, out_dir = self.outputs.stem, self.outputs.out_dir
-        self.saved += [str(p) for p in write_pictures(out_dir / f"{stem}_frames", f"{stem}_f{frame.index:06d}", ".png", pictures)]
+        try:
+            self.saved += [str(p) for p in write_pictures(out_dir / f"{stem}_frames", f"{stem}_f{frame.index:06d}", ".png", pictures)]
+        except OSError as exc:  # the pictures of this frame are lost; the run and its other files go on
+            self.outputs.errors.append(
+                f"could not write the pictures of frame {frame.index} to {out_dir / f'{stem}_frames'}: {_message(exc)}"
+            )
 
 
 def distinct_columns(ids) -> list[int]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,8 +32,11 @@ import cv2
 import numpy as np
 
 from streamcam.core.errors import StreamcamError, UsageError
+from streamcam.core.paths import replace_durably
 
 _FAST_PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast"}
+# x264's and x265's presets; other encoders take the fast ones as a hint (see _encoder_options).
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 _NEEDS_SHORT_TIME_BASE = {"mpeg4", "msmpeg4", "msmpeg4v2", "msmpeg4v3", "h263", "h263p", "flv"}
 _QSCALE_CODECS = {"mpeg4", "mjpeg", "mpeg1video", "mpeg2video", "msmpeg4", "msmpeg4v2", "msmpeg4v3"}
 
@@ -113,6 +115,7 @@ class VideoSink:
             cc.framerate = Fraction(self.fps).limit_denominator(1001)  # a hint only; pts decide
         cc.thread_count = 0  # auto
         cc.thread_type = "AUTO"  # libx264: frame threads (faster) instead of sliced threads
+        _open_encoder(cc, codec)  # a bad option fails here, before any frame, not at the first encode
         return stream
 
     # -- writing -------------------------------------------------------------------
@@ -218,7 +221,7 @@ class VideoSink:
             if self._audio is not None:
                 self._audio.close()
             self._container.close()
-            os.replace(self.temp_path, self.path)
+            replace_durably(self.temp_path, self.path)
         except BaseException:
             self.abort()
             raise
@@ -364,6 +367,43 @@ def _encoder_time_base(codec: str, tb: Fraction) -> Fraction:
     if codec in _NEEDS_SHORT_TIME_BASE and tb.denominator > 65535:
         return Fraction(1, 1000)
     return tb
+
+
+def check_encoder(codec: str, crf: int | None, preset: str | None) -> None:
+    """UsageError, with the encoder's own reason, when `codec` cannot encode with these options:
+    a trial encoder is opened in memory, so a bad option fails before any file is written."""
+    if preset is not None and preset not in PRESETS:
+        raise UsageError(f"--preset {preset!r} is not a preset: use one of {', '.join(PRESETS)}")
+    trial = av.open(io.BytesIO(), "w", format="mp4")
+    try:
+        try:
+            stream = trial.add_stream(codec, options=_encoder_options(codec, crf, preset))
+        except (ValueError, av.FFmpegError) as exc:
+            raise UsageError(f"cannot encode with {codec!r}: {exc}") from exc
+        stream.width, stream.height = 64, 64
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 25)
+        _open_encoder(stream.codec_context, codec)
+    finally:
+        with contextlib.suppress(av.FFmpegError, ValueError):
+            trial.close()
+
+
+def _open_encoder(cc, codec: str) -> None:
+    """Open the encoder now; a refused option becomes one UsageError line with FFmpeg's reason
+    (its log lines are caught, not printed)."""
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture() as logs:
+            try:
+                cc.open()
+            except (ValueError, av.FFmpegError) as exc:
+                reasons = [message.strip() for _level, _name, message in logs if message.strip()]
+                reason = reasons[-1] if reasons else getattr(exc, "strerror", None) or str(exc)
+                raise UsageError(f"the {codec} encoder refused its options: {reason}") from None
+    finally:
+        av.logging.set_level(level)
 
 
 def _encoder_options(codec: str, crf: int | None, preset: str | None) -> dict[str, str]:

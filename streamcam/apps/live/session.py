@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -17,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from streamcam.apps.analyze import AnalyzeOptions, AnalyzeSummary, smoothing_summary
+from streamcam.core.errors import OutputError
 from streamcam.core.frames import Frame
 from streamcam.core.labels import ranking
 from streamcam.explain.engine import CamEngine
@@ -24,7 +26,17 @@ from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
 from streamcam.explain.trust import SmoothingOptions, TemporalSmoother
 from streamcam.explain.trust.smoothing import DEFAULT_SMOOTH_S
 from streamcam.outputs import render
-from streamcam.outputs.run_sinks import FrameWriter, RunOutputs, class_overlay, draw_key, finish_summary, several_classes, trust_of
+from streamcam.outputs.run_sinks import (
+    FrameWriter,
+    RunOutputs,
+    class_overlay,
+    draw_key,
+    finish_summary,
+    output_paths,
+    output_stem,
+    several_classes,
+    trust_of,
+)
 from streamcam.video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource, is_camera, is_local_file
 from streamcam.video.timecode import format_timecode
 
@@ -179,7 +191,7 @@ def live(
                 )
                 if writer is not None:
                     writer.write(frame, probs, ids, cams, local, overlay=overlay, trust=trust)
-                    writer.outputs.csv.flush()
+                    writer.outputs.flush()
                 if on_frame:
                     on_frame(frame, snapshot["fps"])
                 if not keep_going:
@@ -217,8 +229,23 @@ def _recorder(
         info = replace(info, time_base=Fraction(1, LIVE_TIME_BASE_DEN))
     # No audio: shown frames are a live subset, and streams are read once (see analyze's audio rule).
     sinks = replace(record.sinks(), audio=False, review=False, trust_columns=smoothed)
-    outputs = RunOutputs(source, info, sinks, labels, tracked, None, None)
-    return FrameWriter(outputs, sinks, labels, None, [], len(tracked))
+    return FrameWriter(_claim_recording(source, info, sinks, labels, tracked), sinks, labels, None, [], len(tracked))
+
+
+def _claim_recording(source, info: VideoInfo, sinks, labels, tracked: list[int]) -> RunOutputs:
+    """The recording's files under a name of their own, `<stem>-YYYYmmdd-HHMMSS[-n]`: footage from
+    a live source cannot be had again, so no earlier recording is ever replaced. The CSV's
+    temporary file is created exclusively, so two sessions starting in the same second differ too."""
+    base, stamp = output_stem(source), time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        stem = f"{base}-{stamp}" + (f"-{n}" if n > 1 else "")
+        if any(p.exists() for p in output_paths(source, sinks, stem).values()):
+            continue
+        try:
+            return RunOutputs(source, info, sinks, labels, tracked, None, None, stem=stem, exclusive=True)
+        except FileExistsError:
+            continue
+    raise OutputError(f"no free recording name for {base}-{stamp} in {sinks.out_dir}")
 
 
 def _finish_recording(writer: FrameWriter, video: VideoSource, engine: CamEngine, record: AnalyzeOptions, figures: dict, smoother=None):
