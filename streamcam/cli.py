@@ -13,6 +13,59 @@ from rich.console import Console
 from streamcam.core.errors import OutputError, StreamcamError, UsageError
 from streamcam.core.progress import BatchProgress, FrameProgress
 
+class _HelpCommand(typer.core.TyperCommand):
+    """A command whose --help names each value in human terms ('--start TIME', 'SOURCE...')
+    instead of internal types ('<str>', '<int range>', '<list[str]>')."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if param.metavar is None and not getattr(param, "is_flag", False) and not getattr(param, "is_bool_flag", False):
+                param.metavar = _metavar(param)
+            if param.param_type_name == "argument":  # its name says what it is; no '<list[str]>' after it
+                param.display_type_rich = lambda ctx=None: None
+        return params
+
+
+# What an option's value is, by option name; anything else by its type.
+_METAVARS = {
+    "--start": "TIME",
+    "--end": "TIME",
+    "--around": "TIME",
+    "--span": "SECONDS",
+    "--smooth": "SECONDS",
+    "--timeout": "SECONDS",
+    "--save-frames": "TIMES",
+    "--cam-classes": "CLASSES",
+    "--classes": "CLASSES",
+    "--out-dir": "DIR",
+    "--record": "DIR",
+    "--model": "NAME|FILE",
+    "--weights": "FILE",
+    "--input-size": "SIZE",
+    "--alpha": "0..1",
+    "--fps": "FPS",
+    "--serve": "HOST:PORT",
+    "--ray-address": "ADDRESS",
+    "--max-mb": "MB",
+    "--review-max-mb": "MB",
+    "--layer": "LAYER",
+}
+
+
+def _metavar(param) -> str:
+    if param.param_type_name == "argument":  # 'sources' -> SOURCE..., 'source' -> SOURCE
+        return param.name.upper().removesuffix("S") if param.nargs != 1 else param.name.upper()
+    named = next((_METAVARS[opt] for opt in param.opts if opt in _METAVARS), None)
+    if named:
+        return named
+    described = param.type_descriptor
+    kind = described.annotation
+    if described.is_path or kind is Path:
+        return "PATH"
+    return {int: "N", float: "NUMBER"}.get(kind, "NAME")
+
+
 app = typer.Typer(
     help="See what an image classifier looks at: Grad-CAM for videos, streams and images. How the code fits together: README.md, section 'How it fits together'.",
     no_args_is_help=True,
@@ -126,7 +179,7 @@ def interrupted() -> None:
     raise typer.Exit(130)
 
 
-@app.command()
+@app.command(cls=_HelpCommand)
 def analyze(
     sources: Annotated[
         list[str],
@@ -394,7 +447,7 @@ def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out
         raise typer.Exit(130)
 
 
-@app.command()
+@app.command(cls=_HelpCommand)
 def review(
     source: Annotated[str, typer.Argument(help="Video file to review.", show_default=False)],
     start: Annotated[str | None, typer.Option("--start", help="Window start, seconds or mm:ss.")] = None,
@@ -489,7 +542,7 @@ def _report(summary, quiet: bool, json_out: bool) -> None:
         err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=_HelpCommand)
 def live(
     source: Annotated[
         str, typer.Argument(help="Camera number (0 is the first webcam), URL (rtsp/http/udp/tcp) or video file.", show_default=False)
@@ -620,7 +673,7 @@ def _report_live(figures: dict) -> None:
         print(f"  {key}: {path}")
 
 
-@app.command()
+@app.command(cls=_HelpCommand)
 def image(
     paths: Annotated[list[Path], typer.Argument(help="Image files (jpg, png, bmp, webp, tiff ...).", show_default=False)],
     top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="How many of the most probable classes to list and explain.")] = 3,
@@ -718,7 +771,7 @@ def _print_ranked(out: Console, result) -> None:
             print(f"wrote {p}")
 
 
-@app.command()
+@app.command(cls=_HelpCommand)
 def doctor(backend: BackendOpt = None) -> None:
     """Print versions, devices, video codecs and cache paths: what to paste into a bug report."""
     from streamcam.apps.doctor import report

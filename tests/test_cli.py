@@ -1,5 +1,7 @@
 """CLI surface: every command and option has help; importing streamcam does not load TensorFlow."""
 
+import os
+import re
 import subprocess
 import sys
 
@@ -47,3 +49,34 @@ def test_doctor_lists_versions_devices_codecs_and_cache(monkeypatch, tmp_path):
     assert result.exit_code == 0
     for word in ("tensorflow", "devices:", "libx264", str(tmp_path)):
         assert word in result.output
+
+
+def _help_at_80_columns(command: str) -> str:
+    """`streamcam <command> --help` as a user at an 80-column terminal sees it (a real process)."""
+    env = {**os.environ, "COLUMNS": "80"}
+    result = subprocess.run([sys.executable, "-m", "streamcam", command, "--help"], capture_output=True, text=True, env=env, check=True)
+    return result.stdout
+
+
+def test_help_keeps_every_extras_name_and_reads_at_80_columns():
+    """Each `streamcam[extra]` an option's help names is shown as written (rich markup once ate the
+    brackets: 'install streamcam'), flags take no placeholder, values have human names, and at 80
+    columns every line fits with room for the descriptions."""
+    group = typer.main.get_command(app)
+    named_anywhere = set()
+    for name, command in group.commands.items():
+        source = " ".join(str(p.help or "") for p in command.params) + str(command.help or "")
+        extras = set(re.findall(r"streamcam\[(\w+)\]", source))
+        named_anywhere |= extras
+        shown = _help_at_80_columns(name)
+        for extra in extras:
+            assert f"streamcam[{extra}]" in shown, f"{name} --help lost streamcam[{extra}]"
+        assert all(len(line) <= 80 for line in shown.splitlines()), name
+        assert not re.search(r"<(bool|str|int|float|path|list\[\w+\])[^>]*>", shown), f"{name} --help shows a type placeholder"
+        assert "{sources}" not in shown
+    assert {"jax", "ray"} <= named_anywhere  # the extras a user installs for a command are named in its help
+    analyze = _help_at_80_columns("analyze")
+    assert re.search(r"^\s+-q, --quiet\s+\S", analyze, re.M)  # a flag: no placeholder after it
+    assert re.search(r"^\s+--start TIME\s", analyze, re.M) and re.search(r"^\s+-o, --out-dir DIR\s", analyze, re.M)
+    widest_option = max(len(m.group(1)) for m in re.finditer(r"^(\s+-.*?)\s{2,}\S", analyze, re.M))
+    assert widest_option <= 40  # the description column keeps at least 40 of the 80 characters
