@@ -24,12 +24,15 @@ from ..maps import class_maps, pooled_linear_gradients
 from ..results import CamBatch
 from .openvino_model import load_or_convert, openvino
 
-# The CPU plugin's stream and thread settings, measured with scripts/openvino_bench.py on a 2-core
-# CPU beside analyze's decode and encode threads (README, "OpenVINO runtime").
+# The CPU plugin's stream and thread settings. scripts/openvino_bench.py --threads, one run on a
+# 2-core CPU (dashcam clip, f32, batch 8; model-only / full analyze fps): latency hint 149.8 / 66.1,
+# one inference thread 142.9 / 73.3, pinning off 137.3 / 75.8, throughput hint 127.9 / 68.0. The
+# spread is within the machine's run-to-run noise, so the latency hint (best model-only) is kept.
 THREAD_SETTINGS = {"PERFORMANCE_HINT": "LATENCY"}
 
-# bfloat16 where the CPU has it natively: on by default only if it met the agreement rule on the
-# shared clips (top-1 equal on >= 99% of frames, CAM r >= 0.99; scripts/openvino_bench.py --precision).
+# bfloat16 where the CPU has it natively: on by default only if it meets the agreement rule on the
+# shared clips (top-1 equal on >= 99% of frames, CAM r >= 0.99). scripts/openvino_bench.py --precision,
+# one run on an AMD EPYC with AVX-512 BF16: top-1 equal on 91.1% of 1886 frames, CAM r mean 0.998: off.
 AUTO_BF16 = False
 PRECISIONS = ("auto", "float32", "mixed")
 
