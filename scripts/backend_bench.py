@@ -33,7 +33,7 @@ from benchlib import measure, timed
 
 
 def child(backend: str, batches: list[int], precision: str, seconds: float, size: tuple[int, int]) -> dict:
-    from streamcam.explain.engine import build_engine
+    from streamcam.explain.runtime import build_engine
 
     engine, load_s = timed(lambda: build_engine(precision=precision, backend=backend))
     figures = {"backend": engine.backend_name, "version": engine.backend.version(), "load_s": load_s}

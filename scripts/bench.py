@@ -21,6 +21,10 @@ folder (skipped with a note when absent), with the default model (EfficientNet-L
                   Grad-CAM, cv2 colour map + blend, cv2.VideoWriter (mp4v); first frame left out
   analyze csv     analyze(..., AnalyzeOptions(video=False)): frames / wall time of the call
   analyze full    analyze with the overlay video (default options), likewise
+  runtimes        model-only (224x224 and --input-size 640) and full analyze fps of each
+                  runtime (Keras; OpenVINO f32, auto and bf16 where the CPU has it) in the same
+                  run, turn about, and the pipeline efficiency (full / model: the share of the
+                  model's own speed the whole run keeps); --runtimes-only runs just this table
 
 The engine is built and warmed up (one analyze of the clip's first second) before anything is
 timed, so TensorFlow tracing is not counted. Targets: csv/model >= 0.9, full/model >= 0.6,
@@ -235,6 +239,7 @@ def main() -> None:
     ap.add_argument("--preset", default=AnalyzeOptions.preset, help="libx264 preset for the encode and full analyze figures")
     ap.add_argument("--sizes", default="224x224,448,640", help="--input-size values compared at the end (comma-separated)")
     ap.add_argument("--sizes-only", action="store_true", help="run only the --input-size comparison")
+    ap.add_argument("--runtimes-only", action="store_true", help="run only the Keras / OpenVINO runtime comparison")
     ap.add_argument("--rss-child", metavar="PATH", help=argparse.SUPPRESS)
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress shows up live when piped
@@ -292,6 +297,8 @@ def run_all(args, tmp: Path) -> None:
 
     if args.sizes_only:
         return input_size_table(engine, clips, args.sizes.split(","), out, bs, args.preset)
+    if args.runtimes_only:
+        return runtime_table(clips, out, bs, args.preset)
     results = []
     for name, path, end in clips:
         print(f"\n== {name} ({path.name})")
@@ -415,6 +422,60 @@ def run_all(args, tmp: Path) -> None:
     if not (short["reset"] and long["reset"]):
         print("note: /proc/self/clear_refs unavailable: peak RSS includes model start-up (ru_maxrss)")
     input_size_table(engine, clips, args.sizes.split(","), out, bs, args.preset)
+    runtime_table(clips, out, bs, args.preset)
+
+
+def runtime_engines() -> dict:
+    """{label: engine} for each runtime this machine can run: Keras, and OpenVINO f32 / auto / bf16."""
+    from streamcam.explain.runtime import build_engine, openvino_installed
+
+    engines = {"keras": build_engine(runtime="keras")}
+    if not openvino_installed():
+        print("note: OpenVINO not installed (pip install 'streamcam[openvino]'): Keras only")
+        return engines
+    engines["openvino f32"] = build_engine(runtime="openvino", precision="float32")
+    auto = build_engine(runtime="openvino", precision="auto")
+    mixed = build_engine(runtime="openvino", precision="mixed")
+    print(f"OpenVINO {auto.openvino_version.split('-')[0]}: --precision auto runs {auto.precision}, mixed runs {mixed.precision}")
+    if mixed.precision != "f32":
+        engines["openvino bf16"] = mixed
+    return engines
+
+
+def runtime_table(clips, out: Path, bs: int, preset: str) -> None:
+    """Model-only and full-analyze fps of each runtime, same run, turn about; ratios to Keras."""
+    engines = runtime_engines()
+    name, path, end = clips[-1]  # the dashcam clip where present
+    end = min(end or 6.0, 6.0)
+    with VideoSource(str(path), end=end) as video:
+        frames = [f.rgb for f in video]
+    print(f"\n== runtimes on {name}, first {end:g} s ({len(frames)} frames), batch {bs}")
+    sizes = {}
+    for spec in ("224x224", "640"):
+        size = InputSize.parse(spec).for_frame(frames[0].shape[1], frames[0].shape[0], 32)
+        sizes[spec] = (size, [resize_batch(frames[i : i + bs], size) for i in range(0, len(frames) - bs + 1, bs)])
+    measures = {}
+    for label, engine in engines.items():
+        analyze_fps(path, engine, out, batch_size=bs, end=1.0, preset=preset)  # warm-up: traces, first compiles
+        for spec, (_, batches) in sizes.items():
+            model_pass_fps(engine, batches, bs)  # warm-up at this size
+            measures[(label, f"model {spec}")] = partial(model_pass_fps, engine, batches, bs)
+        measures[(label, "full")] = partial(analyze_fps, path, engine, out, batch_size=bs, end=end, preset=preset)
+    taken = in_rounds(3, measures)
+    best = {key: max(values) for key, values in taken.items()}
+    keras_of = lambda what: best[("keras", what)]
+    print(
+        f"{'runtime':<16}{'model 224':>11}{'model 640':>11}{'full 224':>10}{'effic.':>8}{'model 224 vs keras':>20}{'640 vs keras':>14}{'full vs keras':>15}"
+    )
+    for label in engines:
+        m224, m640, full = best[(label, "model 224x224")], best[(label, "model 640")], best[(label, "full")]
+        print(
+            f"{label:<16}{m224:>11.1f}{m640:>11.1f}{full:>10.1f}{full / m224:>8.2f}"
+            f"{m224 / keras_of('model 224x224'):>19.2f}x{m640 / keras_of('model 640'):>13.2f}x{full / keras_of('full'):>14.2f}x"
+        )
+    print(
+        f"  (fps, best of 3 interleaved rounds; 640 = --input-size 640 -> {sizes['640'][0][1]}x{sizes['640'][0][0]}; effic. = full / model 224)"
+    )
 
 
 def input_size_table(engine, clips, sizes, out: Path, bs: int, preset: str) -> None:

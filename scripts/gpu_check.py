@@ -168,7 +168,7 @@ def main() -> int:
         import numpy as np
 
         from streamcam.apps.analyze import AnalyzeOptions, analyze
-        from streamcam.explain.engine import build_engine
+        from streamcam.explain.runtime import build_engine
 
         print(f"Keras {keras.__version__}, NumPy {np.__version__}, OpenCV {cv2.__version__}, PyAV {av.__version__}")
 

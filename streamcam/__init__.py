@@ -17,7 +17,7 @@ _EXPORTS = {
     "Classifier": "streamcam.models",
     "use_backend": "streamcam.backends",
     "CamEngine": "streamcam.explain.engine",
-    "build_engine": "streamcam.explain.engine",
+    "build_engine": "streamcam.explain.runtime",
     "CamBatch": "streamcam.explain.results",
     "NullEngine": "streamcam.explain.null_engine",
     "SmoothingOptions": "streamcam.explain.trust",

@@ -37,12 +37,13 @@ def need_ray():
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory, default_engine):
+def batch(tmp_path_factory):
     """Three clips (two named clip.mp4) and a zero-byte one, run locally and on Ray (a cluster
     run_ray starts itself and shuts down)."""
     import ray
 
     from streamcam.apps import batch_ray
+    from streamcam.explain.runtime import build_engine
 
     root = tmp_path_factory.mktemp("ray-clips")
     for sub in ("a", "b"):
@@ -54,7 +55,8 @@ def batch(tmp_path_factory, default_engine):
     videos = [str(root / p) for p in ("a/clip.mp4", "a/other.mp4", "b/clip.mp4", "b/empty.mp4")]
 
     local_out, ray_out = root / "out-local", root / "out-ray"
-    local = run_local(videos, default_engine, OPTIONS, local_out, Manifest(local_out))
+    # The local engine from the same arguments: whichever runtime --runtime auto picks, both sides run it.
+    local = run_local(videos, build_engine(**ENGINE_ARGS), OPTIONS, local_out, Manifest(local_out))
     seen = []
     remote = batch_ray.run_ray(videos, ENGINE_ARGS, OPTIONS, ray_out, Manifest(ray_out), workers=2, on_video=seen.append)
     assert not ray.is_initialized()  # the cluster it started is shut down

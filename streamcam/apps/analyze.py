@@ -110,7 +110,8 @@ class AnalyzeSummary:
     decode_errors: int = 0
     frame_index: str = "exact"  # 'estimated': numbers after a seek in a variable-rate file (see VideoSource)
     live: dict | None = None  # a `live --record` session: frames dropped, reconnects, frame age, losses
-    backend: str | None = None  # the Keras backend that ran the model: tensorflow or jax
+    backend: str | None = None  # the Keras backend that ran the model (or, with OpenVINO, its CAM maths): tensorflow or jax
+    runtime: dict | None = None  # what ran the model: name (keras or openvino), what was asked, why (explain.runtime)
     smoothing: dict | None = None  # temporal smoothing's settings, cuts and stability figures (None: off)
     faithfulness: dict | None = None  # removal scores: stride, frames scored, mean, control, low-trust share (None: off)
     source_sha256: str | None = None  # which input this was, without storing a URL's secrets (see run_settings)
@@ -123,6 +124,7 @@ class AnalyzeSummary:
             model=engine.classifier.name,
             method=engine.method.name,
             backend=getattr(engine, "backend_name", None),
+            runtime=getattr(engine, "runtime_info", None),
             options={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
             **fields,
         )

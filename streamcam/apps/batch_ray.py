@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from streamcam.core.errors import StreamcamError, UsageError
-from streamcam.explain.engine import build_engine
+from streamcam.explain.runtime import build_engine
 
 from .batch import FAILED, INTERRUPTED, Manifest, analyze_one, plan, unfinished_entry
 

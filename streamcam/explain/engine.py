@@ -15,21 +15,24 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from streamcam.backends import active, ops, use_backend, uses_gpu
+from streamcam.backends import active, ops, uses_gpu
 from streamcam.core.errors import UsageError
 from streamcam.models import Classifier
 from streamcam.models.head import cell_head
 from streamcam.models.layers import all_layers, tapped_forward
 
-from .cams import get_method, normalize_maps
+from .cams import get_method
+from .maps import FLAT_FRAME_RANGE as FLAT_FRAME_RANGE
+from .maps import cell_probabilities, class_maps
 from .results import CamBatch
 from .tiling import MAX_TILE_BATCH, explain_tiled, probabilities_tiled
-
-FLAT_FRAME_RANGE = 2  # grey levels; a frame is flat when every channel's values lie within this range
 
 
 class CamEngine:
     """Explains batches of images with one CAM method on one classifier, on Keras's backend."""
+
+    runtime = "keras"
+    runtime_info: dict | None = None  # what build_engine chose and why (explain.runtime)
 
     def __init__(
         self, classifier: Classifier, method="gradcam", device: str = "auto", jit: bool | None = None, local_evidence: bool = True
@@ -154,21 +157,10 @@ class CamEngine:
         pixels = ops.cast(images, "float32")
         x = self.classifier.preprocess(pixels)
         features, logits, targets, grads, pooled = self._forward_and_gradients(x, fixed_ids, top_k, method.uses_gradients)
-        if method.uses_model:
-            probs_fn = lambda masked: ops.softmax(ops.cast(self._forward(masked)[1], "float32"), axis=-1)
-            maps = method.cam_from_model(features, x, probs_fn, targets)
-        elif not method.class_specific:
-            maps = ops.repeat(method.cam(features, None)[:, None], targets.shape[1], axis=1)
-        else:
-            maps = ops.stack([method.cam(features, g) for g in grads], axis=1)
-        # A frame with no spatial structure (black, flat grey, any solid colour) has nothing to
-        # point at: the maps would only show the network's zero padding at the borders, so they
-        # are zeroed. Ranges are per channel: a solid red frame differs across channels, not space.
-        channel_range = ops.max(pixels, axis=(1, 2)) - ops.min(pixels, axis=(1, 2))  # (N, 3)
-        structured = ops.any(channel_range > FLAT_FRAME_RANGE, axis=1)
-        structured = ops.cast(structured, "float32")[:, None, None, None]
+        probs_fn = lambda masked: ops.softmax(ops.cast(self._forward(masked)[1], "float32"), axis=-1)
+        maps = class_maps(method, features, grads, targets, x, probs_fn, pixels)
         local = None if pooled is None else self._local_probabilities(pooled, targets)
-        return ops.softmax(logits, axis=-1), targets, normalize_maps(maps) * structured, local
+        return ops.softmax(logits, axis=-1), targets, maps, local
 
     def _local_probabilities(self, pooled, targets):
         """(N, K): each target class's largest probability over the cells of the pooled feature map.
@@ -177,10 +169,8 @@ class CamEngine:
         GAP -> Dense: softmax(A_ij . W + b)), so a cyclist filling 2 of 220 cells, whose share of
         the average is tiny, still shows as a confident cell.
         """
-        n, h, w = pooled.shape[0], pooled.shape[1], pooled.shape[2]
-        logits = ops.cast(self._cell_head(ops.stop_gradient(pooled)), "float32")  # (N*h*w, classes)
-        probs = ops.reshape(ops.softmax(logits, axis=-1), (n, h * w, -1))
-        ids = ops.broadcast_to(targets[:, None, :], (n, h * w, targets.shape[1]))
+        probs = cell_probabilities(self._cell_head, ops.stop_gradient(pooled))  # (N, h*w, classes)
+        ids = ops.broadcast_to(targets[:, None, :], (probs.shape[0], probs.shape[1], targets.shape[1]))
         return ops.max(ops.take_along_axis(probs, ids, axis=2), axis=1)
 
     # -- checks -----------------------------------------------------------------------------
@@ -206,25 +196,6 @@ class CamEngine:
         if fixed.size and (fixed.min() < 0 or fixed.max() >= self.classifier.num_classes):
             raise UsageError(f"class ids must be in 0..{self.classifier.num_classes - 1}")
         return fixed
-
-
-def build_engine(
-    model: str = "efficientnet-lite0",
-    weights=None,
-    layer=None,
-    method: str = "gradcam",
-    device: str = "auto",
-    precision: str = "auto",
-    preprocess=None,
-    backend: str | None = None,
-) -> CamEngine:
-    """An engine from the command line's model options (also what each Ray actor builds).
-
-    backend: tensorflow, jax or auto; None keeps Keras's (KERAS_BACKEND, else tensorflow)."""
-    from streamcam.models import load_classifier
-
-    use_backend(backend)
-    return CamEngine(load_classifier(model, weights, layer, precision, device, preprocess), method, device)
 
 
 def _numpy(tensor) -> np.ndarray:

@@ -1,0 +1,169 @@
+"""Explain with one OpenVINO forward pass on the CPU: exact CAMs for a pooling-linear head.
+
+For global average pooling then linear layers the gradient of class c's logit with respect to
+the target map A is W[:, c] / (h * w) at every cell (models.linear_head), so each method's map
+is computed from the forward's A and the head's weights by the same code the Keras engine runs
+(explain.maps.class_maps). Score-CAM's masked inputs go through the same compiled model. Guided
+backprop needs a backward pass: it is delegated to a Keras engine built on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from streamcam.backends import ops
+from streamcam.core.errors import UsageError
+from streamcam.models.linear_head import linear_head, why_not_linear
+
+from ..cams import get_method
+from ..maps import class_maps, pooled_linear_gradients
+from ..results import CamBatch
+from .openvino_model import load_or_convert, openvino
+
+# The CPU plugin's stream and thread settings. scripts/openvino_bench.py --threads, one run on a
+# 2-core CPU (dashcam clip, f32, batch 8; model-only / full analyze fps): latency hint 149.8 / 66.1,
+# one inference thread 142.9 / 73.3, pinning off 137.3 / 75.8, throughput hint 127.9 / 68.0. The
+# spread is within the machine's run-to-run noise, so the latency hint (best model-only) is kept.
+THREAD_SETTINGS = {"PERFORMANCE_HINT": "LATENCY"}
+
+# bfloat16 where the CPU has it natively: on by default only if it meets the agreement rule on the
+# shared clips (top-1 equal on >= 99% of frames, CAM r >= 0.99). scripts/openvino_bench.py --precision,
+# one run on an AMD EPYC with AVX-512 BF16: top-1 equal on 91.1% of 1886 frames, CAM r mean 0.998: off.
+AUTO_BF16 = False
+PRECISIONS = ("auto", "float32", "mixed")
+
+
+def native_bf16(core) -> bool:
+    """The CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX), not emulated."""
+    if "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: OpenVINO's word for it
+        return True
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def inference_precision(core, precision: str) -> str:
+    """'f32' or 'bf16' for --precision: float32 forces f32; mixed takes bf16 where native; auto
+    takes it only where native and AUTO_BF16 (it met the agreement rule)."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "float32" or not native_bf16(core):
+        return "f32"
+    return "bf16" if precision == "mixed" or AUTO_BF16 else "f32"
+
+
+class OpenVinoEngine:
+    """CamEngine's interface (explain, probabilities, guided_backprop) on an OpenVINO CPU model."""
+
+    runtime = "openvino"
+
+    def __init__(self, classifier, method="gradcam", precision: str = "auto", local_evidence: bool = True, settings: dict | None = None):
+        ov = openvino()
+        reason = why_not_linear(classifier)
+        if reason is not None:
+            raise UsageError(f"--runtime openvino cannot explain model {classifier.name!r}: {reason} (use --runtime keras)")
+        self.classifier = classifier
+        self.method = get_method(method)
+        self.device = "cpu"
+        self._head = linear_head(classifier)
+        self._local = classifier.head.local and local_evidence
+        model, self.cache = load_or_convert(classifier, self._local)
+        core = ov.Core()
+        self.precision = inference_precision(core, precision)
+        self.settings = {**THREAD_SETTINGS, **(settings or {}), "INFERENCE_PRECISION_HINT": self.precision}
+        self._compiled = core.compile_model(model, "CPU", self.settings)
+        self._outputs = {name: self._compiled.output(name) for name in ("features", "logits", *(("local",) if self._local else ()))}
+        self._request = self._compiled.create_infer_request()
+        self._lock = threading.Lock()  # one infer request: calls from several threads take turns
+        self._keras = None
+        self.openvino_version = ov.get_version()
+
+    @property
+    def backend_name(self) -> str:
+        from streamcam.backends import active
+
+        return active().NAME  # runs the shared CAM maths on the runtime's outputs
+
+    # -- public API (as CamEngine) -----------------------------------------------------------
+    def explain(self, images: np.ndarray, top_k: int = 1, class_ids: Sequence[int] = (), pad_to: int | None = None) -> CamBatch:
+        """As CamEngine.explain. pad_to is accepted and not needed: shapes are dynamic, nothing recompiles."""
+        images = self._check_images(images)
+        fixed = self._check_classes(class_ids)
+        if top_k < 0 or top_k + len(fixed) == 0:
+            raise UsageError("nothing to explain: ask for top_k >= 1 or name classes")
+        pixels = images.astype(np.float32)
+        x = self._preprocess(pixels)
+        out = self._infer(x)
+        logits = out["logits"]
+        k = int(min(top_k, self.classifier.num_classes))
+        top = np.argsort(-logits, axis=1, kind="stable")[:, :k]  # ties go to the lower id, as top_k's do
+        targets = np.concatenate([top, np.tile(fixed[None, :], (len(x), 1))], axis=1).astype(np.int32)
+        features = out["features"]
+        grads = pooled_linear_gradients(self._head.weights, targets, features.shape) if self.method.uses_gradients else []
+        maps = class_maps(self.method, features, grads, targets, x, self._masked_probabilities, pixels)
+        local = np.take_along_axis(out["local"], targets, axis=1) if self._local else None
+        return CamBatch(_softmax(logits), targets, _numpy(maps), local)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        images = self._check_images(images)
+        return _softmax(self._infer(self._preprocess(images.astype(np.float32)))["logits"])
+
+    def guided_backprop(self, images: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
+        """Needs a backward pass through the whole network: a Keras engine (built once) does it."""
+        return self.keras_engine().guided_backprop(images, class_ids)
+
+    def feature_gradients(self, images: np.ndarray, class_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """As CamEngine.feature_gradients, from the head's weights."""
+        images = self._check_images(images)
+        fixed = self._check_classes(class_ids)
+        features = self._infer(self._preprocess(images.astype(np.float32)))["features"]
+        targets = np.tile(fixed[None, :], (len(images), 1))
+        return features, np.stack(pooled_linear_gradients(self._head.weights, targets, features.shape), axis=1)
+
+    def keras_engine(self):
+        if self._keras is None:
+            from ..engine import CamEngine
+
+            self._keras = CamEngine(self.classifier, self.method, "cpu")
+        return self._keras
+
+    # -- internals ---------------------------------------------------------------------------
+    def _preprocess(self, pixels: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(_numpy(self.classifier.preprocess(pixels)), dtype=np.float32)
+
+    def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        with self._lock:
+            self._request.infer({0: x})
+            return {name: self._request.get_tensor(port).data.copy() for name, port in self._outputs.items()}
+
+    def _masked_probabilities(self, masked):
+        """Score-CAM's probabilities_fn: masked preprocessed inputs through the same compiled model."""
+        x = np.ascontiguousarray(_numpy(masked), dtype=np.float32)
+        return ops.convert_to_tensor(_softmax(self._infer(x)["logits"]))
+
+    def _check_images(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        s = self.classifier.stride
+        if images.ndim != 4 or images.shape[3] != 3 or min(images.shape[1:3]) < s:
+            raise UsageError(f"expected images of shape (N, H, W, 3) with H, W >= {s} (the model's stride), got {images.shape}")
+        return images
+
+    def _check_classes(self, class_ids: Sequence[int]) -> np.ndarray:
+        fixed = np.asarray(list(class_ids), dtype=np.int32).reshape(-1)
+        if fixed.size and (fixed.min() < 0 or fixed.max() >= self.classifier.num_classes):
+            raise UsageError(f"class ids must be in 0..{self.classifier.num_classes - 1}")
+        return fixed
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    return _numpy(ops.softmax(ops.convert_to_tensor(logits, "float32"), axis=-1))
+
+
+def _numpy(tensor) -> np.ndarray:
+    return np.asarray(ops.convert_to_numpy(tensor))
