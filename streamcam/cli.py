@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -439,10 +440,13 @@ def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out
         # Likewise an output folder that cannot be written, is busy, or holds another run's files.
         with folder_lock(check_output_folder(output_folder(source, options.out_dir))):
             check_overwrite(source, options)
+            load_began = time.perf_counter()
             with progress.status("loading model"):
                 engine = _engine(*engine_args, batch_size=options.batch_size)
+            load_s = time.perf_counter() - load_began
             with progress:
                 summary = run_analyze(source, engine, options, on_start=progress.start, on_frame=progress.advance)
+                progress.finish(summary.frames_analysed, summary.frames_per_second)
     except OutputError as exc:
         if exc.summary is not None:
             _report(exc.summary, quiet, json_out)  # what was finished, then the one error line
@@ -451,7 +455,7 @@ def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out
         fail(exc)
     except KeyboardInterrupt:  # before the first frame, or a stage that would not stop: nothing kept
         interrupted()
-    _report(summary, quiet, json_out)
+    _report(summary, quiet, json_out, load_s)
     if summary.status == "interrupted":
         raise typer.Exit(130)
 
@@ -532,7 +536,9 @@ def _engine(model, weights, layer, method, device, precision="auto", preprocess=
     return build_engine(model, weights, layer, method, device, precision, preprocess, backend, runtime)
 
 
-def _report(summary, quiet: bool, json_out: bool) -> None:
+def _report(summary, quiet: bool, json_out: bool, load_s: float | None = None) -> None:
+    """The run's result: JSON, or a done line (analysis time and its frames/s, the definition the
+    progress bar shares; the model's loading apart) and the outputs, one per line, never wrapped."""
     if json_out:
         import json
         from dataclasses import asdict
@@ -541,9 +547,12 @@ def _report(summary, quiet: bool, json_out: bool) -> None:
         return
     if quiet:
         return
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
     state = "[yellow]interrupted[/]" if summary.status == "interrupted" else "[green]done[/]"
-    out.print(f"{state}: {summary.frames_analysed} frames in {summary.wall_time_s:.1f} s ({summary.frames_per_second:.1f} fps)")
+    loading = f"; model loaded in {load_s:.1f} s" if load_s is not None else ""
+    out.print(
+        f"{state}: {summary.frames_analysed} frames analysed in {summary.wall_time_s:.1f} s ({summary.frames_per_second:.1f} fps){loading}"
+    )
     if summary.runtime:
         out.print(f"  runtime: {summary.runtime['name']} ({summary.runtime['reason']})")
     for key, path in summary.outputs.items():
