@@ -487,6 +487,7 @@ def live(
     from streamcam.apps.live import LiveStats, WindowViewer, has_display
     from streamcam.apps.live import live as run_live
     from streamcam.apps.live.server import DEFAULT_HOST, DEFAULT_PORT, BrowserView, LiveServer, parse_address
+    from streamcam.core.redact import redact_source
     from streamcam.explain.input_size import InputSize
     from streamcam.explain.trust import SmoothingOptions
     from streamcam.outputs.render import check_heat
@@ -519,7 +520,7 @@ def live(
                 err_console.print("no display: serving the live view to browsers instead (--serve [HOST:]PORT to choose where)")
         stats = LiveStats(stall_after_s=min(2.0, timeout))
         if address is not None:  # bound before the model loads: a taken port fails at once
-            server = LiveServer(stats, *address, title=f"streamcam live: {source}")
+            server = LiveServer(stats, *address, title=f"streamcam live: {redact_source(source)}")
         with progress.status("loading model"):
             engine = _engine(model, weights, layer, method, device, precision, preprocess, backend, batch_size=1)
         top_k, tracked = parse_cam_classes(cam_classes, engine.classifier.labels)

@@ -17,6 +17,7 @@ import numpy as np
 from streamcam.core.errors import UsageError
 from streamcam.core.frames import Frame
 from streamcam.core.pipeline import Pipeline, StagesStuck, prefer_stage_threads
+from streamcam.core.redact import redact_source
 from streamcam.explain.engine import CamEngine
 from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
 from streamcam.explain.trust import FaithfulnessRun, SmoothingOptions, TemporalSmoother
@@ -172,7 +173,7 @@ def _write_review(outputs: RunOutputs, review, labels, source, max_mb: float, he
 
     path = outputs.paths["review"]
     try:
-        result = write_review(path, review, labels, str(source), max_mb, heat)
+        result = write_review(path, review, labels, redact_source(source), max_mb, heat)
     except OSError as exc:
         outputs.paths.pop("review")
         return [f"could not write {path}: {exc}"]

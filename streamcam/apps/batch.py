@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from streamcam.core.errors import StreamcamError, UsageError
+from streamcam.core.redact import redact_source
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".3gp", ".ogv"}
@@ -69,7 +70,7 @@ def output_folders(videos: Sequence[str], out_dir: Path) -> dict[str, Path]:
 
 class Manifest:
     """`<out-dir>/manifest.jsonl`: one JSON line per finished video, appended and flushed as each
-    finishes. Reading keeps the last line per path and ignores a line cut off by a killed run."""
+    finishes. A URL is kept without its credentials (core.redact), and looked up the same way. Reading keeps the last line per path and ignores a line cut off by a killed run."""
 
     def __init__(self, out_dir: Path):
         self.path = Path(out_dir) / MANIFEST
@@ -89,7 +90,7 @@ class Manifest:
 
     def done(self, video: str) -> bool:
         """Complete in an earlier run, and every output it listed still there."""
-        entry = self.entries.get(video)  # a skip line repeats the complete entry it skipped for
+        entry = self.entries.get(redact_source(video))  # a skip line repeats the complete entry it skipped for
         return bool(
             entry and entry.get("status") in (COMPLETE, SKIPPED) and all(Path(p).exists() for p in _output_paths(entry.get("outputs", {})))
         )
@@ -116,7 +117,7 @@ def analyze_one(video: str, engine, options, out_dir: Path, on_start=None, on_fr
     from .analyze import analyze
 
     began = time.perf_counter()
-    entry = {"path": video, "out_dir": str(out_dir)}
+    entry = {"path": redact_source(video), "out_dir": str(out_dir)}
     try:
         summary = analyze(video, engine, replace(options, out_dir=out_dir), on_start=on_start, on_frame=on_frame)
     except StreamcamError as exc:
@@ -140,7 +141,15 @@ def analyze_one(video: str, engine, options, out_dir: Path, on_start=None, on_fr
 
 def unfinished_entry(video: str, folder: Path, status: str, error: str) -> dict:
     """The manifest entry of a video that gave no result (not started, cut off, its worker died)."""
-    return {"path": video, "out_dir": str(folder), "status": status, "frames": 0, "outputs": {}, "wall_time_s": 0.0, "error": error}
+    return {
+        "path": redact_source(video),
+        "out_dir": str(folder),
+        "status": status,
+        "frames": 0,
+        "outputs": {},
+        "wall_time_s": 0.0,
+        "error": error,
+    }
 
 
 def plan(videos: Sequence[str], out_dir: Path, manifest: Manifest) -> tuple[list[tuple[str, Path]], list[dict]]:
@@ -149,7 +158,7 @@ def plan(videos: Sequence[str], out_dir: Path, manifest: Manifest) -> tuple[list
     todo, skipped = [], []
     for video in videos:
         if manifest.done(video):
-            skipped.append({**manifest.entries[video], "status": SKIPPED, "wall_time_s": 0.0})
+            skipped.append({**manifest.entries[redact_source(video)], "status": SKIPPED, "wall_time_s": 0.0})
         else:
             todo.append((video, folders[video]))
     return todo, skipped
