@@ -456,6 +456,13 @@ def live(
             help="Serve the live view to browsers at [HOST:]PORT (the page, /stream.mjpg and /stats.json); HOST is 127.0.0.1 unless named, e.g. 0.0.0.0:8080 for every interface. Without a display it serves on 127.0.0.1:8080 anyway.",
         ),
     ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Serve without a token on an address other than loopback (by default one is made and printed once in the URL; anyone who can reach the port can then watch).",
+        ),
+    ] = False,
     no_window: Annotated[bool, typer.Option("--no-window", help="Open no window, even with a display (serve and/or record only).")] = False,
     record: Annotated[
         Path | None,
@@ -520,7 +527,22 @@ def live(
                 err_console.print("no display: serving the live view to browsers instead (--serve [HOST:]PORT to choose where)")
         stats = LiveStats(stall_after_s=min(2.0, timeout))
         if address is not None:  # bound before the model loads: a taken port fails at once
-            server = LiveServer(stats, *address, title=f"streamcam live: {redact_source(source)}")
+            server = LiveServer(
+                stats,
+                *address,
+                title=f"streamcam live: {redact_source(source)}",
+                token=False if no_auth else None,
+                log=lambda line: err_console.print(line, soft_wrap=True, highlight=False, markup=False),
+            )
+            if not server.loopback:
+                why = (
+                    "without a token (--no-auth)"
+                    if server.token is None
+                    else "a token is required (it is in the URL below; --no-auth to serve without one)"
+                )
+                err_console.print(
+                    f"[yellow]warning:[/] serving on {address[0]}, not loopback: anyone who can reach the port can connect; {why}"
+                )
         with progress.status("loading model"):
             engine = _engine(model, weights, layer, method, device, precision, preprocess, backend, batch_size=1)
         top_k, tracked = parse_cam_classes(cam_classes, engine.classifier.labels)
