@@ -541,14 +541,15 @@ def live(
                     else "a token is required (it is in the URL below; --no-auth to serve without one)"
                 )
                 err_console.print(
-                    f"[yellow]warning:[/] serving on {address[0]}, not loopback: anyone who can reach the port can connect; {why}"
+                    f"[yellow]warning:[/] serving on {address[0]}, not loopback: anyone who can reach the port can connect; {why}",
+                    soft_wrap=True,
                 )
         with progress.status("loading model"):
             engine = _engine(model, weights, layer, method, device, precision, preprocess, backend, batch_size=1)
         top_k, tracked = parse_cam_classes(cam_classes, engine.classifier.labels)
         viewers = []
         if server is not None:
-            err_console.print(f"live view: {server.url}  (Ctrl-C to stop)")
+            err_console.print(f"live view: {server.url}  (Ctrl-C to stop)", soft_wrap=True)
             viewers.append(BrowserView(server))
         if window:
             viewers.append(WindowViewer())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import time
 
 import pytest
 
@@ -12,7 +13,9 @@ from streamcam.apps.live import LiveStats
 from streamcam.apps.live.access import HostRule, host_of
 from streamcam.apps.live.server import BrowserView, LiveServer
 
+from live_process import URL_WAIT_S, LiveProcess
 from test_live_server import StreamClient, _picture
+from videos import make_video
 
 
 def _get(port: int, path: str, host: str | None = None, headers: dict | None = None) -> tuple[int, str]:
@@ -88,3 +91,38 @@ def test_host_rule_for_one_named_interface():
     rule = HostRule("cam-box.lan", "192.168.1.5")
     assert rule.allows("cam-box.lan:8080") and rule.allows("192.168.1.5:8080")
     assert not rule.allows("10.0.0.1:8080") and not rule.allows("evil.example") and not rule.allows(None)
+
+
+def _wait_stderr(live, pattern: str, seconds: float = URL_WAIT_S) -> re.Match:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = re.search(pattern, live.stderr)
+        if found:
+            return found
+        if live.proc.poll() is not None:
+            pytest.fail(f"streamcam live ended early ({live.proc.returncode}): {live.stderr}")
+        time.sleep(0.1)
+    pytest.fail(f"{pattern!r} never on stderr: {live.stderr}")
+
+
+@pytest.mark.slow
+def test_cli_off_loopback_warns_and_prints_the_token_once(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    make_video(clip, 750, size=(96, 64), fps=25)  # 30 s at its own pace
+    live = LiveProcess(str(clip), "--no-window", "--serve", "0.0.0.0:0", "--no-auth")
+    try:  # the warning comes as the server binds, before the model loads
+        _wait_stderr(live, r"warning: serving on 0\.0\.0\.0, not loopback: .* without a token \(--no-auth\)")
+    finally:
+        live.kill()
+    live = LiveProcess(str(clip), "--no-window", "--serve", "0.0.0.0:0")
+    try:
+        _wait_stderr(live, r"warning: serving on 0\.0\.0\.0, not loopback: .* a token is required")
+        found = _wait_stderr(live, r"live view: http://0\.0\.0\.0:(\d+)/\?token=([\w-]+)")
+        port, token = int(found.group(1)), found.group(2)
+        assert live.stderr.count(token) == 1  # printed once
+        assert _get(port, "/stats.json")[0] == 401
+        assert _get(port, f"/stats.json?token={token}")[0] == 200
+        code, _, _ = live.interrupt()
+        assert code == 130, live.stderr
+    finally:
+        live.kill()
