@@ -576,6 +576,13 @@ def live(
             help="Serve the live view to browsers at [HOST:]PORT (the page, /stream.mjpg and /stats.json); HOST is 127.0.0.1 unless named, e.g. 0.0.0.0:8080 for every interface. Without a display it serves on 127.0.0.1:8080 anyway.",
         ),
     ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Serve without a token on an address other than loopback (by default one is made and printed once in the URL; anyone who can reach the port can then watch).",
+        ),
+    ] = False,
     no_window: Annotated[bool, typer.Option("--no-window", help="Open no window, even with a display (serve and/or record only).")] = False,
     record: Annotated[
         Path | None,
@@ -612,6 +619,7 @@ def live(
     from streamcam.apps.live import live as run_live
     from streamcam.apps.live.server import DEFAULT_HOST, DEFAULT_PORT, BrowserView, LiveServer, parse_address
     from streamcam.core.paths import check_output_folder
+    from streamcam.core.redact import redact_source
     from streamcam.explain.input_size import InputSize
     from streamcam.explain.trust import SmoothingOptions
     from streamcam.outputs.render import check_heat
@@ -646,13 +654,29 @@ def live(
                 err_console.print("no display: serving the live view to browsers instead (--serve [HOST:]PORT to choose where)")
         stats = LiveStats(stall_after_s=min(2.0, timeout))
         if address is not None:  # bound before the model loads: a taken port fails at once
-            server = LiveServer(stats, *address, title=f"streamcam live: {source}")
+            server = LiveServer(
+                stats,
+                *address,
+                title=f"streamcam live: {redact_source(source)}",
+                token=False if no_auth else None,
+                log=lambda line: err_console.print(line, soft_wrap=True, highlight=False, markup=False),
+            )
+            if not server.loopback:
+                why = (
+                    "without a token (--no-auth)"
+                    if server.token is None
+                    else "a token is required (it is in the URL below; --no-auth to serve without one)"
+                )
+                err_console.print(
+                    f"[yellow]warning:[/] serving on {address[0]}, not loopback: anyone who can reach the port can connect; {why}",
+                    soft_wrap=True,
+                )
         with progress.status("loading model"):
             engine = _engine(model, weights, layer, method, device, precision, preprocess, backend, runtime, batch_size=1)
         top_k, tracked = parse_cam_classes(cam_classes, engine.classifier.labels)
         viewers = []
         if server is not None:
-            err_console.print(f"live view: {server.url}  (Ctrl-C to stop)")
+            err_console.print(f"live view: {server.url}  (Ctrl-C to stop)", soft_wrap=True)
             viewers.append(BrowserView(server))
         if window:
             viewers.append(WindowViewer())
@@ -817,4 +841,24 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        sys.exit(130)
+        _leave_now(130)
+    except SystemExit as exc:
+        if exc.code == 130:
+            _leave_now(130)
+        raise
+
+
+def _leave_now(code: int) -> None:
+    """Exit after a Ctrl-C without the interpreter's teardown: by now every output is finished and
+    closed, and the teardown is the slow part. It collects the garbage of every module (TensorFlow's
+    heap: 3-4 s on a loaded 2-core machine, which made Ctrl-C take 4-13 s where about 2 were
+    promised), beside a read that may still be stuck inside FFmpeg. The exit handlers still run
+    (Ray's shutdown among them); only the module teardown is skipped."""
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()  # CPython's own runner for atexit handlers, as a normal exit calls it
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -20,7 +21,13 @@ URL_WAIT_S = 90  # model load (TensorFlow import, embedded weights) before the s
 class LiveProcess:
     """The child's stdout and stderr are drained by threads; every wait is bounded."""
 
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, max_open_files: int | None = None):
+        """max_open_files: the child's descriptor limit (RLIMIT_NOFILE), lowered from the start."""
+
+        def limit_files():
+            if max_open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
+
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         env.pop("DISPLAY", None)
         env.pop("WAYLAND_DISPLAY", None)
@@ -30,6 +37,7 @@ class LiveProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
+            preexec_fn=limit_files if max_open_files is not None else None,
         )
         self.err_lines: list[str] = []
         self.out_lines: list[str] = []

@@ -3,7 +3,9 @@
 It behaves like a camera or a stream that goes quiet: the connection stays open and the
 headers promise the whole file, but no more bytes come until the server is closed. Every
 connection (a second one too) gets the same treatment, so a client that opens the URL twice
-stalls twice. `stalled` is set when the first connection has sent its part.
+stalls twice. `stalled` is set when the first connection has sent its part. With `drip_every_s`,
+it goes on sending one more byte every so often instead of nothing: a read never times out, yet
+no frame ever completes.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from pathlib import Path
 
 
 class StallingServer:
-    def __init__(self, path: Path, stall_at: int):
+    def __init__(self, path: Path, stall_at: int, drip_every_s: float | None = None):
         self.data = Path(path).read_bytes()
         self.stall_at = min(stall_at, len(self.data))
+        self.drip_every_s = drip_every_s
         self.stalled = threading.Event()
         self.connections = 0
         self._release = threading.Event()
@@ -35,7 +38,14 @@ class StallingServer:
                 except OSError:
                     return  # the client went away
                 owner.stalled.set()
-                owner._release.wait()  # silent until the server closes
+                sent = owner.stall_at
+                while not owner._release.wait(owner.drip_every_s) and owner.drip_every_s and sent < len(owner.data):
+                    try:  # one byte at a time
+                        self.wfile.write(owner.data[sent : sent + 1])
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    sent += 1
 
             def log_message(self, *args):
                 pass

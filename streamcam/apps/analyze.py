@@ -22,6 +22,7 @@ from streamcam.core.frames import Frame
 from streamcam.core.locks import folder_lock
 from streamcam.core.paths import check_output_folder
 from streamcam.core.pipeline import Pipeline, StagesStuck, prefer_stage_threads
+from streamcam.core.redact import redact_source
 from streamcam.explain.engine import CamEngine
 from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
 from streamcam.explain.trust import FaithfulnessRun, SmoothingOptions, TemporalSmoother
@@ -204,7 +205,7 @@ def _write_review(outputs: RunOutputs, review, labels, source, options: AnalyzeO
     try:
         if review.error is not None:
             raise OSError(review.error)
-        result = write_review(path, review, labels, str(source), options.review_max_mb, options.heat, around)
+        result = write_review(path, review, labels, redact_source(source), options.review_max_mb, options.heat, around)
     except OSError as exc:
         outputs.paths.pop("review")
         return [f"could not write {path}: {exc.strerror or exc}"]

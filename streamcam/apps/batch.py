@@ -23,6 +23,7 @@ from pathlib import Path
 
 from streamcam.core.errors import StreamcamError, UsageError
 from streamcam.core.paths import fsync_folder
+from streamcam.core.redact import redact_source
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".3gp", ".ogv"}
@@ -98,7 +99,7 @@ def output_folders(videos: Sequence[str], out_dir: Path) -> dict[str, Path]:
 
 class Manifest:
     """`<out-dir>/manifest.jsonl`: one JSON line per finished video, appended and flushed as each
-    finishes. Reading keeps the last line per path and ignores a line cut off by a killed run."""
+    finishes. A URL is kept without its credentials (core.redact), and looked up the same way. Reading keeps the last line per path and ignores a line cut off by a killed run."""
 
     def __init__(self, out_dir: Path):
         self.path = Path(out_dir) / MANIFEST
@@ -119,7 +120,7 @@ class Manifest:
     def done(self, video: str, settings: dict) -> bool:
         """Complete in an earlier run with these settings, and every output it listed still there,
         non-empty and unchanged (size and SHA-256 as recorded)."""
-        entry = self.entries.get(video)  # a skip line repeats the complete entry it skipped for
+        entry = self.entries.get(redact_source(video))  # a skip line repeats the complete entry it skipped for
         if not entry or entry.get("status") not in (COMPLETE, SKIPPED) or differences(entry.get("settings"), settings):
             return False
         files = entry.get("files")
@@ -194,7 +195,7 @@ def analyze_one(video: str, engine, options, out_dir: Path, on_start=None, on_fr
     from .analyze import analyze
 
     began = time.perf_counter()
-    entry = {"path": video, "out_dir": str(out_dir)}
+    entry = {"path": redact_source(video), "out_dir": str(out_dir)}
     if settings is not None:
         entry["settings"] = settings
     try:
@@ -224,7 +225,15 @@ def analyze_one(video: str, engine, options, out_dir: Path, on_start=None, on_fr
 
 def unfinished_entry(video: str, folder: Path, status: str, error: str) -> dict:
     """The manifest entry of a video that gave no result (not started, cut off, its worker died)."""
-    return {"path": video, "out_dir": str(folder), "status": status, "frames": 0, "outputs": {}, "wall_time_s": 0.0, "error": error}
+    return {
+        "path": redact_source(video),
+        "out_dir": str(folder),
+        "status": status,
+        "frames": 0,
+        "outputs": {},
+        "wall_time_s": 0.0,
+        "error": error,
+    }
 
 
 def plan(
@@ -237,7 +246,7 @@ def plan(
     todo, skipped, changed = [], [], []
     for video in videos:
         settings = settings_of(video, options, engine_key)
-        entry = manifest.entries.get(video)
+        entry = manifest.entries.get(redact_source(video))
         if manifest.done(video, settings):
             skipped.append({**entry, "status": SKIPPED, "wall_time_s": 0.0})
             continue
@@ -250,12 +259,12 @@ def plan(
         video, notes = changed[0]
         raise UsageError(
             f"{len(changed)} of these videos were analysed into {out_dir} with other settings "
-            f"({video}: {'; '.join(notes[:3])}): use --overwrite to redo them, or another --out-dir"
+            f"({redact_source(video)}: {'; '.join(notes[:3])}): use --overwrite to redo them, or another --out-dir"
         )
     # The batch checked what it replaces: a video it ran before is redone in place (its earlier
     # outputs are this batch's), and with --overwrite so is one run with other settings.
     resumed = set(manifest.entries)
-    return todo, skipped, lambda video: replace(options, overwrite=True) if video in resumed else options
+    return todo, skipped, lambda video: replace(options, overwrite=True) if redact_source(video) in resumed else options
 
 
 def run_local(

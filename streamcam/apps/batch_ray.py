@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from streamcam.core.errors import StreamcamError, UsageError
+from streamcam.core.redact import redact_source
 from streamcam.explain.runtime import build_engine
 
 from .batch import FAILED, INTERRUPTED, Manifest, analyze_one, plan, unfinished_entry
@@ -156,7 +157,8 @@ def run_ray(
         rows = iter(dataset.iter_batches(batch_size=1, prefetch_batches=0))
         for row in rows:
             entry = json.loads(row["entry"][0])
-            pending.pop(entry["path"], None)
+            shown = {redact_source(video): video for video in pending}  # entries name URLs without credentials
+            pending.pop(shown.get(entry["path"], entry["path"]), None)
             record(entry)
         # No result, yet no error: its task was dropped because the worker died on it.
         record_rest(FAILED, "the Ray worker analysing it died (out of memory, or a crash)")

@@ -21,6 +21,7 @@ import av
 from streamcam.core.errors import InputError, UsageError
 from streamcam.core.frames import Frame, has_fast_path, rotation_k, upright
 from streamcam.core.paths import check_input_file
+from streamcam.core.redact import redact_source
 from streamcam.video.sampling import FrameNumbers, check_sampling, sampler, variable_rate
 
 # Schemes handed to FFmpeg as network inputs (they get a timeout; no path checks).
@@ -106,7 +107,8 @@ def _open_container(
         file, name, live = str(source), str(source), True
         kwargs["format"] = "dshow"
     elif _is_network(str(source)):
-        file, name, live = str(source), str(source), False  # HTTP files can seek; failures are handled
+        # The name goes into messages, summaries and pages: never with the URL's credentials.
+        file, name, live = str(source), redact_source(source), False  # HTTP files can seek; failures are handled
         kwargs["timeout"] = timeout  # open and each read; a dead stream must not hang us
         if file.lower().startswith("rtsp"):
             opts = {"rtsp_transport": "tcp", **opts}  # UDP loses packets through NAT/firewalls

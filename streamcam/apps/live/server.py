@@ -8,6 +8,9 @@ Starlette and uvicorn serve it from one background thread with its own event loo
 frame is JPEG-encoded once, whatever the number of clients (and not at all with none), and every
 client is sent the newest frame when it is ready for one: a slow client skips frames instead of
 building a queue. It binds to 127.0.0.1 unless another interface is named.
+
+Every request passes the access check (access.py: the Host header, and a token when bound off
+loopback), and every connection the limits (connections.py: a cap, a deadline for headers).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import threading
 import time
@@ -25,6 +29,8 @@ import numpy as np
 
 from streamcam.core.errors import UsageError
 
+from .access import AccessCheck, HostRule, is_loopback, new_token
+from .connections import HEADER_TIMEOUT_S, LOG_EVERY_S, MAX_CONNECTIONS, ConnectionGuard, RefusalLog, write_stderr
 from .stats import LiveStats
 
 DEFAULT_HOST = "127.0.0.1"
@@ -122,16 +128,24 @@ def _page() -> str:
     return resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
 
 
-def make_app(broadcast: FrameBroadcast, stats: LiveStats, title: str):
+def fill_page(title: str, token: str | None) -> str:
+    """The page with its title and the token its stream and stats requests carry, in one pass."""
+    values = {"title": title.replace("&", "&amp;").replace("<", "&lt;"), "auth": "" if token is None else f"?token={token}"}
+    return re.sub(r"\{\{(title|auth)\}\}", lambda m: values[m.group(1)], _page())
+
+
+def make_app(broadcast: FrameBroadcast, stats: LiveStats, title: str, hosts: HostRule, token: str | None = None):
+    """The three routes behind the access check (`token`: None serves without one)."""
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
     from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
     from starlette.routing import Route
 
-    page = _page().replace("{{title}}", title.replace("&", "&amp;").replace("<", "&lt;"))
+    page = fill_page(title, token)
     no_cache = {"Cache-Control": "no-store"}
 
     async def index(request):
-        return HTMLResponse(page, headers=no_cache)
+        return HTMLResponse(page, headers={**no_cache, "Referrer-Policy": "no-referrer"})
 
     async def stream(request):
         return StreamingResponse(broadcast.parts(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}", headers=no_cache)
@@ -139,7 +153,10 @@ def make_app(broadcast: FrameBroadcast, stats: LiveStats, title: str):
     async def stats_json(request):
         return JSONResponse(stats.snapshot(), headers=no_cache)
 
-    return Starlette(routes=[Route("/", index), Route("/stream.mjpg", stream), Route("/stats.json", stats_json)])
+    return Starlette(
+        routes=[Route("/", index), Route("/stream.mjpg", stream), Route("/stats.json", stats_json)],
+        middleware=[Middleware(AccessCheck, hosts=hosts, token=token)],
+    )
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -164,24 +181,45 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 class LiveServer:
-    """Serves the live view from a background thread; a context manager. `url` is where."""
+    """Serves the live view from a background thread; a context manager. `url` is where (with the
+    token, when there is one: the only place it is shown).
 
-    def __init__(self, stats: LiveStats, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, title: str = "streamcam live"):
+    token: required off loopback unless False; True requires one on loopback too.
+    max_connections, header_timeout_s: the limits in connections.py.
+    log: where the server's own lines go (refused connections, once per interval).
+    """
+
+    def __init__(
+        self,
+        stats: LiveStats,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        title: str = "streamcam live",
+        token: bool | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
+        log=write_stderr,
+    ):
         import uvicorn
+        from uvicorn.protocols.http.h11_impl import H11Protocol
 
         self.broadcast = FrameBroadcast()
         self._socket = _listen(host, port)
         bound_host, bound_port = self._socket.getsockname()[:2]
+        self.loopback = is_loopback(bound_host)
+        self.token = new_token() if (token is None and not self.loopback) or token is True else None
         shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self.url = f"http://{shown_host}:{bound_port}/"
+        self.url = f"http://{shown_host}:{bound_port}/" + ("" if self.token is None else f"?token={self.token}")
+        self.guard = ConnectionGuard(max_connections, header_timeout_s, RefusalLog(log))
         config = uvicorn.Config(
-            make_app(self.broadcast, stats, title),
-            http="h11",
+            make_app(self.broadcast, stats, title, HostRule(host, bound_host), self.token),
+            http=self.guard.protocol_factory(H11Protocol),
+            backlog=128,  # also the most connections one accept round takes in
             loop="asyncio",
             ws="none",
             lifespan="off",
             log_config=None,
-            log_level="warning",
+            log_level="error",  # its warnings (a malformed request, say) would be a line per connection under a flood
             access_log=False,
             timeout_graceful_shutdown=1,
         )
@@ -191,7 +229,22 @@ class LiveServer:
 
     def _serve(self) -> None:
         # Off the main thread, uvicorn leaves the signal handlers alone: Ctrl-C stays the CLI's.
-        asyncio.run(self._server.serve(sockets=[self._socket]))
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self.guard.loop_exception)
+        flushing = loop.create_task(self._flush_refusals())
+        try:
+            await self._server.serve(sockets=[self._socket])
+        finally:
+            flushing.cancel()
+            self.guard.log.flush()
+
+    async def _flush_refusals(self) -> None:
+        while True:
+            await asyncio.sleep(LOG_EVERY_S)
+            self.guard.log.flush()
 
     def close(self, timeout: float = 3.0) -> None:
         self.broadcast.close()  # streams end at their next frame...
