@@ -66,7 +66,8 @@ def test_a_token_is_needed_in_the_query_or_a_header_and_the_page_carries_it():
         assert _get(port, "/stats.json", f"evil.example:{port}", {"X-Streamcam-Token": token})[0] == 400  # both checks apply
         status, page = _get(port, f"/?token={token}")
         assert status == 200
-        assert re.search(rf'src="stream\.mjpg\?token={re.escape(token)}"', page) and f'"stats.json?token={token}"' in page
+        assert f'const auth = "?token={token}"' in page and f'"stats.json?token={token}"' in page  # the frame and stats requests carry it
+        assert _get(port, "/frame.jpg?after=0")[0] == 401
         BrowserView(server).show(_picture(5))
         viewer = StreamClient(f"http://127.0.0.1:{port}/")
         with pytest.raises(AssertionError):  # refused: the 401 body holds no frame

@@ -8,6 +8,7 @@ import re
 import shutil
 import time
 
+import pandas as pd
 import pytest
 
 from live_process import LiveProcess
@@ -51,6 +52,12 @@ _IMAGE_FIGURES = """() => {
 }"""
 
 
+_SHOWN_TABLE = """() => {
+  const rows = [...document.querySelectorAll('#top tbody tr')].map((r) => [r.cells[0].firstChild.textContent, Number(r.cells[1].textContent)]);
+  return [Number(document.getElementById('stream').dataset.frame), rows];
+}"""
+
+
 def _frames_shown(text: str) -> int:
     found = re.search(r"frames shown (\d+)", text)
     assert found, f"no 'frames shown N' in the stats text: {text!r}"
@@ -66,7 +73,21 @@ def test_live_page_shows_the_moving_overlay_stats_and_a_stall(browser_page, tmp_
         try:
             # --heat minmax: this test is about the page (frames, stats, stall), and a flat gray frame
             # gives the model little evidence, so the default 'evidence' heat would rightly fade out.
-            live = LiveProcess(source.url, "--no-window", "--serve", "127.0.0.1:0", "--timeout", "2", "--heat", "minmax")
+            record = tmp_path / "rec"
+            live = LiveProcess(
+                source.url,
+                "--no-window",
+                "--serve",
+                "127.0.0.1:0",
+                "--timeout",
+                "2",
+                "--heat",
+                "minmax",
+                "--record",
+                str(record),
+                "--top-n",
+                "5",
+            )
             url = live.wait_for_url()
             origin = url.rstrip("/")
 
@@ -86,6 +107,13 @@ def test_live_page_shows_the_moving_overlay_stats_and_a_stall(browser_page, tmp_
             page.wait_for_function("() => document.querySelectorAll('#top tbody tr').length > 0", timeout=5_000)
             assert page.locator("#top tbody tr").count() >= 1
             assert page.inner_text("#top tbody tr >> nth=0").strip()
+
+            # the side table is the shown picture's own: sampled with the picture's frame number,
+            # it matches that frame's row in the recording's CSV (not whichever frame was newest)
+            shown = []
+            for _ in range(6):
+                shown.append(page.evaluate(_SHOWN_TABLE))
+                page.wait_for_timeout(150)
 
             # the overlay: the source's size, gray input with heatmap colours on it, and it moves
             first = page.evaluate(_IMAGE_FIGURES)
@@ -121,6 +149,12 @@ def test_live_page_shows_the_moving_overlay_stats_and_a_stall(browser_page, tmp_
             assert took < 30
             assert re.search(r"^\d+ frames shown at [\d.]+ fps, \d+ skipped, \d+ reconnects", stdout, re.M), stdout
             assert "Traceback" not in live.stderr
+            table = pd.read_csv(next(record.glob("*.predictions.csv")))
+            for frame, rows in shown:
+                expected = table[table["frame_index"] == frame].sort_values("rank")
+                assert [name for name, _ in rows] == expected["class_name"].tolist()[: len(rows)], (frame, rows)
+                smoothed = expected["probability_smoothed"].tolist()[: len(rows)]  # the page shows 3 decimals
+                assert all(abs(p - q) <= 6e-4 for (_, p), q in zip(rows, smoothed, strict=True)), (frame, rows, smoothed)
         finally:
             if live is not None:
                 live.kill()

@@ -146,7 +146,7 @@ def test_the_page_and_the_stats_endpoint():
         conn.request("GET", "/")
         response = conn.getresponse()
         page = response.read().decode()
-        assert response.status == 200 and 'src="stream.mjpg"' in page and "stats.json" in page
+        assert response.status == 200 and "frame.jpg" in page and "stats.json" in page
         assert "streamcam live: &lt;cam>" in page  # the title is escaped
         assert "http://" not in page and "https://" not in page  # nothing loaded from elsewhere
 
@@ -180,3 +180,34 @@ def test_closing_the_server_ends_open_streams():
     assert time.monotonic() - began < 5
     with pytest.raises(OSError, match=r"refused|timed out"):
         socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1].strip("/"))), timeout=1)
+
+
+def test_a_frame_comes_with_its_own_numbers_and_the_next_one_is_waited_for():
+    """/frame.jpg?after=N: the first picture newer than N, with that picture's top classes in
+    X-Frame-Info, so the page's table never shows another frame's numbers."""
+    with LiveServer(LiveStats(), port=0) as server:
+        port = int(server.url.rsplit(":", 1)[1].strip("/"))
+        view = BrowserView(server)
+        view.caption({"top": [{"name": "tabby", "p": 0.7}], "time_s": 0.04, "frame": 1})
+        view.show(_NOISE)
+
+        def get(after):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", f"/frame.jpg?after={after}")
+            response = conn.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+
+        status, headers, body = get(0)
+        assert status == 200 and headers["x-frame-seq"] == "1"
+        assert json.loads(headers["x-frame-info"])["top"] == [{"name": "tabby", "p": 0.7}]
+        assert cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR).shape == _NOISE.shape
+
+        def later():
+            time.sleep(0.3)
+            view.caption({"top": [{"name": "tiger_cat", "p": 0.6}], "time_s": 0.08, "frame": 2})
+            view.show(_NOISE[::-1].copy())
+
+        threading.Thread(target=later).start()
+        status, headers, _ = get(1)  # waits for the next picture instead of repeating this one
+        assert status == 200 and headers["x-frame-seq"] == "2"
+        assert json.loads(headers["x-frame-info"]) == {"top": [{"name": "tiger_cat", "p": 0.6}], "time_s": 0.08, "frame": 2}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import socket
@@ -53,24 +54,28 @@ def parse_address(text: str) -> tuple[str, int]:
 
 
 class FrameBroadcast:
-    """The newest overlay picture, JPEG-encoded once per frame, handed to every stream client."""
+    """The newest overlay picture, JPEG-encoded once per frame, handed to every stream client; with
+    it, what the picture shows (its top classes and time), so the page's side table is the
+    picture's own, not the numbers of whichever frame was newest when a timer fired."""
 
     def __init__(self, quality: int = JPEG_QUALITY):
         self._lock = threading.Lock()
         self._quality = quality
         self._picture: np.ndarray | None = None
+        self._info: dict | None = None  # the newest picture's top classes and time
         self._seq = 0  # number of the newest picture
         self._jpeg: bytes | None = None
         self._jpeg_seq = 0  # which picture _jpeg holds
+        self._jpeg_info: dict | None = None  # and that picture's info
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._closed = False
         self.encodes = 0  # JPEG encodes so far: one per frame, not one per client
         self.clients = 0
 
-    def publish(self, rgb: np.ndarray) -> None:
-        """A new picture (RGB); encoded now if anyone watches, later only if someone asks."""
+    def publish(self, rgb: np.ndarray, info: dict | None = None) -> None:
+        """A new picture (RGB) and what it shows; encoded now if anyone watches, later only if someone asks."""
         with self._lock:
-            self._picture, self._seq = rgb, self._seq + 1
+            self._picture, self._info, self._seq = rgb, info, self._seq + 1
             waiters = list(self._waiters)
         if waiters:
             self._jpeg_of(self._seq)
@@ -79,16 +84,45 @@ class FrameBroadcast:
 
     def _jpeg_of(self, seq: int) -> bytes | None:
         """The JPEG of picture `seq` or newer, encoding it if nobody has yet."""
+        return self._encoded(seq)[1]
+
+    def _encoded(self, seq: int) -> tuple[int, bytes | None, dict | None]:
+        """(its number, the JPEG, its info) of picture `seq` or newer, encoding it if nobody has yet."""
         with self._lock:
             if self._jpeg_seq >= seq or self._picture is None:
-                return self._jpeg
-            picture, seq = self._picture, self._seq
+                return self._jpeg_seq, self._jpeg, self._jpeg_info
+            picture, info, seq = self._picture, self._info, self._seq
         _ok, data = cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self._quality])
         with self._lock:
             if seq > self._jpeg_seq:  # two encoders raced: keep the newer
-                self._jpeg, self._jpeg_seq = data.tobytes(), seq
+                self._jpeg, self._jpeg_seq, self._jpeg_info = data.tobytes(), seq, info
                 self.encodes += 1
-            return self._jpeg
+            return self._jpeg_seq, self._jpeg, self._jpeg_info
+
+    async def next_frame(self, after: int, timeout: float = 5.0) -> tuple[int, bytes | None, dict | None]:
+        """(number, JPEG, info) of the first picture newer than `after`, waiting up to `timeout`
+        seconds for one; (after, None, None) when none came (or the broadcast closed)."""
+        wake = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), wake)
+        with self._lock:
+            self._waiters.add(waiter)
+        deadline = time.monotonic() + timeout
+        try:
+            while not self._closed:
+                wake.clear()
+                if self._seq > after:
+                    seq, jpeg, info = self._encoded(self._seq)
+                    if jpeg is not None:
+                        return seq, jpeg, info
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wake.wait(), min(left, _WAKE_EVERY_S))
+        finally:
+            with self._lock:
+                self._waiters.discard(waiter)
+        return after, None, None
 
     async def parts(self):
         """multipart/x-mixed-replace parts for one client, newest frame each time, until close()."""
@@ -135,10 +169,12 @@ def fill_page(title: str, token: str | None) -> str:
 
 
 def make_app(broadcast: FrameBroadcast, stats: LiveStats, title: str, hosts: HostRule, token: str | None = None):
-    """The three routes behind the access check (`token`: None serves without one)."""
+    """The routes behind the access check (`token`: None serves without one): the page, the MJPEG
+    stream (for players), the stats, and /frame.jpg?after=N, the next picture with its own top
+    classes in an X-Frame-Info header (JSON), which the page shows together."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
-    from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
+    from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
     from starlette.routing import Route
 
     page = fill_page(title, token)
@@ -153,8 +189,16 @@ def make_app(broadcast: FrameBroadcast, stats: LiveStats, title: str, hosts: Hos
     async def stats_json(request):
         return JSONResponse(stats.snapshot(), headers=no_cache)
 
+    async def frame(request):
+        after = request.query_params.get("after", "0")
+        seq, jpeg, info = await broadcast.next_frame(int(after) if after.isdigit() else 0)
+        if jpeg is None:
+            return Response(status_code=204, headers=no_cache)
+        described = json.dumps(info or {}, ensure_ascii=True)  # ASCII: a header value
+        return Response(jpeg, media_type="image/jpeg", headers={**no_cache, "X-Frame-Seq": str(seq), "X-Frame-Info": described})
+
     return Starlette(
-        routes=[Route("/", index), Route("/stream.mjpg", stream), Route("/stats.json", stats_json)],
+        routes=[Route("/", index), Route("/stream.mjpg", stream), Route("/stats.json", stats_json), Route("/frame.jpg", frame)],
         middleware=[Middleware(AccessCheck, hosts=hosts, token=token)],
     )
 
@@ -269,9 +313,14 @@ class BrowserView:
 
     def __init__(self, server: LiveServer):
         self.server = server
+        self._info: dict | None = None
+
+    def caption(self, info: dict) -> None:
+        """What the next picture shows (its top classes and time), sent with it."""
+        self._info = info
 
     def show(self, rgb: np.ndarray) -> bool:
-        self.server.broadcast.publish(rgb)
+        self.server.broadcast.publish(rgb, self._info)
         return True
 
     def close(self) -> None:

@@ -184,11 +184,12 @@ def live(
                 screen = strip.annotate(overlay, lines)
                 if render.scales_by_evidence(heat):
                     draw_key(screen, False, strip, len(lines), labels, ids, cams, evidence, colormap)
+                top = [{"name": labels.name(int(c)), "p": round(float(shown_probs[c]), 4)} for c in ranking(shown_probs, first, 5)]
+                for viewer in viewers:  # a browser view sends the picture's own numbers with it
+                    if hasattr(viewer, "caption"):
+                        viewer.caption({"top": top, "time_s": round(float(frame.time_s), 3), "frame": int(frame.index)})
                 keep_going = all(v.show(screen) for v in viewers)
-                top = ranking(shown_probs, first, 5)
-                stats.frame_shown(
-                    latest.captured_at, [{"name": labels.name(int(c)), "p": round(float(shown_probs[c]), 4)} for c in top], frame.time_s
-                )
+                stats.frame_shown(latest.captured_at, top, frame.time_s)
                 if writer is not None:
                     writer.write(frame, probs, ids, cams, local, overlay=overlay, trust=trust)
                     writer.outputs.flush()
