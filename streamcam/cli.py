@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from streamcam.core.errors import OutputError, StreamcamError, UsageError
+from streamcam.core.errors import OutputError, StreamcamError
 from streamcam.core.progress import BatchProgress, FrameProgress
 
 
@@ -210,7 +212,9 @@ def analyze(
     end: Annotated[str | None, typer.Option("--end", help="End time, seconds or mm:ss.")] = None,
     every: Annotated[int, typer.Option("--every", min=1, help="Analyse every Nth frame.")] = 1,
     fps: Annotated[float | None, typer.Option("--fps", min=0.001, help="Analyse frames at this rate instead (frames per second).")] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out-dir", "-o", help="Output folder (default: next to the input).")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", "-o", help="Output folder (default: ./streamcam_out; a sub-folder per video with several).")
+    ] = None,
     video: Annotated[bool, typer.Option("--video/--no-video", help="Write <stem>.gradcam.mp4, the overlay video.")] = True,
     heatmap_video: Annotated[bool, typer.Option("--heatmap-video", help="Also write <stem>.heatmap.mp4 (grey heatmaps).")] = False,
     segmented_video: Annotated[bool, typer.Option("--segmented-video", help="Also write <stem>.segmented.mp4 (heatmap x frame).")] = False,
@@ -354,7 +358,9 @@ def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_ad
     held = contextlib.ExitStack()  # the out-dir's lock, released once the batch is over
     try:
         if options.out_dir is None:
-            raise UsageError("--out-dir is required with more than one input (each video gets a sub-folder of it)")
+            from streamcam.outputs.run_sinks import DEFAULT_OUT_DIR
+
+            options = replace(options, out_dir=DEFAULT_OUT_DIR)  # each video gets a sub-folder of it
         options.check()
         videos = batch.expand_inputs(sources, recursive, options.out_dir)
         # The same settings whether run here or on Ray: the engine as asked for on the command line.
@@ -420,7 +426,9 @@ def _report_batch(entries: list[dict], manifest_path: Path, quiet: bool, json_ou
         if entry["status"] == "failed":
             err_console.print(f"[bold red]failed:[/] {entry['path']}: {entry.get('error', '')}", soft_wrap=True)
     if not quiet:
-        Console(highlight=False).print(", ".join(f"{n} {status}" for status, n in counts.items()) + f"; manifest: {manifest_path}")
+        Console(highlight=False, soft_wrap=True).print(
+            ", ".join(f"{n} {status}" for status, n in counts.items()) + f"; manifest: {manifest_path}"
+        )
 
 
 def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out: bool) -> None:
@@ -480,7 +488,9 @@ def review(
             help="Also explain these classes on every frame (ids or ImageNet names, e.g. 'traffic_light,bicycle-built-for-two'); their probability and plocal are charted.",
         ),
     ] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out-dir", "-o", help="Output folder (default: next to the input).")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", "-o", help="Output folder (default: ./streamcam_out; a sub-folder per video with several).")
+    ] = None,
     max_mb: MaxMbOpt = 50.0,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per engine call.")] = 8,
     input_size: InputSizeOpt = "224x224",
@@ -548,11 +558,8 @@ def _report(summary, quiet: bool, json_out: bool, load_s: float | None = None) -
     if quiet:
         return
     out = Console(highlight=False, soft_wrap=True)
-    state = "[yellow]interrupted[/]" if summary.status == "interrupted" else "[green]done[/]"
-    loading = f"; model loaded in {load_s:.1f} s" if load_s is not None else ""
-    out.print(
-        f"{state}: {summary.frames_analysed} frames analysed in {summary.wall_time_s:.1f} s ({summary.frames_per_second:.1f} fps){loading}"
-    )
+    for warning in summary.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     if summary.runtime:
         out.print(f"  runtime: {summary.runtime['name']} ({summary.runtime['reason']})")
     for key, path in summary.outputs.items():
@@ -560,8 +567,14 @@ def _report(summary, quiet: bool, json_out: bool, load_s: float | None = None) -
             out.print(f"  {key}: {path}")
     if summary.outputs.get("frames"):
         out.print(f"  pictures: {len(summary.outputs['frames'])} in {Path(summary.outputs['frames'][0]).parent}")
-    for warning in summary.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    # The last line: what happened, how fast, and where the files are.
+    state = "[yellow]interrupted[/]" if summary.status == "interrupted" else "[green]done[/]"
+    loading = f"; model loaded in {load_s:.1f} s" if load_s is not None else ""
+    where = summary.outputs.get("summary")
+    folder = f"; outputs in {Path(where).parent}/" if where else ""
+    out.print(
+        f"{state}: {summary.frames_analysed} frames analysed in {summary.wall_time_s:.1f} s ({summary.frames_per_second:.1f} fps){loading}{folder}"
+    )
 
 
 @app.command(cls=_HelpCommand)
@@ -836,7 +849,21 @@ def doctor(backend: BackendOpt = None, runtime: RuntimeOpt = "auto", device: Dev
         print(line)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """streamcam's own warnings (a cache it cannot write, a damaged one rebuilt) as one 'warning:'
+    line, not Python's two lines of file, line number and source; other libraries' as Python
+    shows them."""
+    if "streamcam" in str(filename):
+        err_console.print(f"[yellow]warning:[/] {message}", soft_wrap=True, highlight=False)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def main() -> None:
+    warnings.showwarning = _one_line_warning
     try:
         app()
     except KeyboardInterrupt:

@@ -160,7 +160,9 @@ def test_a_file_size_limit_drops_the_file_that_outgrows_it_alone(default_classif
     def limit_file_size():  # in the child only: 64 KB per file, as a nearly full disk would allow
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
-    result = cli("analyze", str(noisy_clip), "-o", str(out), "-q", cwd=tmp_path, preexec_fn=limit_file_size)
+    # --runtime keras: this test is about the run's own files; OpenVINO's model cache (written on
+    # first use) would hit the limit first, which test_openvino_runtime covers (a warning, no stop).
+    result = cli("analyze", str(noisy_clip), "-o", str(out), "-q", "--runtime", "keras", cwd=tmp_path, preexec_fn=limit_file_size)
     assert_video_dropped_rest_complete(result, out, "noise", "File too large")
 
 
@@ -194,3 +196,26 @@ def test_a_file_where_the_folder_should_be(clip, tmp_path):
     for args in (("analyze", str(clip), "-o", str(clip)), ("live", str(clip), "--no-window", "--record", str(clip / "rec"))):
         one_error_line(cli(*args, cwd=tmp_path), 1, f"{clip} is a file, not a folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_without_out_dir_the_files_go_to_streamcam_out_and_the_last_line_says_so(tmp_path):
+    """Never beside the input (a source tree, a read-only card): ./streamcam_out of the working folder."""
+    clips = tmp_path / "card"
+    clips.mkdir()
+    make_video(clips / "clip.mp4", 6, size=(64, 48))
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-m", "streamcam", "analyze", str(clips / "clip.mp4"), "--no-video"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (work / "streamcam_out").iterdir()) == ["clip.predictions.csv", "clip.summary.json"]
+    assert sorted(p.name for p in clips.iterdir()) == ["clip.mp4"]  # nothing written beside the input
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("done: 6 frames analysed in ") and last.endswith("; outputs in streamcam_out/"), last

@@ -125,9 +125,12 @@ def _cli(*args, cwd):
 
 @pytest.mark.slow
 def test_the_cli_batch_exit_codes_and_out_dir(clips, tmp_path):
-    result = _cli(str(clips / "a" / "clip.mp4"), str(clips / "b" / "clip.mp4"), cwd=tmp_path)
-    assert result.returncode == 2 and "--out-dir is required" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    # no --out-dir: ./streamcam_out, a sub-folder per video, and the last line says where
+    result = _cli(str(clips / "a" / "clip.mp4"), str(clips / "b" / "clip.mp4"), "--no-video", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    default = tmp_path / "streamcam_out"
+    assert (default / "manifest.jsonl").exists() and len(list(default.rglob("*.predictions.csv"))) == 2
+    assert result.stdout.strip().splitlines()[-1].endswith(f"manifest: {Path('streamcam_out') / 'manifest.jsonl'}")
 
     out = tmp_path / "out"
     result = _cli(str(clips / "a"), str(clips / "b" / "clip.mp4"), "--out-dir", str(out), "--no-video", "-q", cwd=tmp_path)

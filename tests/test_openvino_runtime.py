@@ -253,3 +253,30 @@ def test_doctor_names_the_runtime_and_why():
     assert "openvino for efficientnet-lite0" in line and "pooling then linear" in line
     result = runner.invoke(app, ["doctor", "--runtime", "keras"])
     assert "runtime: keras (asked for)" in result.output
+
+
+def test_a_cache_that_cannot_be_written_is_a_warning_and_the_run_goes_on(tmp_path):
+    """A full disk or a file-size limit: the converted model runs from memory, one warning says
+    why, and no half-written cache folder is left (OpenVINO reports the failed write as a
+    RuntimeError, which stopped the run before)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    cache = tmp_path / "cache"
+    code = (
+        "import resource;"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024));"  # the converted model's files do not fit
+        "from tiny_models import gap_dense_classifier, random_images;"
+        "from streamcam.explain.runtime.openvino_engine import OpenVinoEngine;"
+        "e = OpenVinoEngine(gap_dense_classifier(size=16), 'gradcam', 'float32');"
+        "print(e.cache, e.explain(random_images(2, 16), top_k=1).cams.shape)"
+    )
+    env = {**os.environ, "STREAMCAM_CACHE_DIR": str(cache), "PYTHONPATH": f"{repo}{os.pathsep}{repo / 'tests'}"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("converted (2, 1,"), result.stdout
+    assert "cannot write OpenVINO cache" in result.stderr
+    assert [p for p in cache.rglob("*") if p.name.startswith(".")] == []

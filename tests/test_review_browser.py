@@ -313,7 +313,7 @@ def test_hostile_file_names_are_shown_as_text_and_break_nothing(browser_page, tm
 def test_analyze_review_of_a_file_with_a_hostile_name(browser_page, default_engine, tmp_path):
     src = tmp_path / os.fsdecode(b"<!--<script> {{DATA}} \xff.mp4")
     make_video(src, 4, size=(96, 64))
-    summary = analyze(str(src), default_engine, AnalyzeOptions(video=False, review=True))
+    summary = analyze(str(src), default_engine, AnalyzeOptions(out_dir=tmp_path / "out", video=False, review=True))
     page = browser_page
     _open(page, Path(summary.outputs["review"]))
     assert page.title() == "streamcam review: <!--<script> {{DATA}} \ufffd.mp4"

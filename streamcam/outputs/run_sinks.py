@@ -87,10 +87,13 @@ def output_stem(source: str | int) -> str:
     return Path(text).stem
 
 
+DEFAULT_OUT_DIR = Path("streamcam_out")  # in the working folder, as similar tools keep a run folder
+
+
 def output_folder(source, out_dir: Path | None) -> Path:
-    """Where a run's files go: out_dir, else next to a local input, else the working folder."""
-    local = Path(str(source))
-    return Path(out_dir) if out_dir else (local.parent if local.exists() else Path.cwd())
+    """Where a run's files go: out_dir, else ./streamcam_out/ (never beside the input: that may be a
+    source tree, a read-only card or a network share)."""
+    return Path(out_dir) if out_dir else DEFAULT_OUT_DIR
 
 
 def output_paths(source, options: SinkOptions, stem: str | None = None) -> dict[str, Path]:

@@ -132,6 +132,7 @@ def convert(classifier, local: bool):
 
 def _write(ov, model, folder: Path) -> None:
     """Write to a fresh sibling folder and rename it into place, so a reader never sees half a cache."""
+    partial = None
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -141,10 +142,17 @@ def _write(ov, model, folder: Path) -> None:
         (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))
         try:
             os.replace(partial, folder)
+            partial = None
         except OSError:  # another process cached it first: keep theirs
-            shutil.rmtree(partial, ignore_errors=True)
-    except OSError as exc:  # a read-only cache is not fatal: convert again next time
+            pass
+    # A cache that cannot be written (read-only, a full disk, a file-size limit) is not fatal:
+    # the converted model in memory runs, and the next run converts again. OpenVINO reports a
+    # failed write as RuntimeError ('basic_ios::clear: iostream error'), not OSError.
+    except (OSError, RuntimeError) as exc:
         warnings.warn(f"cannot write OpenVINO cache {folder}: {exc}", stacklevel=2)
+    finally:
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
 
 
 def _read_checked(ov, folder: Path):
