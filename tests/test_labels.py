@@ -44,6 +44,7 @@ def test_resolve_ids_synsets_and_exact_names():
         # Only part of a name is never taken: 'bicycle' used to become 444, the tandem, silently.
         ("bicycle", r"'bicycle' is not a class name, only part of one: 444 bicycle-built-for-two; .*streamcam classes bicycle"),
         ("traffic,920", "only part of one: 920 traffic_light"),
+        ("bicycle-built-for-two+mountain_bike", "groups of classes are not supported"),
         ("zzzz", "unknown class"),
         ("1000", "out of range"),
         (",", "no classes"),

@@ -132,6 +132,8 @@ class Labels:
     def _resolve_one(self, token: str) -> int:
         if token.isdigit():
             return self._check_id(int(token))
+        if "+" in token:  # no lemma has one; summing classes into one is not implemented
+            raise UsageError(f"{token!r}: groups of classes are not supported; name each class, comma-separated")
         key = _norm(token)
         exact = [c.class_id for c in self.classes if c.synset.lower() == token.lower() or any(_norm(lemma) == key for lemma in c.lemmas)]
         if len(exact) == 1:
