@@ -362,6 +362,7 @@ def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_ad
 
             options = replace(options, out_dir=DEFAULT_OUT_DIR)  # each video gets a sub-folder of it
         options.check()
+        _check_class_names(options.cam_classes, engine_args[0])
         videos = batch.expand_inputs(sources, recursive, options.out_dir)
         # The same settings whether run here or on Ray: the engine as asked for on the command line.
         engine_key = dict(zip(("model", "weights", "layer", "method", "preprocess"), (*engine_args[:4], engine_args[6])))
@@ -443,6 +444,7 @@ def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out
     progress = FrameProgress(err_console, enabled=not quiet)
     try:
         options.check()
+        _check_class_names(options.cam_classes, engine_args[0])
         if is_local_file(source):
             probe(source)  # a bad file fails in a second, before the model loads
         # Likewise an output folder that cannot be written, is busy, or holds another run's files.
@@ -533,6 +535,17 @@ def review(
     except StreamcamError as exc:
         fail(exc)
     _run_analyze(source, options, (model, weights, layer, method, device, precision, preprocess, backend, runtime), quiet, False)
+
+
+def _check_class_names(spec: str | None, model: str, top_k: bool = True) -> None:
+    """Class names (--cam-classes, or image --classes without topK) checked before the model loads,
+    where its classes are known (a built-in model: ImageNet's); a model file's once it loads."""
+    from streamcam.apps.analyze import parse_cam_classes
+    from streamcam.models import builtin_labels
+
+    labels = builtin_labels(model)
+    if spec and labels is not None:
+        parse_cam_classes(spec, labels) if top_k else labels.resolve(spec)
 
 
 def _engine(model, weights, layer, method, device, precision="auto", preprocess=None, backend=None, runtime="auto", batch_size=None):
@@ -643,6 +656,7 @@ def live(
         address = parse_address(serve) if serve is not None else None
         InputSize.parse(input_size)  # a typo fails before the model loads
         parse_top_k(cam_classes)
+        _check_class_names(cam_classes, model)
         SmoothingOptions(seconds=smooth).check()  # likewise
         check_heat(heat)
         options = None
@@ -738,7 +752,11 @@ def image(
     paths: Annotated[list[Path], typer.Argument(help="Image files (jpg, png, bmp, webp, tiff ...).", show_default=False)],
     top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="How many of the most probable classes to list and explain.")] = 3,
     classes: Annotated[
-        str | None, typer.Option("--classes", help="Also explain these classes, by id or ImageNet name, e.g. 'bicycle,moped' or '920'.")
+        str | None,
+        typer.Option(
+            "--classes",
+            help="Also explain these classes, by id or exact ImageNet name (streamcam classes WORD finds them), e.g. 'mountain_bike,moped' or '920'.",
+        ),
     ] = None,
     outputs: Annotated[
         str,
@@ -774,6 +792,7 @@ def image(
         parse_outputs(outputs)
         check_colormap(colormap)
         InputSize.parse(input_size)
+        _check_class_names(classes, model, top_k=False)
         with progress.status("loading model"):
             engine = _engine(model, weights, layer, method, device, precision, preprocess, backend, runtime)
             class_ids = engine.classifier.labels.resolve(classes) if classes else []
@@ -830,6 +849,31 @@ def _print_ranked(out: Console, result) -> None:
             print(c.local_line())
         for p in result.written:
             print(f"wrote {p}")
+
+
+@app.command(cls=_HelpCommand)
+def classes(
+    query: Annotated[
+        str | None,
+        typer.Argument(
+            help="Part of a class name ('bike', 'traffic light'), an id (920) or a synset (n06874185); without it, all 1000.",
+            show_default=False,
+            metavar="QUERY",
+        ),
+    ] = None,
+) -> None:
+    """List the ImageNet classes (both built-in models) whose names contain QUERY: id, synset, the name
+    --cam-classes and --classes take, and every synonym. Names given elsewhere must match one exactly."""
+    from streamcam.core.labels import Labels
+
+    text = query or ""
+    found = Labels().search(text)
+    if not found:
+        err_console.print(f"no ImageNet class name contains {text!r} (try a shorter word, or no word to list them all)", soft_wrap=True)
+        return
+    width = max(len(c.name) for c in found)
+    for c in found:
+        print(f"{c.class_id:>3}  {c.synset}  {c.name:<{width}}  {c.description}")
 
 
 @app.command(cls=_HelpCommand)

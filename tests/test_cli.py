@@ -80,3 +80,23 @@ def test_help_keeps_every_extras_name_and_reads_at_80_columns():
     assert re.search(r"^\s+--start TIME\s", analyze, re.M) and re.search(r"^\s+-o, --out-dir DIR\s", analyze, re.M)
     widest_option = max(len(m.group(1)) for m in re.finditer(r"^(\s+-.*?)\s{2,}\S", analyze, re.M))
     assert widest_option <= 40  # the description column keeps at least 40 of the 80 characters
+
+
+def test_classes_lists_ids_synsets_and_names():
+    result = runner.invoke(app, ["classes", "bicycle"])
+    assert result.exit_code == 0
+    assert result.stdout == "444  n02835271  bicycle-built-for-two  bicycle-built-for-two, tandem bicycle, tandem\n"
+    lines = runner.invoke(app, ["classes"]).stdout.splitlines()
+    assert len(lines) == 1000 and lines[920].split()[:3] == ["920", "n06874185", "traffic_light"]
+
+
+def test_classes_says_when_nothing_matches():
+    result = runner.invoke(app, ["classes", "zzzz"])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "no ImageNet class name contains 'zzzz'" in result.stderr
+
+
+def test_a_name_that_is_only_part_of_one_is_refused_before_the_model_loads():
+    result = runner.invoke(app, ["image", "missing.jpg", "--classes", "bicycle"])  # no model loads: a second
+    assert result.exit_code == 2
+    assert "'bicycle' is not a class name, only part of one: 444 bicycle-built-for-two" in result.stderr

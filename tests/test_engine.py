@@ -98,3 +98,29 @@ def test_local_evidence_can_be_switched_off():
     clf = patch_pool_classifier()
     assert CamEngine(clf, local_evidence=False).explain(random_images(1, 16), top_k=1).local_probabilities is None
     assert CamEngine(clf).explain(random_images(1, 16), top_k=1).local_probabilities is not None
+
+
+# -- classes by name, as the command line takes them --------------------------------------------
+def test_explain_takes_class_names_as_the_command_line_does(default_engine):
+    h = default_engine.classifier.input_size[0]
+    images = random_images(2, h, seed=4)
+    by_id = default_engine.explain(images, top_k=1, class_ids=[920, 671])
+    for named in (["traffic_light", 671], "traffic_light,mountain_bike", ["n06874185", "mountain bike"]):
+        result = default_engine.explain(images, top_k=1, class_ids=named)
+        np.testing.assert_array_equal(result.class_ids, by_id.class_ids)
+        np.testing.assert_allclose(result.cams, by_id.cams, atol=1e-6)
+
+
+def test_explain_refuses_a_name_that_is_not_exactly_one_class(default_engine):
+    from streamcam.core.errors import UsageError
+
+    h = default_engine.classifier.input_size[0]
+    with pytest.raises(UsageError, match="only part of one: 444 bicycle-built-for-two"):
+        default_engine.explain(random_images(1, h), class_ids=["bicycle"])
+
+
+def test_the_null_engine_takes_names_too(default_classifier):
+    from streamcam.explain.null_engine import NullEngine
+
+    result = NullEngine(default_classifier).explain(np.zeros((1, 32, 32, 3), np.uint8), top_k=0, class_ids="traffic_light")
+    assert result.class_ids.tolist() == [[920]]

@@ -56,7 +56,7 @@ def test_cli_named_classes_and_options(tmp_path):
             "-n",
             "1",
             "--classes",
-            "bicycle,moped",
+            "bicycle-built-for-two,moped",
             "--outputs",
             "gradcam",
             "--method",

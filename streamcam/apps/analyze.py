@@ -37,7 +37,7 @@ from streamcam.video.timecode import format_timecode, parse_timecode
 @dataclass
 class AnalyzeOptions:
     top_n: int = 5
-    cam_classes: str = "top1"  # 'top1', 'top3', or ids/names: 'traffic_light,bicycle'
+    cam_classes: str = "top1"  # 'top1', 'top3', or ids/exact names: 'traffic_light,mountain_bike'
     batch_size: int = 8
     start: str | float | None = None
     end: str | float | None = None
@@ -155,7 +155,7 @@ def parse_top_k(spec: str) -> int:
 
 
 def parse_cam_classes(spec: str, labels) -> tuple[int, list[int]]:
-    """'top3' -> (3, []); ids/names -> (0, [ids]); both, 'top1,bicycle' -> (1, [ids]).
+    """'top3' -> (3, []); ids/names -> (0, [ids]); both, 'top1,mountain_bike' -> (1, [ids]).
 
     The top-k classes change from frame to frame; named classes are tracked through the whole video.
     K is at most MAX_CAM_TOP_K.

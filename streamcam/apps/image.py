@@ -68,14 +68,15 @@ class ImageExplainer:
         self.heat = render.check_heat(heat)
 
     def explain(
-        self, path: str | Path, top_n: int = 3, class_ids: Sequence[int] = (), out_dir: str | Path | None = None
+        self, path: str | Path, top_n: int = 3, class_ids: Sequence[int | str] | str = (), out_dir: str | Path | None = None
     ) -> ImageExplanation:
+        """class_ids: ids and/or exact names, as the engine takes them ('mountain_bike,920')."""
         path = Path(path)
         rgb = read_image(path)
         labels = self.engine.classifier.labels
         size = self.input_size.for_frame(rgb.shape[1], rgb.shape[0], self.engine.classifier.stride)
         batch = resize_batch([rgb], size)
-        result = self.engine.explain(batch, top_k=top_n, class_ids=list(class_ids))
+        result = self.engine.explain(batch, top_k=top_n, class_ids=labels.ids(class_ids))
         probs, targets = result.probabilities[0], result.class_ids[0]
         top = ranked_classes(probs, np.argsort(-probs, kind="stable")[:top_n], labels)
         local = None if result.local_probabilities is None else result.local_probabilities[0]

@@ -82,10 +82,13 @@ class Labels:
         return "  ".join(f"{self.name(int(c))} {probabilities[c]:.2f}" for c in top)
 
     def resolve(self, spec: str) -> list[int]:
-        """Class ids for a comma-separated list of ids or names ('920,bicycle,moped').
+        """Class ids for a comma-separated list of ids or names ('920,traffic_light,mountain_bike').
 
-        A name matches any WordNet lemma exactly (case, '_' and ' ' ignored); failing that, a
-        unique lemma containing it as whole words. Ambiguous or unknown names raise UsageError.
+        Each item is a class id, a WordNet synset ('n06874185') or a name equal to one of a class's
+        lemmas (case, spaces, '_', '-' and punctuation ignored: 'Traffic Light', 'traffic_light',
+        'stoplight'). Nothing is guessed: a name that is exactly a lemma of several classes
+        ('crane': the bird and the machine), or only part of a class's name ('bicycle', in 444
+        bicycle-built-for-two), raises UsageError listing the candidates with their ids.
         """
         ids: list[int] = []
         for token in (t.strip() for t in spec.split(",")):
@@ -98,26 +101,68 @@ class Labels:
             raise UsageError(f"no classes given in {spec!r}")
         return ids
 
+    def ids(self, classes: str | int | Sequence[int | str]) -> list[int]:
+        """Class ids for what the library takes wherever a class is named: an id, a name, a
+        comma-separated string of them, or a sequence mixing ids and names (see resolve)."""
+        if isinstance(classes, str | int | np.integer):
+            classes = [classes]
+        ids: list[int] = []
+        for item in classes:
+            for class_id in self.resolve(item) if isinstance(item, str) else [self._check_id(int(item))]:
+                if class_id not in ids:
+                    ids.append(class_id)
+        return ids
+
+    def search(self, query: str = "") -> list[ImageNetClass]:
+        """The classes whose id, synset or any lemma matches query: the same id or synset, or a
+        lemma containing it (as resolve compares them); every class for an empty query."""
+        query = query.strip()
+        if not query:
+            return list(self.classes)
+        if query.isdigit():
+            return [self.classes[int(query)]] if int(query) < self.num_classes else []
+        key = _norm(query)
+        return [c for c in self.classes if c.synset.lower() == query.lower() or any(key in _norm(lemma) for lemma in c.lemmas)]
+
+    def _check_id(self, class_id: int) -> int:
+        if not 0 <= class_id < self.num_classes:
+            raise UsageError(f"class id {class_id} is out of range (the model has {self.num_classes} classes: 0..{self.num_classes - 1})")
+        return class_id
+
     def _resolve_one(self, token: str) -> int:
         if token.isdigit():
-            class_id = int(token)
-            if class_id >= self.num_classes:
-                raise UsageError(f"class id {class_id} is out of range (the model has {self.num_classes} classes)")
-            return class_id
+            return self._check_id(int(token))
+        if "+" in token:  # no lemma has one; summing classes into one is not implemented
+            raise UsageError(f"{token!r}: groups of classes are not supported; name each class, comma-separated")
         key = _norm(token)
-        exact = [c.class_id for c in self.classes if any(_norm(lemma) == key for lemma in c.lemmas)]
+        exact = [c.class_id for c in self.classes if c.synset.lower() == token.lower() or any(_norm(lemma) == key for lemma in c.lemmas)]
         if len(exact) == 1:
             return exact[0]
-        if not exact:
-            pattern = re.compile(rf"(^|[\s-]){re.escape(key)}($|[\s-])")
-            exact = [c.class_id for c in self.classes if any(pattern.search(_norm(lemma)) for lemma in c.lemmas)]
-            if len(exact) == 1:
-                return exact[0]
-        if not exact:
-            raise UsageError(f"unknown class name {token!r} (use a class id or an ImageNet name such as 'traffic_light')")
-        options = ", ".join(f"{i} {self.name(i)}" for i in exact[:8])
-        raise UsageError(f"class name {token!r} is ambiguous: {options}; give the class id instead")
+        listing = f"`streamcam classes {_shell_word(token)}` lists them"
+        if exact:
+            raise UsageError(f"class name {token!r} names {len(exact)} classes: {self._candidates(exact)}; give the id instead ({listing})")
+        pattern = re.compile(rf"(^| ){re.escape(key)}($| )")
+        words = [c.class_id for c in self.classes if any(pattern.search(_norm(lemma)) for lemma in c.lemmas)]
+        if words:
+            raise UsageError(
+                f"{token!r} is not a class name, only part of one: {self._candidates(words)}; give the full name or the id ({listing})"
+            )
+        raise UsageError(
+            f"unknown class name {token!r} (use a class id or an ImageNet name such as 'traffic_light'; `streamcam classes WORD` searches them)"
+        )
+
+    def _candidates(self, ids: Sequence[int], most: int = 8) -> str:
+        names = [self.name(i) for i in ids[:most]]
+        repeated = len(set(names)) < len(names)  # 'crane' and 'crane': the synsets tell them apart
+        shown = ", ".join(f"{i} {n}" + (f" ({self.classes[i].synset})" if repeated else "") for i, n in zip(ids, names))
+        return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
+
+
+def _shell_word(text: str) -> str:
+    """text as one shell word, quoted only when it needs it."""
+    return text if re.fullmatch(r"[\w.\-]+", text) else "'" + text.replace("'", "'\\''") + "'"
 
 
 def _norm(text: str) -> str:
-    return re.sub(r"[\s_]+", " ", text.strip().lower())
+    """A name as resolve compares it: lower case, punctuation dropped, runs of spaces, '_' and '-' one space."""
+    return re.sub(r"[\s_\-]+", " ", re.sub(r"[^\w\s\-]", "", text.lower())).strip()

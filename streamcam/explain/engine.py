@@ -65,8 +65,11 @@ class CamEngine:
         return self.backend.NAME
 
     # -- public API -------------------------------------------------------------------------
-    def explain(self, images: np.ndarray, top_k: int = 1, class_ids: Sequence[int] = (), pad_to: int | None = None) -> CamBatch:
+    def explain(self, images: np.ndarray, top_k: int = 1, class_ids: Sequence[int | str] | str = (), pad_to: int | None = None) -> CamBatch:
         """CAMs for the top_k classes of each image, then for each of class_ids.
+
+        class_ids: ids, names or both, as the command line takes them ([920, "mountain_bike"],
+        "traffic_light,444"): a name must be exact (Labels.resolve); CamBatch.class_ids holds ids.
 
         images: (N, H, W, 3) uint8: any H, W >= the stride for a pooling-head classifier (CAMs
         (N, K, ceil(H / stride), ceil(W / stride)) for 'same'-padded models); for a fixed-size head,
@@ -74,6 +77,7 @@ class CamEngine:
         pad_to: pad a short batch to this size (results for the padding are dropped), so the last
         batch of a video reuses the compiled call instead of tracing a new one (about 1 s).
         """
+        class_ids = self.classifier.labels.ids(class_ids)
         if self._needs_tiles(images):  # a fixed-size head and a larger picture: overlapping native tiles
             return explain_tiled(self, images, top_k, class_ids, pad_to=MAX_TILE_BATCH)
         images = self._check_images(images)
@@ -130,10 +134,10 @@ class CamEngine:
             ids = ops.convert_to_tensor(np.asarray(class_ids, dtype=np.int32))
             return _numpy(self._guided(ops.convert_to_tensor(images), ids))
 
-    def feature_gradients(self, images: np.ndarray, class_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    def feature_gradients(self, images: np.ndarray, class_ids: Sequence[int | str]) -> tuple[np.ndarray, np.ndarray]:
         """The target layer's activations (N, h, w, C) and d logit / d activations (N, K, h, w, C)."""
         images = self._check_images(images)
-        fixed = self._check_classes(class_ids)
+        fixed = self._check_classes(self.classifier.labels.ids(class_ids))
         with self.backend.device_scope(self.device):
             x = self.classifier.preprocess(ops.cast(ops.convert_to_tensor(images), "float32"))
             features, _, _, grads, _ = self._forward_and_gradients(x, fixed, 0, True)

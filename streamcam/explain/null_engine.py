@@ -29,8 +29,9 @@ class NullEngine:
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         return np.tile(self._probabilities, (len(images), 1))
 
-    def explain(self, images: np.ndarray, top_k: int = 1, class_ids: Sequence[int] = (), pad_to: int | None = None) -> CamBatch:
+    def explain(self, images: np.ndarray, top_k: int = 1, class_ids: Sequence[int | str] | str = (), pad_to: int | None = None) -> CamBatch:
         n, height, width = images.shape[:3]
+        class_ids = self.classifier.labels.ids(class_ids)  # names as CamEngine takes them
         stride = self.classifier.stride
         key = (n, height, width, top_k, tuple(class_ids))
         if key not in self._cache:

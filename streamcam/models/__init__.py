@@ -61,6 +61,12 @@ class Classifier:
         return self.head.stride
 
 
+def builtin_labels(model: str) -> Labels | None:
+    """The class names a model has before it loads: ImageNet's for a built-in model; None for a
+    model file (known once it loads), so names on a command line can be checked first."""
+    return Labels(1000) if model.lower() in ("efficientnet-lite0", "efficientnet_lite0", "default", "vgg16") else None
+
+
 def load_classifier(
     model: str = DEFAULT_MODEL,
     weights: str | Path | None = None,

@@ -207,9 +207,30 @@ def colour_bar(height: int, colormap: str, strength: float, width: int = 14) -> 
 
 
 def overlay(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.5, colormap: str = "jet") -> np.ndarray:
-    """The frame with the coloured heatmap blended in (alpha = weight of the heatmap)."""
-    heat = colorize(upsample_u8(cam, *rgb.shape[:2]), colormap)
+    """The frame with the coloured heatmap blended in: streamcam.overlay.
+
+    rgb: the picture, (H, W, 3) RGB, uint8 or float in [0, 1] (as pytorch-grad-cam's
+    show_cam_on_image takes it); cam: one map (h, w) in [0, 1] at any size, such as a CamBatch's
+    cams[n, k], stretched over the picture; alpha: the heatmap's weight. Returns (H, W, 3) uint8 RGB.
+    """
+    rgb, cam = _picture_u8(rgb), np.asarray(cam)
+    if cam.ndim != 2 or 0 in cam.shape:
+        raise UsageError(f"expected one map of shape (h, w), got {cam.shape} (pick one: cams[n, k])")
+    check_alpha(alpha)
+    heat = colorize(upsample_u8(cam, *rgb.shape[:2]), check_colormap(colormap))
     return cv2.addWeighted(heat, alpha, rgb, 1.0 - alpha, 0.0)
+
+
+def _picture_u8(rgb) -> np.ndarray:
+    """An (H, W, 3) picture as uint8: as it is when it already is one, float [0, 1] scaled."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise UsageError(f"expected an RGB picture of shape (H, W, 3), got {rgb.shape}")
+    if rgb.dtype == np.uint8:
+        return rgb
+    if np.issubdtype(rgb.dtype, np.floating) and rgb.size and float(rgb.min()) >= 0.0 and float(rgb.max()) <= 1.0:
+        return np.round(rgb * 255).astype(np.uint8)
+    raise UsageError(f"expected a uint8 picture or floats in [0, 1], got {rgb.dtype}")
 
 
 def heatmap_grey(rgb: np.ndarray, cam: np.ndarray) -> np.ndarray:
