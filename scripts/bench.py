@@ -197,14 +197,14 @@ def rss_child(path: str, batch_size: int) -> None:
     """Load + warm up, reset the peak-RSS mark, analyse `path` fully; print one JSON line."""
     engine = CamEngine(load_classifier())
     with tempfile.TemporaryDirectory() as tmp:
-        analyze(path, engine, AnalyzeOptions(out_dir=Path(tmp), end=1.0, batch_size=batch_size))
+        analyze(path, engine, AnalyzeOptions(overwrite=True, out_dir=Path(tmp), end=1.0, batch_size=batch_size))
         before = status_kib("VmRSS")
         try:
             Path("/proc/self/clear_refs").write_text("5")  # "5": reset VmHWM to the current RSS
             reset = True
         except OSError:
             reset = False
-        summary, dt = timed(lambda: analyze(path, engine, AnalyzeOptions(out_dir=Path(tmp), batch_size=batch_size)))
+        summary, dt = timed(lambda: analyze(path, engine, AnalyzeOptions(overwrite=True, out_dir=Path(tmp), batch_size=batch_size)))
     peak = status_kib("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
@@ -286,7 +286,7 @@ def run_all(args, tmp: Path) -> None:
 
     t = time.perf_counter()
     engine = CamEngine(classifier)
-    analyze(str(short), engine, AnalyzeOptions(out_dir=out, end=1.0, batch_size=bs))  # traces N=bs and N=25 % bs
+    analyze(str(short), engine, AnalyzeOptions(overwrite=True, out_dir=out, end=1.0, batch_size=bs))  # traces N=bs and N=25 % bs
     print(f"engine warmed up in {time.perf_counter() - t:.1f} s")
 
     clips = [(f"synthetic {W}x{H} {short_s}s", short, None)]

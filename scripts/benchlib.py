@@ -300,8 +300,8 @@ def stage_costs(path: Path, end: float | None, classifier, engine, out: Path, pr
 
 
 def analyze_fps(path: Path, engine, out: Path, **options) -> float:
-    """Frames per wall second of one analyze(path, engine, AnalyzeOptions(out_dir=out, **options)) call."""
-    summary, wall = timed(lambda: analyze(str(path), engine, AnalyzeOptions(out_dir=out, **options)))
+    """Frames per wall second of one analyze(path, engine, AnalyzeOptions(overwrite=True, out_dir=out, **options)) call."""
+    summary, wall = timed(lambda: analyze(str(path), engine, AnalyzeOptions(overwrite=True, out_dir=out, **options)))
     return summary.frames_analysed / wall
 
 

@@ -196,12 +196,14 @@ def main() -> int:
         out = tmp / "out"
         out.mkdir()
         t = time.perf_counter()
-        analyze(str(clip), engine, AnalyzeOptions(out_dir=out, end=1.0, batch_size=batch_size))  # warm-up: traces the batch shape
+        analyze(
+            str(clip), engine, AnalyzeOptions(overwrite=True, out_dir=out, end=1.0, batch_size=batch_size)
+        )  # warm-up: traces the batch shape
         print(f"  warm-up (first 1 s of the clip) {time.perf_counter() - t:.1f} s")
         runs = []  # each round's summary: the last one's outputs are reported
 
         def full_round() -> float:
-            summary, wall = timed(lambda: analyze(str(clip), engine, AnalyzeOptions(out_dir=out, batch_size=batch_size)))
+            summary, wall = timed(lambda: analyze(str(clip), engine, AnalyzeOptions(overwrite=True, out_dir=out, batch_size=batch_size)))
             runs.append(summary)
             return summary.frames_analysed / wall
 
