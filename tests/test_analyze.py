@@ -279,6 +279,11 @@ def test_cli_json_summary_and_usage_errors(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["frames_analysed"] == 6 and summary["options"]["top_n"] == 2 and "video" not in summary["outputs"]
+    (top,) = summary["seen"]["top1"]["classes"][:1]
+    result = runner.invoke(app, ["analyze", str(src), "-o", str(tmp_path / "o"), "--top-n", "2", "--no-video"])
+    assert result.exit_code == 0, result.output  # the done report names what was mostly seen
+    assert f"  mostly seen: {top['class_name']} {top['share']:.0%} ({top['first_s']:g}-{top['last_s']:g} s)" in result.stdout
+    assert "frames_csv: " in result.stdout
     for extra in (["--cam-classes", "zzzz"], ["--start", "abc"], ["--every", "2", "--fps", "3"], ["--start", "5", "--end", "1"]):
         result = runner.invoke(app, ["analyze", str(src), "-o", str(tmp_path / "bad"), *extra])
         assert result.exit_code == 2, (extra, result.output)
