@@ -34,7 +34,7 @@ import numpy as np
 from streamcam.apps.analyze import AnalyzeOptions, _chunks, analyze, model_inputs
 from streamcam.explain.input_size import InputSize
 from streamcam.explain.null_engine import NullEngine
-from streamcam.outputs.files import PredictionsCsv
+from streamcam.outputs.files import FramesCsv, PredictionsCsv
 from streamcam.outputs.run_sinks import FrameWriter
 from streamcam.video.sink import VideoSink
 from streamcam.video.source import VideoSource
@@ -276,6 +276,7 @@ def stage_costs(path: Path, end: float | None, classifier, engine, out: Path, pr
     video.close()
     writer = FrameWriter(None, AnalyzeOptions(preset=preset).sinks(), classifier.labels, None, [], 0)  # its drawing only
     table = PredictionsCsv(out / "bench.csv", classifier.labels, 5)
+    per_frame = FramesCsv(out / "bench.frames.csv", classifier.labels)
     frames = 0
     process_began = time.process_time()
     with VideoSink(out / "encode.mp4", width=info.width, height=info.height, time_base=info.time_base, fps=info.fps, preset=preset) as sink:
@@ -288,11 +289,13 @@ def stage_costs(path: Path, end: float | None, classifier, engine, out: Path, pr
                 picture = writer.render_overlay(frame, batch.probabilities[i], batch.class_ids[i], batch.cams[i])
                 drawn = time.thread_time()
                 table.write_frame(frame.index, frame.pts, frame.time_s, batch.probabilities[i])
+                per_frame.write_frame(frame.index, frame.pts, frame.time_s, batch.probabilities[i], batch.class_ids[i], batch.cams[i])
                 costs["render"] += drawn - began
                 costs["csv"] += time.thread_time() - drawn
                 sink.write(picture, frame.pts, frame.time_s)
             frames += len(chunk)
     table.close()
+    per_frame.close()
     costs["encode"] = time.process_time() - process_began - costs["colour+resize"] - costs["render"] - costs["csv"]
     for stage in STAGES[1:]:
         costs[stage] *= 1000 / frames

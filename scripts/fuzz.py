@@ -349,9 +349,13 @@ def _check_outputs(out_dir: Path) -> list[str]:
     summary = json.loads(summaries[0].read_text())
     with open(summary["outputs"]["predictions"], newline="") as f:
         indices = {row["frame_index"] for row in csv.DictReader(f)}
+    with open(summary["outputs"]["frames_csv"], newline="") as f:
+        rows = [row["frame_index"] for row in csv.DictReader(f)]
     problems = []
     if summary["frames_analysed"] != len(indices):
         problems.append(f"summary says {summary['frames_analysed']} frames, CSV has {len(indices)} frame indices")
+    if sorted(rows) != sorted(indices) or len(rows) != len(indices):
+        problems.append(f"the frames CSV has {len(rows)} rows for the {len(indices)} frames of the predictions CSV")
     for key in ("video", "heatmap_video", "segmented_video"):
         if key in summary["outputs"]:
             try:

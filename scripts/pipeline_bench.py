@@ -10,7 +10,7 @@ With streamcam.explain.null_engine.NullEngine, it prints for each clip:
                     them; the null engine's own cost, nil, is counted here)
     render          the overlay video's picture: heatmap blend + label strip
     encode          VideoSink.write of those pictures (conversion for the encoder + libx264)
-    csv             PredictionsCsv.write_frame
+    csv             PredictionsCsv.write_frame and FramesCsv.write_frame (the two CSVs)
   pipeline fps      analyze() with the null engine, CSV only and with the overlay video
   efficiency        measured fps / ideal fps, where ideal = cores x 1000 / (sum of the stage
                     costs that run): 1.0 means every core is busy with useful work all the time

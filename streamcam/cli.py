@@ -204,7 +204,7 @@ def analyze(
         str,
         typer.Option(
             "--cam-classes",
-            help="Classes to explain per frame: top1, top3, ... (at most top10), ids/names tracked through the whole video (each gets p_, plocal_ and peak columns in the CSV), or both, e.g. 'top1,traffic_light,bicycle-built-for-two'.",
+            help="Classes to explain per frame: top1, top3, ... (at most top10), ids/names tracked through the whole video (each gets p_, plocal_ and peak columns in <stem>.frames.csv), or both, e.g. 'top1,traffic_light,bicycle-built-for-two'.",
         ),
     ] = "top1",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per engine call.")] = 8,
@@ -575,6 +575,8 @@ def _report(summary, quiet: bool, json_out: bool, load_s: float | None = None) -
         err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     if summary.runtime:
         out.print(f"  runtime: {summary.runtime['name']} ({summary.runtime['reason']})")
+    if summary.seen and summary.seen["top1"]["classes"]:
+        out.print(f"  mostly seen: {_seen_line(summary.seen)}")
     for key, path in summary.outputs.items():
         if key != "frames":
             out.print(f"  {key}: {path}")
@@ -588,6 +590,11 @@ def _report(summary, quiet: bool, json_out: bool, load_s: float | None = None) -
     out.print(
         f"{state}: {summary.frames_analysed} frames analysed in {summary.wall_time_s:.1f} s ({summary.frames_per_second:.1f} fps){loading}{folder}"
     )
+
+
+def _seen_line(seen: dict) -> str:
+    """'Egyptian_cat 33% (0-1.6 s), espresso 33% (1.6-3.2 s), ...': the summary's three most frequent top-1 classes."""
+    return ", ".join(f"{c['class_name']} {c['share']:.0%} ({c['first_s']:g}-{c['last_s']:g} s)" for c in seen["top1"]["classes"][:3])
 
 
 @app.command(cls=_HelpCommand)

@@ -21,7 +21,18 @@ from videos import make_audio_only, make_video
 pd = pytest.importorskip("pandas")
 runner = CliRunner()
 CSV_COLUMNS = ["frame_index", "pts", "time_s", "rank", "class_id", "class_name", "probability"]
-TRUST_COLUMNS = ["probability_smoothed", "top1_changed", "cam_r_prev"]  # temporal smoothing, on by default
+FRAME_COLUMNS = ["frame_index", "pts", "time_s", "class_id", "class_name", "probability"]
+# temporal smoothing, on by default: the smoothed probability of each ranked class, and per frame:
+TRUST_COLUMNS = ["probability_smoothed", "peak_x", "peak_y", "top1_changed", "cam_r_prev"]
+
+
+def kinds(table) -> dict[str, str]:
+    """Each column's kind as pandas read it: 'int', 'float' (empty cells are NaN) or 'str'."""
+    types = pd.api.types
+    return {
+        c: "int" if types.is_integer_dtype(t) else "float" if types.is_float_dtype(t) else "str" if types.is_string_dtype(t) else str(t)
+        for c, t in table.dtypes.items()
+    }
 
 
 def decoded(path):
@@ -44,6 +55,11 @@ def test_round_trip_keeps_frames_timestamps_and_size(default_engine, tmp_path):
     table = pd.read_csv(tmp_path / "out" / "vfr.predictions.csv")
     assert list(table.columns) == CSV_COLUMNS
     assert len(table) == 24 * 3
+    per_frame = pd.read_csv(tmp_path / "out" / "vfr.frames.csv")
+    assert list(per_frame.columns) == [*FRAME_COLUMNS, "peak_x", "peak_y"] and len(per_frame) == 24
+    assert per_frame["peak_x"].between(0, 1).all() and per_frame["peak_y"].between(0, 1).all()  # the explained class's map
+    rank0 = table[table["rank"] == 0].reset_index(drop=True)
+    assert (per_frame[["frame_index", "class_id", "probability"]] == rank0[["frame_index", "class_id", "probability"]]).all().all()
     assert table.groupby("frame_index")["rank"].apply(list).tolist() == [[0, 1, 2]] * 24
     np.testing.assert_allclose(table.drop_duplicates("frame_index")["time_s"], times, atol=1e-5)
     assert (table.groupby("frame_index")["probability"].apply(lambda p: p.is_monotonic_decreasing)).all()
@@ -65,9 +81,29 @@ def test_tracked_classes_get_csv_columns_and_extra_videos(default_engine, tmp_pa
     )
     summary = analyze(src, default_engine, options)
     table = pd.read_csv(tmp_path / "clip.predictions.csv")
-    tracked = [f"{kind}_{name}" for kind in ("p", "plocal", "peak_x", "peak_y") for name in ("traffic_light", "bicycle-built-for-two")]
-    assert list(table.columns) == CSV_COLUMNS + TRUST_COLUMNS + tracked
-    assert ((table["p_traffic_light"] >= 0) & (table["p_traffic_light"] <= 1)).all()
+    assert list(table.columns) == [*CSV_COLUMNS, "probability_smoothed"] and len(table) == 10 * 2
+    assert kinds(table) == {
+        **dict.fromkeys(["frame_index", "pts", "rank", "class_id"], "int"),
+        **dict.fromkeys(["time_s", "probability", "probability_smoothed"], "float"),
+        "class_name": "str",
+    }
+    per_frame = pd.read_csv(tmp_path / "clip.frames.csv")
+    tracked = [f"{kind}_{name}" for kind in ("p", "plocal", "peak_x", "peak_y") for name in ("traffic_light", "bicycle_built_for_two")]
+    assert list(per_frame.columns) == FRAME_COLUMNS + TRUST_COLUMNS + tracked and len(per_frame) == 10
+    assert kinds(per_frame) == {
+        **dict.fromkeys(["frame_index", "pts", "class_id", "top1_changed"], "int"),
+        **dict.fromkeys(["time_s", "probability", "probability_smoothed", "peak_x", "peak_y", "cam_r_prev", *tracked], "float"),
+        "class_name": "str",
+    }
+    assert np.isnan(per_frame["cam_r_prev"][0])  # no previous map: an empty cell, read as NaN
+    assert per_frame["p_traffic_light"].between(0, 1).all() and per_frame["peak_x_traffic_light"].between(0, 1).all()
+    assert per_frame["peak_x"].isna().all()  # the top class has no map: --cam-classes names classes only
+    rank0 = table[table["rank"] == 0].reset_index(drop=True)
+    assert (per_frame["class_id"] == rank0["class_id"]).all()  # the explained class, the heatmap's
+    assert [n["class_name"] for n in summary.seen["named"]] == ["traffic_light", "bicycle-built-for-two"]
+    top1 = summary.seen["top1"]
+    assert top1["of"] == "smoothed" and sum(c["frames"] for c in top1["classes"]) <= 10
+    assert top1["classes"][0]["class_id"] == per_frame["class_id"].mode()[0]
     for name in ("clip.gradcam.mp4", "clip.heatmap.mp4", "clip.segmented.mp4"):
         assert len(decoded(tmp_path / name)[0]) == 10
     assert "audio" in decoded(tmp_path / "clip.gradcam.mp4")[1]
@@ -243,6 +279,11 @@ def test_cli_json_summary_and_usage_errors(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["frames_analysed"] == 6 and summary["options"]["top_n"] == 2 and "video" not in summary["outputs"]
+    (top,) = summary["seen"]["top1"]["classes"][:1]
+    result = runner.invoke(app, ["analyze", str(src), "-o", str(tmp_path / "o"), "--top-n", "2", "--no-video"])
+    assert result.exit_code == 0, result.output  # the done report names what was mostly seen
+    assert f"  mostly seen: {top['class_name']} {top['share']:.0%} ({top['first_s']:g}-{top['last_s']:g} s)" in result.stdout
+    assert "frames_csv: " in result.stdout
     for extra in (["--cam-classes", "zzzz"], ["--start", "abc"], ["--every", "2", "--fps", "3"], ["--start", "5", "--end", "1"]):
         result = runner.invoke(app, ["analyze", str(src), "-o", str(tmp_path / "bad"), *extra])
         assert result.exit_code == 2, (extra, result.output)
@@ -284,6 +325,7 @@ def test_ctrl_c_finalises_playable_video_and_complete_csv(tmp_path):
     assert 40 <= n < 1500
     assert len(frames) == n
     assert sorted(table["frame_index"].unique()) == list(range(n)) and len(table) == 3 * n
+    assert pd.read_csv(out / "long.frames.csv")["frame_index"].tolist() == list(range(n))
     assert not list(out.glob(".*partial*"))
 
 

@@ -146,11 +146,12 @@ def assert_video_dropped_rest_complete(result, out: Path, stem: str, reason: str
     one_error_line(result, 1, f"could not write {out / stem}.gradcam.mp4: {reason}")
     assert "Traceback" not in result.stderr
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"{stem}.predictions.csv", f"{stem}.summary.json"], names  # no partial files, no lock
+    assert names == [f"{stem}.frames.csv", f"{stem}.predictions.csv", f"{stem}.summary.json"], names  # no partial files, no lock
     summary = json.loads((out / f"{stem}.summary.json").read_text())
     assert summary["status"] == "complete" and summary["frames_analysed"] == 30
     assert "video" not in summary["outputs"] and summary["errors"] == [f"could not write {out / stem}.gradcam.mp4: {reason}"]
     assert len((out / f"{stem}.predictions.csv").read_text().splitlines()) == 1 + 30 * 5
+    assert len((out / f"{stem}.frames.csv").read_text().splitlines()) == 1 + 30
 
 
 @pytest.mark.slow

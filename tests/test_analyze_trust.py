@@ -1,5 +1,5 @@
 """analyze with temporal smoothing (on by default) and without (--smooth 0), and with faithfulness scores:
-the CSV, the .cams.npz file, the summary, the CLI."""
+the CSVs, the .cams.npz file, the summary, the CLI."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from conftest import REPO
 pd = pytest.importorskip("pandas")
 SAMPLE = REPO / "sample_videos" / "sample.mp4"
 RAW_COLUMNS = ["frame_index", "pts", "time_s", "rank", "class_id", "class_name", "probability"]
-TRUST_COLUMNS = ["probability_smoothed", "top1_changed", "cam_r_prev"]
+FRAME_COLUMNS = ["frame_index", "pts", "time_s", "class_id", "class_name", "probability"]
+TRUST_COLUMNS = ["probability_smoothed", "peak_x", "peak_y", "top1_changed", "cam_r_prev"]  # of the frames CSV
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,8 @@ def test_smoothing_off_writes_each_frame_as_the_engine_gives_it(runs, default_en
     out, summaries = runs
     table = pd.read_csv(out / "off" / "sample.predictions.csv")
     assert list(table.columns) == RAW_COLUMNS
-    assert summaries["off"].smoothing is None
+    assert list(pd.read_csv(out / "off" / "sample.frames.csv").columns) == [*FRAME_COLUMNS, "peak_x", "peak_y"]
+    assert summaries["off"].smoothing is None and summaries["off"].seen["top1"]["of"] == "raw"
     assert (table.groupby("frame_index")["probability"].apply(lambda p: p.is_monotonic_decreasing)).all()
     assert table.groupby("frame_index")["rank"].apply(list).tolist() == [[0, 1, 2]] * 120
 
@@ -45,8 +47,10 @@ def test_smoothing_on_adds_its_columns_and_keeps_the_models_probabilities(runs):
     out, _summaries = runs
     on = pd.read_csv(out / "on" / "sample.predictions.csv")
     off = pd.read_csv(out / "off" / "sample.predictions.csv")
-    assert list(on.columns) == RAW_COLUMNS + TRUST_COLUMNS
-    assert on["frame_index"].nunique() == 120 and set(on["top1_changed"]) <= {0, 1}
+    assert list(on.columns) == [*RAW_COLUMNS, "probability_smoothed"]
+    frames = pd.read_csv(out / "on" / "sample.frames.csv")
+    assert list(frames.columns) == FRAME_COLUMNS + TRUST_COLUMNS
+    assert on["frame_index"].nunique() == len(frames) == 120 and set(frames["top1_changed"]) <= {0, 1}
     # `probability` is still the model's own: the same as without smoothing, class by class
     merged = on.merge(off, on=["frame_index", "class_id"], suffixes=("", "_off"))
     assert len(merged) > 200
@@ -56,8 +60,11 @@ def test_smoothing_on_adds_its_columns_and_keeps_the_models_probabilities(runs):
     assert rest.apply(lambda p: p.is_monotonic_decreasing).all()
     first = on[on["frame_index"] == on["frame_index"].min()]
     np.testing.assert_allclose(first["probability_smoothed"], first["probability"], atol=1e-6)  # nothing to average yet
-    r = on[on["rank"] == 0]["cam_r_prev"].dropna()
+    r = frames["cam_r_prev"].dropna()
     assert len(r) > 60 and r.between(-1, 1).all()
+    rank0 = on[on["rank"] == 0].reset_index(drop=True)
+    columns = ["frame_index", "class_id", "probability", "probability_smoothed"]
+    assert (frames[columns] == rank0[columns]).all().all()  # the frame's row names rank 0, the explained class
 
 
 def test_the_summary_gives_the_smoothing_and_its_gain(runs):
@@ -67,8 +74,7 @@ def test_the_summary_gives_the_smoothing_and_its_gain(runs):
     smoothed, raw = on["stability"]["smoothed"], on["stability"]["raw"]
     assert set(smoothed) == set(raw) == {"top1_flip_rate", "cam_r_prev_median", "cam_r_prev_p10"}
     assert smoothed["top1_flip_rate"] <= raw["top1_flip_rate"]
-    table = pd.read_csv(out / "on" / "sample.predictions.csv")
-    flips = table[table["rank"] == 0]["top1_changed"].sum()
+    flips = pd.read_csv(out / "on" / "sample.frames.csv")["top1_changed"].sum()
     assert smoothed["top1_flip_rate"] == pytest.approx(flips / 119, abs=1e-4)
     assert summaries["on"].options["smooth"] == DEFAULT_SMOOTH_S
 
@@ -131,10 +137,9 @@ def test_faithfulness_scores_every_nth_frame_and_beats_its_control(default_engin
     removing its bottom ones, and far more than a random map's top pixels do."""
     options = AnalyzeOptions(top_n=2, out_dir=tmp_path, video=False, cam_classes="top1,tiger_cat", faithfulness_every=4, end=2.0)
     summary = analyze(str(SAMPLE), default_engine, options)
-    table = pd.read_csv(tmp_path / "sample.predictions.csv")
-    assert list(table.columns)[7:12] == [*TRUST_COLUMNS, "faith", "faith_control"]
-    assert "faith_tiger_cat" in table.columns
-    frames = table.drop_duplicates("frame_index").reset_index(drop=True)
+    frames = pd.read_csv(tmp_path / "sample.frames.csv")
+    assert list(frames.columns)[6:13] == [*TRUST_COLUMNS, "faith", "faith_control"]
+    assert list(frames.columns)[-5:] == [f"{kind}_tiger_cat" for kind in ("p", "plocal", "peak_x", "peak_y", "faith")]
     scored = frames["faith"].notna()
     assert scored.tolist() == [i % 4 == 0 for i in range(len(frames))]  # every 4th analysed frame
     assert (frames["faith_tiger_cat"].notna() == scored).all() and (frames["faith_control"].notna() == scored).all()
@@ -150,7 +155,8 @@ def test_faithfulness_scores_every_nth_frame_and_beats_its_control(default_engin
 def test_with_named_classes_only_the_summary_scores_the_first_of_them(default_engine, tmp_path):
     options = AnalyzeOptions(out_dir=tmp_path, video=False, cam_classes="tiger_cat,bicycle-built-for-two", faithfulness_every=8, end=1.0)
     figures = analyze(str(SAMPLE), default_engine, options).faithfulness
-    table = pd.read_csv(tmp_path / "sample.predictions.csv").drop_duplicates("frame_index")
+    table = pd.read_csv(tmp_path / "sample.frames.csv")
+    assert table["faith"].isna().all()  # no top class explained, so none scored
     assert figures["class"] == "tiger_cat"
     assert figures["mean"] == pytest.approx(table["faith_tiger_cat"].mean(), abs=1e-3)
 
@@ -161,3 +167,36 @@ def test_a_bad_faithfulness_stride_is_one_error_line(tmp_path, args):
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [f"error: --faithfulness-every must be 1 or more frames, not {args[1]}"]
     assert not any(tmp_path.iterdir())
+
+
+def test_the_summary_says_what_the_model_saw(default_engine, tmp_path):
+    """`seen`: the explained top-1 classes as the frames CSV lists them, counted and timed, and the
+    named class's peaks, each a peak of its p or plocal curve in that CSV."""
+    options = AnalyzeOptions(top_n=2, out_dir=tmp_path, video=False, cam_classes="top1,tiger_cat")
+    seen = analyze(str(SAMPLE), default_engine, options).seen
+    frames = pd.read_csv(tmp_path / "sample.frames.csv")
+    assert seen["top1"]["of"] == "smoothed" and seen["top1"]["distinct_classes"] == frames["class_id"].nunique()
+    counts = frames["class_id"].value_counts()
+    listed = seen["top1"]["classes"]
+    assert [c["frames"] for c in listed] == counts.tolist()[:5] and listed[0]["class_id"] == counts.index[0]
+    for entry in listed:
+        rows = frames[frames["class_id"] == entry["class_id"]]
+        assert entry["first_s"] == pytest.approx(rows["time_s"].min(), abs=1e-3)
+        assert entry["last_s"] == pytest.approx(rows["time_s"].max(), abs=1e-3)
+        assert entry["runs"] == int((rows.index.to_series().diff() != 1).sum())  # stretches of consecutive frames
+        assert entry["share"] == pytest.approx(len(rows) / 120, abs=1e-4)
+    (cat,) = seen["named"]
+    assert cat["class_name"] == "tiger_cat" and cat["p_max"] == pytest.approx(frames["p_tiger_cat"].max(), abs=1e-4)
+    assert 1 <= len(cat["peaks"]) == min(cat["peaks_found"], 10)
+    assert cat["peaks"] == sorted(cat["peaks"], key=lambda p: p["time_s"])
+    for peak in cat["peaks"]:
+        row = frames[frames["frame_index"] == peak["frame_index"]].iloc[0]
+        assert peak["time_s"] == pytest.approx(row["time_s"], abs=1e-3)
+        assert peak["p"] == pytest.approx(row["p_tiger_cat"], abs=1e-4) and peak["plocal"] == pytest.approx(
+            row["plocal_tiger_cat"], abs=1e-4
+        )
+        for curve in peak["on"]:  # no neighbour higher on the curve it peaks on
+            column = frames[f"{curve}_tiger_cat"]
+            i = row.name
+            assert column[i] >= column[max(i - 1, 0)] - 1e-6 and column[i] >= column[min(i + 1, 119)] - 1e-6
+    assert json.loads((tmp_path / "sample.summary.json").read_text())["seen"] == seen

@@ -96,6 +96,9 @@ def test_a_failing_video_does_not_stop_the_batch_and_a_rerun_skips_what_is_done(
     (out / "a" / "clip.mp4" / "clip.predictions.csv").unlink()
     third = run_local(videos, default_engine, options, out, Manifest(out))
     assert {Path(e["path"]).relative_to(clips).as_posix(): e["status"] for e in third}["a/clip.mp4"] == COMPLETE
+    (out / "a" / "clip.mp4" / "clip.frames.csv").unlink()  # the per-frame table too
+    fourth = run_local(videos, default_engine, options, out, Manifest(out))
+    assert {Path(e["path"]).relative_to(clips).as_posix(): e["status"] for e in fourth}["a/clip.mp4"] == COMPLETE
 
 
 def test_a_manifest_line_cut_off_by_a_killed_run_is_ignored_and_that_video_redone(default_engine, clips, tmp_path):
@@ -173,7 +176,7 @@ def test_resume_redoes_damaged_outputs_and_other_settings_only_with_overwrite(de
     options = AnalyzeOptions(video=False)
     first = run_local(videos, default_engine, options, out, Manifest(out))
     entry = first[0]
-    assert set(entry["files"]) == {entry["outputs"]["predictions"], entry["outputs"]["summary"]}
+    assert set(entry["files"]) == {entry["outputs"][key] for key in ("predictions", "frames_csv", "summary")}
     assert all(record["size"] > 0 and len(record["sha256"]) == 64 for record in entry["files"].values())
     assert entry["settings"]["options"]["top_n"] == 5 and entry["settings"]["engine"] == engine_key_of(default_engine)
 

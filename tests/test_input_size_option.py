@@ -74,9 +74,9 @@ def test_analyze_csv_has_local_evidence_and_peaks_for_tracked_classes(default_en
         str(src), default_engine, AnalyzeOptions(out_dir=out, top_n=2, cam_classes="top1,tabby,bicycle-built-for-two", input_size="320")
     )
     assert summary.frames_analysed == 6
-    table = pd.read_csv(out / "wide.predictions.csv")
+    table = pd.read_csv(out / "wide.frames.csv")
     for kind in ("p", "plocal", "peak_x", "peak_y"):
-        for name in ("tabby", "bicycle-built-for-two"):
+        for name in ("tabby", "bicycle_built_for_two"):
             assert f"{kind}_{name}" in table.columns
     assert table["plocal_tabby"].between(0, 1).all() and table["plocal_tabby"].notna().all()
     peaks = table[["peak_x_tabby", "peak_y_tabby"]].dropna().to_numpy()

@@ -90,6 +90,7 @@ def test_ctrl_c_on_a_stalled_stream_keeps_what_was_read_and_exits_130(stalling_c
     assert any("stopped responding" in w for w in summary["warnings"])
     table = pd.read_csv(out / "clip.predictions.csv")
     assert sorted(table["frame_index"].unique()) == list(range(n)) and len(table) == 2 * n
+    assert pd.read_csv(out / "clip.frames.csv")["frame_index"].tolist() == list(range(n))
     assert _decoded_frames(out / "clip.gradcam.mp4") == n
     assert not list(out.glob(".*partial*"))
 

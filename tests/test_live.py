@@ -227,7 +227,7 @@ def test_a_second_recording_into_the_same_folder_keeps_the_first(default_engine,
     second = live(str(src), default_engine, FakeViewer(), record=AnalyzeOptions(out_dir=rec))["outputs"]
     # Time-stamped names (`clip-YYYYmmdd-HHMMSS[-n]`), different even within one second.
     assert re.fullmatch(r"clip-\d{8}-\d{6}(-\d+)?\.gradcam\.mp4", Path(first["video"]).name)
-    assert set(first) == set(second) == {"predictions", "summary", "video"}
+    assert set(first) == set(second) == {"predictions", "frames_csv", "summary", "video"}
     for key in first:
         assert first[key] != second[key] and Path(first[key]).is_file() and Path(second[key]).is_file()
-    assert len(list(rec.iterdir())) == 6
+    assert len(list(rec.iterdir())) == 8

@@ -108,6 +108,7 @@ def test_recording_a_stream_until_ctrl_c(tmp_path):
         n_video = sum(1 for _ in decoded)
     assert n_video == len(frames) >= 20
     assert shown == len(frames)
+    assert pd.read_csv(next(out.glob("127.0.0.1-*.frames.csv")))["time_s"].tolist() == times.tolist()  # a row per frame
 
     figures = json.loads(summary.read_text())
     assert figures["status"] == "interrupted"

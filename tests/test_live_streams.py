@@ -180,8 +180,11 @@ def test_mjpeg_browser_view_stall_reconnect_and_recording(default_engine, tmp_pa
     assert summary["status"] == "complete" and summary["live"]["reconnects"] >= 1
     assert summary["frames_analysed"] == len(frames)
     # live smooths by default, over the shown frames' timestamps, and the recording says so
-    header = Path(out["predictions"]).read_text().splitlines()[0].split(",")
-    assert header[7:10] == ["probability_smoothed", "top1_changed", "cam_r_prev"]
+    assert Path(out["predictions"]).read_text().splitlines()[0].split(",")[7:] == ["probability_smoothed"]
+    header = Path(out["frames_csv"]).read_text().splitlines()[0].split(",")
+    assert header[6:11] == ["probability_smoothed", "peak_x", "peak_y", "top1_changed", "cam_r_prev"]
+    assert csv_frames(out["frames_csv"]) == frames  # one row per recorded frame
+    assert sum(c["frames"] for c in summary["seen"]["top1"]["classes"]) <= len(frames)
     assert (
         summary["smoothing"]["seconds"] == DEFAULT_SMOOTH_S and summary["smoothing"]["stability"]["smoothed"]["top1_flip_rate"] is not None
     )

@@ -3,11 +3,14 @@ outputs: same frames, same order, same timestamps, same CSV."""
 
 from __future__ import annotations
 
+import json
+
 import av
 import numpy as np
 import pytest
 
 from streamcam.apps.analyze import AnalyzeOptions, analyze
+from streamcam.core.errors import OutputError
 from streamcam.explain.null_engine import NullEngine
 from streamcam.outputs.run_sinks import RENDER_WORKERS
 
@@ -93,3 +96,19 @@ def test_pictures_drawn_ahead_are_written_in_order_and_none_after_close(default_
     assert [t for _, t, _ in decoded(tmp_path / "out" / "clip.gradcam.mp4")] == pytest.approx([f.time_s for f in frames], abs=1e-3)
     late = writer.draw_ahead((frames[:2], engine.explain(np.stack([f.model_input((224, 224)) for f in frames[:2]]))))
     assert late.pictures is None  # a compute stage that outlived the run starts no drawing
+
+
+def test_a_frames_csv_that_cannot_be_finished_is_dropped_alone(default_classifier, tmp_path):
+    """The per-frame table is a sink like the others: a folder taking its name mid-run drops it
+    alone, with no temporary file left, and the summary lists the rest."""
+    src = tmp_path / "clip.mp4"
+    make_video(src, 10, size=(96, 64))
+    out = tmp_path / "out"
+    blocker = out / "clip.frames.csv"
+    options = AnalyzeOptions(out_dir=out, batch_size=5)
+    with pytest.raises(OutputError, match=r"could not finish .*clip\.frames\.csv"):
+        analyze(str(src), NullEngine(default_classifier), options, on_frame=lambda frame: blocker.mkdir(exist_ok=True))
+    summary = json.loads((out / "clip.summary.json").read_text())
+    assert "frames_csv" not in summary["outputs"] and {"predictions", "video"} <= set(summary["outputs"])
+    assert len((out / "clip.predictions.csv").read_text().splitlines()) == 1 + 10 * 5
+    assert blocker.is_dir() and not list(blocker.iterdir()) and not list(out.glob(".*partial*"))

@@ -116,6 +116,7 @@ class AnalyzeSummary:
     smoothing: dict | None = None  # temporal smoothing's settings, cuts and stability figures (None: off)
     faithfulness: dict | None = None  # removal scores: stride, frames scored, mean, control, low-trust share (None: off)
     source_sha256: str | None = None  # which input this was, without storing a URL's secrets (see run_settings)
+    seen: dict | None = None  # the most frequent top-1 classes and each named class's peaks (outputs.seen)
 
     @classmethod
     def of_run(cls, info: VideoInfo, engine, options: AnalyzeOptions, **fields) -> AnalyzeSummary:
@@ -422,6 +423,7 @@ def _run(source, engine, options, on_start, on_frame, collectors, labels, top_k,
         smoothing=None if smoother is None else smoothing_summary(smoother),
         faithfulness=None if faith is None else faith.summary(),
         source_sha256=source_digest(source),
+        seen=writer.seen.summary(),
     )
     finish_summary(outputs.paths["summary"], summary, errors)
     return summary

@@ -1,8 +1,9 @@
 """The files one run writes, and the stage that writes them, shared by every command that records.
 
 `streamcam analyze`, `streamcam review`, `streamcam live --record` and batch runs all write
-through RunOutputs (the CSV, the videos, under temporary names until close()) and FrameWriter
-(one frame's CSV row, rendered video frames, saved pictures, extra collectors): one copy.
+through RunOutputs (the CSVs, the videos, under temporary names until close()) and FrameWriter
+(one frame's CSV rows, rendered video frames, saved pictures, what the summary says was seen,
+extra collectors): one copy.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from streamcam.video.timecode import format_timecode
 
 from . import render, render_i420
 from .cams_file import CamsNpz
-from .files import FrameTrust, PredictionsCsv, partial_path, write_json_atomic
+from .files import FramesCsv, FrameTrust, PredictionsCsv, partial_path, write_json_atomic
 from .pictures import explained_classes, render_pictures, write_pictures
+from .seen import SeenClasses
 
 FRAME_PICTURE_KINDS = ("gradcam", "heatmap", "segmented")
 # Threads that draw video pictures beside the one that encodes them: the cores left over, at most 4.
@@ -43,7 +45,7 @@ class SinkOptions:
     """What the run's files are and how they are drawn and encoded (the apps' options hand these down)."""
 
     out_dir: Path | None = None  # None: next to a local input, else the working folder
-    top_n: int = 5  # CSV rows per frame
+    top_n: int = 5  # predictions CSV rows per frame
     video: bool = True  # <stem>.gradcam.mp4
     heatmap_video: bool = False
     segmented_video: bool = False
@@ -56,8 +58,8 @@ class SinkOptions:
     colormap: str = "jet"
     heat: str = "evidence"  # 'evidence': maps scaled by their class's evidence and faded below it; 'minmax': as they are (render.py)
     save_cams: bool = False  # <stem>.cams.npz: every frame's CAM grids (outputs.cams_file)
-    trust_columns: bool = False  # the CSV's temporal-smoothing columns (probability_smoothed, top1_changed, cam_r_prev)
-    faith_columns: bool = False  # the CSV's faithfulness columns (faith, faith_control, faith_<name>)
+    trust_columns: bool = False  # the CSVs' temporal-smoothing columns (probability_smoothed, top1_changed, cam_r_prev)
+    faith_columns: bool = False  # the frames CSV's faithfulness columns (faith, faith_control, faith_<name>)
 
 
 def trust_of(batch, n: int, n_tracked: int) -> FrameTrust | None:
@@ -97,12 +99,16 @@ def output_folder(source, out_dir: Path | None) -> Path:
 
 
 def output_paths(source, options: SinkOptions, stem: str | None = None) -> dict[str, Path]:
-    """The final path of each file a run with these options writes, by key (predictions, summary,
-    video, heatmap_video, segmented_video, review, cams)."""
+    """The final path of each file a run with these options writes, by key (predictions, frames_csv,
+    summary, video, heatmap_video, segmented_video, review, cams)."""
     stem = stem or output_stem(source)
     out_dir = output_folder(source, options.out_dir)
     ext = ".webm" if options.codec in ("libvpx-vp9", "libvpx") else ".mp4"
-    paths = {"predictions": out_dir / f"{stem}.predictions.csv", "summary": out_dir / f"{stem}.summary.json"}
+    paths = {
+        "predictions": out_dir / f"{stem}.predictions.csv",
+        "frames_csv": out_dir / f"{stem}.frames.csv",
+        "summary": out_dir / f"{stem}.summary.json",
+    }
     paths |= {key: out_dir / f"{stem}.{kind}{ext}" for key, kind in RunOutputs.VIDEOS if getattr(options, key)}
     if options.review:
         paths["review"] = out_dir / f"{stem}.review.html"
@@ -141,18 +147,20 @@ class RunOutputs:
         copy_audio = options.audio and info.has_audio and is_local_file(source)
         if options.audio and info.has_audio and not copy_audio:
             self.warnings.append("audio not copied: it is copied from local files only, not from streams or cameras")
-        self.csv = PredictionsCsv(
-            self.paths["predictions"],
-            labels,
-            options.top_n,
-            tracked,
-            trust=options.trust_columns,
-            faith=options.faith_columns,
-            exclusive=exclusive,
-        )
+        self.tracked = list(tracked)
+        self.csv = PredictionsCsv(self.paths["predictions"], labels, options.top_n, trust=options.trust_columns, exclusive=exclusive)
+        self.frames_csv = None
         self.cams = None
         self.sinks: dict[str, VideoSink] = {}
         try:
+            self.frames_csv = FramesCsv(
+                self.paths["frames_csv"],
+                labels,
+                tracked,
+                trust=options.trust_columns,
+                faith=options.faith_columns,
+                exclusive=exclusive,
+            )
             self.cams = CamsNpz(self.paths["cams"]) if options.save_cams else None
             for key, _kind in self.VIDEOS:
                 if key in self.paths:
@@ -175,9 +183,9 @@ class RunOutputs:
 
     def _files(self) -> list[tuple[str, object]]:
         """(paths key, writer) of every file still being written but the summary, each with close() and abort()."""
-        csv = [("predictions", self.csv)] if self.csv is not None else []
+        tables = [(key, table) for key, table in (("predictions", self.csv), ("frames_csv", self.frames_csv)) if table is not None]
         cams = [("cams", self.cams)] if self.cams is not None else []
-        return [*csv, *cams, *self.sinks.items()]
+        return [*tables, *cams, *self.sinks.items()]
 
     def safely(self, key: str, write, *args) -> None:
         """write(*args) into the file `key`; if the file cannot take it, the file is dropped alone."""
@@ -195,6 +203,8 @@ class RunOutputs:
             output.abort()
         if key == "predictions":
             self.csv = None
+        elif key == "frames_csv":
+            self.frames_csv = None
         elif key == "cams":
             self.cams = None
         else:
@@ -204,6 +214,8 @@ class RunOutputs:
     def flush(self) -> None:
         if self.csv is not None:
             self.safely("predictions", self.csv.flush)
+        if self.frames_csv is not None:
+            self.safely("frames_csv", self.frames_csv.flush)
 
     def abort(self) -> None:
         for _key, output in self._files():
@@ -237,7 +249,8 @@ class _Drawing(NamedTuple):
 
 
 class FrameWriter:
-    """The consume stage: CSV rows, rendered frames into the video sinks, saved pictures."""
+    """The consume stage: CSV rows, rendered frames into the video sinks, saved pictures, and the
+    summary's account of what was seen (`seen`, outputs.seen)."""
 
     def __init__(
         self,
@@ -255,6 +268,7 @@ class FrameWriter:
         # A collector gets the frame's trust results (smoothing, faithfulness) when its add() takes `trust`.
         self._trust_collectors = {id(c) for c in self.collectors if "trust" in inspect.signature(c.add).parameters}
         self.n_tracked = n_tracked  # the tracked classes are the last columns of each batch
+        self.seen = SeenClasses(labels, outputs.tracked if outputs is not None else ())
         self.pending_saves = sorted(save_times)
         self.saved: list[str] = []
         self.frames = 0
@@ -328,7 +342,11 @@ class FrameWriter:
         local = None if local_all is None else local_all[tracked]
         outputs = self.outputs
         if outputs.csv is not None:
-            outputs.safely("predictions", outputs.csv.write_frame, frame.index, frame.pts, frame.time_s, probs, local, cams[tracked], trust)
+            outputs.safely("predictions", outputs.csv.write_frame, frame.index, frame.pts, frame.time_s, probs, trust)
+        if outputs.frames_csv is not None:
+            table = outputs.frames_csv
+            outputs.safely("frames_csv", table.write_frame, frame.index, frame.pts, frame.time_s, probs, ids, cams, local_all, trust)
+        self.seen.add(frame.index, frame.time_s, probs, local, trust)
         if outputs.cams is not None:
             outputs.safely("cams", outputs.cams.add, frame.index, frame.time_s, ids, cams, None if trust is None else trust.raw_cams)
         for collector in self.collectors:

@@ -266,6 +266,7 @@ def _finish_recording(writer: FrameWriter, video: VideoSource, engine: CamEngine
         errors=errors,
         live={k: figures[k] for k in ("frames_shown", "frames_dropped", "reconnects", "frame_age_ms_p50", "frame_age_ms_p95", "losses")},
         smoothing=None if smoother is None else smoothing_summary(smoother),
+        seen=writer.seen.summary(),
     )
     finish_summary(outputs.paths["summary"], summary, errors)  # raises OutputError if any output failed
     return {k: str(v) for k, v in outputs.paths.items()}

@@ -4,8 +4,9 @@
 Part of streamcam.outputs: may import streamcam.video and streamcam.core.
 """
 
+from streamcam.outputs.peaks import find_peaks
+
 from .collect import ReviewCollector
 from .page import write_review
-from .peaks import find_peaks
 
 __all__ = ["ReviewCollector", "find_peaks", "write_review"]

@@ -17,11 +17,11 @@ import numpy as np
 
 from streamcam.explain.trust.faithfulness import FAITH_LOW
 from streamcam.outputs.files import write_bytes_atomic
+from streamcam.outputs.peaks import curve_prominence, find_peaks
 from streamcam.outputs.render import COLORMAPS, EVIDENCE_FADE, EVIDENCE_FULL
 from streamcam.video.timecode import format_timecode
 
 from .collect import ReviewCollector, encode_jpeg
-from .peaks import curve_prominence, find_peaks
 
 PAGE_COLORMAPS = ("jet", "turbo", "inferno", "viridis")
 # Shrinking steps when over --max-mb: (max width, JPEG quality); frames are dropped only after these.
