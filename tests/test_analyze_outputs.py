@@ -216,7 +216,7 @@ def test_without_out_dir_the_files_go_to_streamcam_out_and_the_last_line_says_so
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (work / "streamcam_out").iterdir()) == ["clip.predictions.csv", "clip.summary.json"]
+    assert sorted(p.name for p in (work / "streamcam_out").iterdir()) == ["clip.frames.csv", "clip.predictions.csv", "clip.summary.json"]
     assert sorted(p.name for p in clips.iterdir()) == ["clip.mp4"]  # nothing written beside the input
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("done: 6 frames analysed in ") and last.endswith("; outputs in streamcam_out/"), last

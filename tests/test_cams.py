@@ -255,7 +255,7 @@ def test_engine_rejects_bad_shapes_and_classes():
     engine = CamEngine(gap_dense_classifier())
     with pytest.raises(UsageError, match="shape"):
         engine.explain(np.zeros((1, 16, 16), np.uint8))  # no colour axis (any H, W fits a GAP head)
-    with pytest.raises(UsageError, match="class ids"):
+    with pytest.raises(UsageError, match="class id 99 is out of range"):
         engine.explain(random_images(1, 16), class_ids=[99])
 
 

@@ -111,5 +111,7 @@ def test_a_csv_only_run_and_the_overlay_video_never_make_the_full_rgb_frame(defa
     make_video(src, 12, size=(160, 96))
     for video in (False, True):
         watcher = RgbWatcher()
-        analyze(str(src), NullEngine(default_classifier), AnalyzeOptions(out_dir=tmp_path, video=video), collectors=[watcher])
+        analyze(
+            str(src), NullEngine(default_classifier), AnalyzeOptions(out_dir=tmp_path / f"video{video}", video=video), collectors=[watcher]
+        )
         assert watcher.converted == [False] * 12

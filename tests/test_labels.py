@@ -57,7 +57,7 @@ def test_resolve_refuses_what_is_not_one_exact_class(spec, message):
 
 def test_ids_take_names_wherever_ids_go():
     labels = Labels()
-    assert labels.ids(["traffic_light", 444, np.int64(671), "920"]) == [920, 444, 671]
+    assert labels.ids(["traffic_light", 444, np.int64(671), "920"]) == [920, 444, 671, 920]  # repeats kept: the caller's layout
     assert labels.ids("traffic_light,mountain_bike") == [920, 671]
     assert labels.ids(5) == [5] and labels.ids(()) == []
     with pytest.raises(UsageError, match="out of range"):

@@ -170,17 +170,25 @@ def test_ctrl_c_while_the_reader_is_stuck_in_a_stalled_read(default_engine, stal
     with StallingServer(src, stall_at) as server:
         port = int(server.url.split(":")[2].split("/")[0])
 
+        returned = threading.Event()
+
         def ctrl_c():  # a real SIGINT, as a terminal sends it, once the reader is blocked
+            # ... and only while live() runs: a SIGINT after it returned (it failed early, on a
+            # loaded machine) would end the test worker itself, not the session.
             if server.stalled.wait(30):
                 time.sleep(0.5)
-                os.kill(os.getpid(), signal.SIGINT)
+                if not returned.is_set():
+                    os.kill(os.getpid(), signal.SIGINT)
 
         # Trace the engine first: the signal is meant for the frame loop, not for TensorFlow's tracing.
         default_engine.explain(resize_batch([np.zeros((64, 96, 3), np.uint8)], default_engine.classifier.input_size), 1, ())
         threading.Thread(target=ctrl_c, daemon=True).start()
         viewer = FakeViewer()  # never quits by itself
         began = time.monotonic()
-        figures = live(server.url, default_engine, viewer)  # the first Ctrl-C ends the session cleanly
+        try:
+            figures = live(server.url, default_engine, viewer)  # the first Ctrl-C ends the session cleanly
+        finally:
+            returned.set()
         took = time.monotonic() - began
         assert figures["status"] == "interrupted" and figures["frames_shown"] >= 1
         assert viewer.closed and took < 8, f"Ctrl-C took {took:.1f}s to stop live()"

@@ -47,9 +47,10 @@ def test_an_error_line_names_the_url_without_its_password():
 def test_a_batch_manifest_keeps_the_url_without_credentials_and_finds_it_again(tmp_path):
     url = "rtsp://admin:secret@cam/main?token=abc"
     manifest = Manifest(tmp_path)
-    manifest.record({**unfinished_entry(url, tmp_path / "main", "complete", ""), "outputs": {}})
+    settings = {"source_sha256": "0" * 64, "engine": {"model": "efficientnet-lite0"}, "options": {"top_n": 5}}
+    manifest.record({**unfinished_entry(url, tmp_path / "main", "complete", ""), "outputs": {}, "settings": settings, "files": {}})
     assert "secret" not in manifest.path.read_text() and "abc" not in manifest.path.read_text()
-    assert Manifest(tmp_path).done(url)  # the next run matches the same camera
+    assert Manifest(tmp_path).done(url, settings)  # the next run matches the same camera
 
 
 @pytest.mark.slow

@@ -303,7 +303,7 @@ def test_a_bad_encoder_option_is_one_usage_error_before_any_file(tmp_path, capfd
     # An option the encoder itself refuses: its reason in one line, FFmpeg's log lines caught.
     with pytest.raises(UsageError, match=r"libvpx-vp9 encoder refused its options: .*crf"):
         check_encoder("libvpx-vp9", 99, None)
-    with pytest.raises(UsageError, match=r"libvpx-vp9 encoder refused its options: .*crf"):
+    with pytest.raises(UsageError, match=r"libvpx-vp9 encoder refused its options.*crf"):
         VideoSink(tmp_path / "o.webm", width=64, height=48, time_base=Fraction(1, 25), fps=25, codec="libvpx-vp9", crf=99)
     assert not list(tmp_path.iterdir())  # the sink opened its encoder before any frame, and cleaned up
     assert "error" not in capfd.readouterr().err.lower()

@@ -103,14 +103,14 @@ class Labels:
 
     def ids(self, classes: str | int | Sequence[int | str]) -> list[int]:
         """Class ids for what the library takes wherever a class is named: an id, a name, a
-        comma-separated string of them, or a sequence mixing ids and names (see resolve)."""
+        comma-separated string of them, or a sequence mixing ids and names (see resolve). One id
+        per item, in order, repeats kept: the engine's columns follow what the caller asked for
+        (tiling and smoothing ask for fixed layouts that may name a class twice)."""
         if isinstance(classes, str | int | np.integer):
             classes = [classes]
         ids: list[int] = []
         for item in classes:
-            for class_id in self.resolve(item) if isinstance(item, str) else [self._check_id(int(item))]:
-                if class_id not in ids:
-                    ids.append(class_id)
+            ids += self.resolve(item) if isinstance(item, str) else [self._check_id(int(item))]
         return ids
 
     def search(self, query: str = "") -> list[ImageNetClass]:

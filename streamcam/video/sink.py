@@ -115,7 +115,8 @@ class VideoSink:
             cc.framerate = Fraction(self.fps).limit_denominator(1001)  # a hint only; pts decide
         cc.thread_count = 0  # auto
         cc.thread_type = "AUTO"  # libx264: frame threads (faster) instead of sliced threads
-        _open_encoder(cc, codec)  # a bad option fails here, before any frame, not at the first encode
+        # A bad option fails here, before any frame, not at the first encode.
+        _open_encoder(cc, codec, catch_logs=False, options=_encoder_options(codec, crf, preset))
         return stream
 
     # -- writing -------------------------------------------------------------------
@@ -389,9 +390,23 @@ def check_encoder(codec: str, crf: int | None, preset: str | None) -> None:
             trial.close()
 
 
-def _open_encoder(cc, codec: str) -> None:
+def _open_encoder(cc, codec: str, catch_logs: bool = True, options: dict | None = None) -> None:
     """Open the encoder now; a refused option becomes one UsageError line with FFmpeg's reason
-    (its log lines are caught, not printed)."""
+    (its log lines are caught, not printed).
+
+    catch_logs=False where other threads may be decoding (a sink opened mid-run): catching
+    FFmpeg's lines switches PyAV's global log level and back, and a decoder logging meanwhile ran
+    PyAV's callback with no level set (a TypeError traceback on stderr, seen on damaged inputs).
+    check_encoder, which runs before anything is decoded, catches them; here the error's own text
+    is the reason, with the options it was given."""
+    if not catch_logs:
+        try:
+            cc.open()
+        except (ValueError, av.FFmpegError) as exc:
+            given = ", ".join(f"{key} {value}" for key, value in (options or {}).items())
+            reason = getattr(exc, "strerror", None) or exc
+            raise UsageError(f"the {codec} encoder refused its options ({given}): {reason}") from None
+        return
     level = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)
     try:
