@@ -20,6 +20,7 @@ from streamcam.core.errors import UsageError
 from streamcam.models.linear_head import linear_head, why_not_linear
 
 from ..cams import get_method
+from ..checks import class_id_array, pooling_images
 from ..maps import class_maps, pooled_linear_gradients
 from ..results import CamBatch
 from .openvino_model import load_or_convert, openvino
@@ -148,17 +149,10 @@ class OpenVinoEngine:
         return ops.convert_to_tensor(_softmax(self._infer(x)["logits"]))
 
     def _check_images(self, images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images)
-        s = self.classifier.stride
-        if images.ndim != 4 or images.shape[3] != 3 or min(images.shape[1:3]) < s:
-            raise UsageError(f"expected images of shape (N, H, W, 3) with H, W >= {s} (the model's stride), got {images.shape}")
-        return images
+        return pooling_images(images, self.classifier.stride)
 
     def _check_classes(self, class_ids: Sequence[int]) -> np.ndarray:
-        fixed = np.asarray(list(class_ids), dtype=np.int32).reshape(-1)
-        if fixed.size and (fixed.min() < 0 or fixed.max() >= self.classifier.num_classes):
-            raise UsageError(f"class ids must be in 0..{self.classifier.num_classes - 1}")
-        return fixed
+        return class_id_array(class_ids, self.classifier.num_classes)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
