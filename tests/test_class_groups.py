@@ -4,7 +4,12 @@ whose CAM target is the logsumexp of their logits, on the Keras engine and the O
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +23,9 @@ from streamcam.explain.engine import CamEngine
 from streamcam.models.linear_head import linear_head
 
 from tiny_models import gap_dense_classifier, random_images
+from videos import make_video
+
+REPO = Path(__file__).resolve().parents[1]
 
 GRADIENT_METHODS = ["gradcam", "hirescam", "xgradcam", "layercam", "gradcam++"]
 
@@ -69,7 +77,7 @@ def test_a_groups_gradient_is_the_softmax_weighted_mix_of_its_members(runtime):
     images = random_images(2, 16, seed=5)
     labels = engine.classifier.labels
     group = labels.ids("class_3+class_1")[0]
-    features, grads = engine.feature_gradients(images, [3, 1, group])
+    _, grads = engine.feature_gradients(images, [3, 1, group])
     logits = engine.classifier.model.predict(images / 127.5 - 1.0, verbose=0)[:, [3, 1]]
     mix = np.exp(logits - logits.max(axis=1, keepdims=True))
     mix /= mix.sum(axis=1, keepdims=True)  # (N, 2)
@@ -109,7 +117,12 @@ def test_score_cam_weighs_channels_by_the_groups_summed_probability_and_eigen_ca
         return ops.concatenate([p, p[:, 1:2] + p[:, 2:3]], axis=1)
 
     features = engine.feature_gradients(images, [1])[0]
-    raw = method.cam_from_model(ops.convert_to_tensor(features), ops.convert_to_tensor(images / np.float32(127.5) - np.float32(1.0), "float32"), summed, np.full((2, 1), 5))
+    raw = method.cam_from_model(
+        ops.convert_to_tensor(features),
+        ops.convert_to_tensor(images / np.float32(127.5) - np.float32(1.0), "float32"),
+        summed,
+        np.full((2, 1), 5),
+    )
     np.testing.assert_allclose(result.cams, np.asarray(normalize_maps(raw)), atol=1e-4)
 
 
@@ -132,3 +145,43 @@ def test_names_resolve_to_one_group_and_bad_groups_are_refused_with_one_line():
         assert "\n" not in str(error.value)
     with pytest.raises(UsageError, match="out of range"):
         labels.ids([1001])
+
+
+def _cli(*args, cwd):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "streamcam", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+@pytest.mark.slow
+def test_a_cli_run_shows_the_group_in_the_frames_csv_and_the_summary(tmp_path):
+    pd = pytest.importorskip("pandas")
+    make_video(tmp_path / "clip.mp4", 4, size=(96, 64))
+    group = "bicycle-built-for-two+mountain_bike"
+    result = _cli("analyze", "clip.mp4", "--no-video", "--out-dir", "out", "--cam-classes", f"top1,{group},traffic_light", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    frames = pd.read_csv(tmp_path / "out" / "clip.frames.csv")
+    part = "bicycle_built_for_two_mountain_bike"
+    for kind in ("p", "plocal", "peak_x", "peak_y"):
+        assert f"{kind}_{part}" in frames.columns and f"{kind}_traffic_light" in frames.columns
+    assert frames[f"p_{part}"].between(0, 1).all()
+    assert group not in set(frames["class_name"])  # the top-1 is one of the model's classes
+    ranked = pd.read_csv(tmp_path / "out" / "clip.predictions.csv")
+    assert (ranked["class_id"] < 1000).all()
+    summary = json.loads((tmp_path / "out" / "clip.summary.json").read_text())
+    assert [named["class_name"] for named in summary["seen"]["named"]] == [group, "traffic_light"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "text"),
+    [
+        ("mountain_bike+no_such_class", "unknown class name 'no_such_class'"),
+        ("mountain_bike+mountain_bike", "a group needs at least two different classes"),
+    ],
+)
+def test_a_bad_group_is_refused_in_one_line_before_the_model_loads(tmp_path, spec, text):
+    make_video(tmp_path / "clip.mp4", 2, size=(64, 48))
+    result = _cli("analyze", "clip.mp4", "--no-video", "--out-dir", "out", "--cam-classes", spec, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and text in lines[0], result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

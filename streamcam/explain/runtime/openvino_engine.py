@@ -154,7 +154,9 @@ class OpenVinoEngine:
 
     def _softmax(self, logits: np.ndarray) -> np.ndarray:
         """(N, classes + groups): the model's softmax and each named group's sum (Labels.group)."""
-        return _numpy(group_probabilities(ops.convert_to_tensor(_softmax(logits)), ops.convert_to_tensor(self.classifier.labels.group_matrix())))
+        return _numpy(
+            group_probabilities(ops.convert_to_tensor(_softmax(logits)), ops.convert_to_tensor(self.classifier.labels.group_matrix()))
+        )
 
     def _local_evidence(self, out: dict, features: np.ndarray, groups: np.ndarray) -> np.ndarray:
         """(N, classes + groups): each class's best per-cell probability. The graph gives the model's
