@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -185,3 +186,22 @@ def test_a_bad_group_is_refused_in_one_line_before_the_model_loads(tmp_path, spe
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and text in lines[0], result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_review_page_offers_the_group_by_name_and_ranks_the_models_classes_only():
+    from streamcam.outputs.review import ReviewCollector
+    from streamcam.outputs.review.page import build_data
+
+    labels = Labels(4)
+    group = labels.ids("class_1+class_2")[0]
+    collector = ReviewCollector(tracked=[group], top_n=2)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        probs = np.array([0.4, 0.3, 0.2, 0.1, 0.5], np.float32)  # the group's 0.5 outweighs every class
+        frame = SimpleNamespace(index=i, pts=i, time_s=i / 25, rgb=rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+        collector.add(frame, probs, np.array([0, group]), rng.random((2, 3, 3)).astype(np.float32), np.array([0.6, 0.7]))
+    data, _ = build_data(collector, labels, "synthetic")
+    names = {c["id"]: c["name"] for c in data["classes"]}
+    assert names[group] == "class_1+class_2" and data["classes"][0]["id"] == group  # named first in the selector
+    assert all(top[0][0] == 0 for top in (f["top"] for f in data["frames"]))  # the frame's top-1: class 0, not the group
+    assert group not in {int(c) for f in data["frames"] for c, _ in f["top"]}
