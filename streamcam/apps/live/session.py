@@ -122,6 +122,7 @@ def live(
         record.check()
     size = InputSize.parse(input_size)
     smoothing = SmoothingOptions(seconds=smooth).check()
+    class_ids = engine.classifier.labels.ids(class_ids)  # ids, names or groups ('a+b'), as analyze takes them
     smoother = TemporalSmoother(smoothing, top_k, class_ids, engine.classifier.labels.num_classes) if smoothing.enabled else None
     # The engine's call: with smoothing, one spare class and the held ones (see TemporalSmoother).
     call_top_k, call_ids = (top_k, class_ids) if smoother is None else (smoother.engine_top_k, smoother.class_ids_to_explain())
