@@ -25,7 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def cli(*args, cwd, timeout=300, **popen):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # PYTHONDONTWRITEBYTECODE: a child under a file-size limit would leave truncated .pyc files (Python
+    # does not check the short write) that break every later import in the repository.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run(
         [sys.executable, "-m", "streamcam", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout, **popen
     )

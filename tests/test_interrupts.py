@@ -57,23 +57,29 @@ def stalling_clip(tmp_path):
     return path
 
 
+def _wait_for_the_frames_before_the_stall(server, proc, out) -> None:
+    """Until the server has stalled and the frames read before it are all in the partial CSV
+    (at least 20 frames of 2 rows, unchanged over the last 30 looks)."""
+    partial = out / ".clip.predictions.partial.csv"
+    rows = []
+    _wait_for(
+        lambda: (
+            server.stalled.is_set()
+            and rows.append(_csv_rows(partial)) is None
+            and len(rows) > 30
+            and rows[-1] >= 2 * 20
+            and rows[-1] == rows[-30]
+        ),
+        proc,
+    )
+
+
 @pytest.mark.slow
 def test_ctrl_c_on_a_stalled_stream_keeps_what_was_read_and_exits_130(stalling_clip, tmp_path):
     out = tmp_path / "out"
     with StallingServer(stalling_clip, packet_offset(stalling_clip, 30)) as server:
         proc = _start_analyze(server.url, out, "-b", "4", "--timeout", "300")  # reads would wait 5 min
-        partial = out / ".clip.predictions.partial.csv"
-        rows = []  # wait until the frames read before the stall are all written
-        _wait_for(
-            lambda: (
-                server.stalled.is_set()
-                and rows.append(_csv_rows(partial)) is None
-                and len(rows) > 30
-                and rows[-1] >= 2 * 20
-                and rows[-1] == rows[-30]
-            ),
-            proc,
-        )
+        _wait_for_the_frames_before_the_stall(server, proc, out)
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         _, stderr = proc.communicate(timeout=60)
@@ -106,18 +112,7 @@ def test_ctrl_c_on_a_dripping_stream_beside_cpu_burners_exits_in_seconds(stallin
     out = tmp_path / "out"
     with StallingServer(stalling_clip, packet_offset(stalling_clip, 30), drip_every_s=3.0) as server:
         proc = _start_analyze(server.url, out, "-b", "4", "--timeout", "300")  # the read would go on for minutes
-        partial = out / ".clip.predictions.partial.csv"
-        rows = []
-        _wait_for(
-            lambda: (
-                server.stalled.is_set()
-                and rows.append(_csv_rows(partial)) is None
-                and len(rows) > 30
-                and rows[-1] >= 2 * 20
-                and rows[-1] == rows[-30]
-            ),
-            proc,
-        )
+        _wait_for_the_frames_before_the_stall(server, proc, out)
         burners = [subprocess.Popen([sys.executable, "-c", _BURN_CPU]) for _ in range(os.cpu_count() or 2)]
         try:
             time.sleep(1.0)  # the burners are spinning

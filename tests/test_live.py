@@ -3,13 +3,13 @@
 import itertools
 import os
 import re
-import signal
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from ctrl_c import self_interrupts
 
 from streamcam.apps.analyze import AnalyzeOptions
 from streamcam.apps.live import WindowViewer, live
@@ -23,9 +23,11 @@ from videos import make_video
 class FakeViewer:
     def __init__(self, stop_after=None):
         self.frames, self.stop_after, self.closed = [], stop_after, False
+        self.showing = threading.Event()  # set at the first picture: live() is in its frame loop
 
     def show(self, rgb):
         self.frames.append(rgb)
+        self.showing.set()
         return self.stop_after is None or len(self.frames) < self.stop_after
 
     def close(self):
@@ -163,33 +165,22 @@ def test_quitting_while_the_reader_is_stuck_in_a_stalled_read(default_engine, st
 
 
 def test_ctrl_c_while_the_reader_is_stuck_in_a_stalled_read(default_engine, stalling_clip):
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("SIGINT does not raise KeyboardInterrupt here")
     assert _wait_until(lambda: not _reader_threads(), 15), "a reader thread of an earlier test is still running"
     src, stall_at = stalling_clip
     with StallingServer(src, stall_at) as server:
         port = int(server.url.split(":")[2].split("/")[0])
 
-        returned = threading.Event()
-
-        def ctrl_c():  # a real SIGINT, as a terminal sends it, once the reader is blocked
-            # ... and only while live() runs: a SIGINT after it returned (it failed early, on a
-            # loaded machine) would end the test worker itself, not the session.
-            if server.stalled.wait(30):
-                time.sleep(0.5)
-                if not returned.is_set():
-                    os.kill(os.getpid(), signal.SIGINT)
-
         # Trace the engine first: the signal is meant for the frame loop, not for TensorFlow's tracing.
         default_engine.explain(resize_batch([np.zeros((64, 96, 3), np.uint8)], default_engine.classifier.input_size), 1, ())
-        threading.Thread(target=ctrl_c, daemon=True).start()
         viewer = FakeViewer()  # never quits by itself
         began = time.monotonic()
-        try:
+        with self_interrupts() as ctrl_c:
+            # A real SIGINT, as a terminal sends it, once live() is in its frame loop (where Ctrl-C
+            # means "finish") and the reader is blocked; a loaded machine can take seconds to get there.
+            ctrl_c.send(0.5, once=(viewer.showing, server.stalled))
             figures = live(server.url, default_engine, viewer)  # the first Ctrl-C ends the session cleanly
-        finally:
-            returned.set()
-        took = time.monotonic() - began
+            took = time.monotonic() - began
+        assert ctrl_c.sent == 1 and ctrl_c.late == 0
         assert figures["status"] == "interrupted" and figures["frames_shown"] >= 1
         assert viewer.closed and took < 8, f"Ctrl-C took {took:.1f}s to stop live()"
         reader = _reader_threads()

@@ -274,7 +274,14 @@ def test_a_cache_that_cannot_be_written_is_a_warning_and_the_run_goes_on(tmp_pat
         "e = OpenVinoEngine(gap_dense_classifier(size=16), 'gradcam', 'float32');"
         "print(e.cache, e.explain(random_images(2, 16), top_k=1).cams.shape)"
     )
-    env = {**os.environ, "STREAMCAM_CACHE_DIR": str(cache), "PYTHONPATH": f"{repo}{os.pathsep}{repo / 'tests'}"}
+    # PYTHONDONTWRITEBYTECODE: under the size limit Python would write truncated .pyc files (a short
+    # write it does not check) into the repository, and every later import of them fails.
+    env = {
+        **os.environ,
+        "STREAMCAM_CACHE_DIR": str(cache),
+        "PYTHONPATH": f"{repo}{os.pathsep}{repo / 'tests'}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().startswith("converted (2, 1,"), result.stdout

@@ -4,6 +4,7 @@ import threading
 import time
 
 import pytest
+from ctrl_c import self_interrupts
 
 from streamcam.core.pipeline import Pipeline, StagesStuck
 
@@ -72,18 +73,6 @@ def _blocked_producer(sock, before: int, produced: list):
     return produce
 
 
-def _interrupt_main_after(*delays: float) -> None:
-    """Deliver Ctrl-C to the main thread, as the terminal would, after each delay (cumulative)."""
-    import _thread
-
-    def fire():
-        for delay in delays:
-            time.sleep(delay)
-            _thread.interrupt_main()
-
-    threading.Thread(target=fire, daemon=True).start()
-
-
 @pytest.fixture
 def silent_socket():
     import socket
@@ -104,9 +93,10 @@ def test_first_ctrl_c_with_a_stuck_producer_finishes_what_was_read(silent_socket
         stall_grace_s=0.5,
         on_reader_exit=lambda: exits.append(threading.current_thread().name),
     )
-    _interrupt_main_after(0.5)
     started = time.monotonic()
-    assert pipeline.run() is True  # returns although the producer never does
+    with self_interrupts() as ctrl_c:
+        ctrl_c.send(0.5)
+        assert pipeline.run() is True  # returns although the producer never does
     assert time.monotonic() - started < 5
     assert consumed == produced == [0, 1, 2, 3, 4]  # everything read before the stall is written
     assert pipeline.reader_abandoned and exits == []
@@ -120,18 +110,20 @@ def test_first_ctrl_c_with_a_stuck_producer_finishes_what_was_read(silent_socket
 def test_second_ctrl_c_stops_at_once(silent_socket):
     consumed = []
     pipeline = Pipeline(_blocked_producer(silent_socket, 3, []), lambda x: x, consumed.append, stall_grace_s=60)
-    _interrupt_main_after(0.5, 0.3)
     started = time.monotonic()
-    assert pipeline.run() is True
+    with self_interrupts() as ctrl_c:
+        ctrl_c.send(0.5, 0.3)
+        assert pipeline.run() is True
     assert time.monotonic() - started < 30  # not the 60 s grace a single Ctrl-C would wait
     assert consumed == [0, 1, 2] and pipeline.reader_abandoned
 
 
 def test_ctrl_c_with_a_stuck_consumer_reports_it(silent_socket):
     pipeline = Pipeline(lambda: range(10), lambda x: x, lambda x: silent_socket.recv(1), stall_grace_s=0.3)
-    _interrupt_main_after(0.3)
-    with pytest.raises(StagesStuck):
-        pipeline.run()
+    with self_interrupts() as ctrl_c:
+        ctrl_c.send(0.3)
+        with pytest.raises(StagesStuck):
+            pipeline.run()
 
 
 def test_ctrl_c_without_a_stall_drains_the_queues():
@@ -142,7 +134,8 @@ def test_ctrl_c_without_a_stall_drains_the_queues():
             time.sleep(0.01)
             yield i
 
-    _interrupt_main_after(0.3)
     pipeline = Pipeline(produce, lambda x: x, consumed.append)
-    assert pipeline.run() is True and not pipeline.reader_abandoned
+    with self_interrupts() as ctrl_c:
+        ctrl_c.send(0.3)
+        assert pipeline.run() is True and not pipeline.reader_abandoned
     assert 5 < len(consumed) < 1000 and consumed == list(range(len(consumed)))

@@ -22,6 +22,7 @@ from streamcam.models.head import cell_head
 from streamcam.models.layers import all_layers, tapped_forward
 
 from .cams import get_method
+from .checks import class_id_array, pooling_images
 from .maps import FLAT_FRAME_RANGE as FLAT_FRAME_RANGE
 from .maps import cell_probabilities, class_maps, group_logits, group_probabilities
 from .results import CamBatch
@@ -197,23 +198,17 @@ class CamEngine:
         return not self._pooling and len(shape) == 4 and shape[3] == 3 and shape[1:3] != (h, w) and shape[1] >= h and shape[2] >= w
 
     def _check_images(self, images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images)
         if self._pooling:
-            s = self.classifier.stride
-            if images.ndim != 4 or images.shape[3] != 3 or min(images.shape[1:3]) < s:
-                raise UsageError(f"expected images of shape (N, H, W, 3) with H, W >= {s} (the model's stride), got {images.shape}")
-            return images
+            return pooling_images(images, self.classifier.stride)
+        images = np.asarray(images)
         h, w = self.classifier.input_size
         if images.ndim != 4 or images.shape[1:] != (h, w, 3):
             raise UsageError(f"expected images of shape (N, {h}, {w}, 3) (a fixed-size head), got {images.shape}")
         return images
 
     def _check_classes(self, class_ids: Sequence[int]) -> np.ndarray:
-        fixed = np.asarray(list(class_ids), dtype=np.int32).reshape(-1)
         labels = self.classifier.labels
-        if fixed.size and (fixed.min() < 0 or fixed.max() >= labels.num_classes + len(labels.groups)):
-            raise UsageError(f"class ids must be in 0..{labels.num_classes - 1}, or a group's (Labels.group)")
-        return fixed
+        return class_id_array(class_ids, labels.num_classes, len(labels.groups))
 
 
 def _numpy(tensor) -> np.ndarray:

@@ -44,7 +44,7 @@ RENDER_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
 class SinkOptions:
     """What the run's files are and how they are drawn and encoded (the apps' options hand these down)."""
 
-    out_dir: Path | None = None  # None: next to a local input, else the working folder
+    out_dir: Path | None = None  # None: ./streamcam_out (output_folder)
     top_n: int = 5  # predictions CSV rows per frame
     video: bool = True  # <stem>.gradcam.mp4
     heatmap_video: bool = False

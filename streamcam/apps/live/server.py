@@ -31,7 +31,7 @@ import numpy as np
 from streamcam.core.errors import UsageError
 
 from .access import AccessCheck, HostRule, is_loopback, new_token
-from .connections import HEADER_TIMEOUT_S, LOG_EVERY_S, MAX_CONNECTIONS, ConnectionGuard, RefusalLog, write_stderr
+from .connections import ACCEPT_BATCH, HEADER_TIMEOUT_S, LOG_EVERY_S, MAX_CONNECTIONS, ConnectionGuard, RefusalLog, write_stderr
 from .stats import LiveStats
 
 DEFAULT_HOST = "127.0.0.1"
@@ -217,7 +217,7 @@ def _listen(host: str, port: int) -> socket.socket:
         # so it gets the newest frame when it can take one.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         sock.bind(address)
-        sock.listen(64)
+        sock.listen(ACCEPT_BATCH)
     except OSError as exc:
         sock.close()
         raise UsageError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
@@ -258,7 +258,7 @@ class LiveServer:
         config = uvicorn.Config(
             make_app(self.broadcast, stats, title, HostRule(host, bound_host), self.token),
             http=self.guard.protocol_factory(H11Protocol),
-            backlog=128,  # also the most connections one accept round takes in
+            backlog=ACCEPT_BATCH,  # also the most connections one accept round takes in
             loop="asyncio",
             ws="none",
             lifespan="off",

@@ -20,6 +20,7 @@ from streamcam.core.errors import UsageError
 from streamcam.models.linear_head import linear_head, why_not_linear
 
 from ..cams import get_method
+from ..checks import class_id_array, pooling_images
 from ..maps import class_maps, group_probabilities, group_weights, pooled_linear_gradients
 from ..results import CamBatch
 from .openvino_model import load_or_convert, openvino
@@ -169,18 +170,11 @@ class OpenVinoEngine:
         return np.concatenate([out["local"], best], axis=1)
 
     def _check_images(self, images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images)
-        s = self.classifier.stride
-        if images.ndim != 4 or images.shape[3] != 3 or min(images.shape[1:3]) < s:
-            raise UsageError(f"expected images of shape (N, H, W, 3) with H, W >= {s} (the model's stride), got {images.shape}")
-        return images
+        return pooling_images(images, self.classifier.stride)
 
     def _check_classes(self, class_ids: Sequence[int]) -> np.ndarray:
-        fixed = np.asarray(list(class_ids), dtype=np.int32).reshape(-1)
         labels = self.classifier.labels
-        if fixed.size and (fixed.min() < 0 or fixed.max() >= labels.num_classes + len(labels.groups)):
-            raise UsageError(f"class ids must be in 0..{labels.num_classes - 1}, or a group's (Labels.group)")
-        return fixed
+        return class_id_array(class_ids, labels.num_classes, len(labels.groups))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
