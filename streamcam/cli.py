@@ -204,7 +204,7 @@ def analyze(
         str,
         typer.Option(
             "--cam-classes",
-            help="Classes to explain per frame: top1, top3, ... (at most top10), ids/names tracked through the whole video (each gets p_, plocal_ and peak columns in <stem>.frames.csv), or both, e.g. 'top1,traffic_light,bicycle-built-for-two'.",
+            help="Classes to explain per frame: top1, top3, ... (at most top10), ids/names tracked through the whole video (each gets p_, plocal_ and peak columns in <stem>.frames.csv), or both, e.g. 'top1,traffic_light,bicycle-built-for-two'; a+b is one group (its probability the sum).",
         ),
     ] = "top1",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per engine call.")] = 8,
@@ -487,7 +487,7 @@ def review(
         str | None,
         typer.Option(
             "--classes",
-            help="Also explain these classes on every frame (ids or ImageNet names, e.g. 'traffic_light,bicycle-built-for-two'); their probability and plocal are charted.",
+            help="Also explain these classes on every frame (ids or ImageNet names, e.g. 'traffic_light,bicycle-built-for-two'; a+b is one group); their probability and plocal are charted.",
         ),
     ] = None,
     out_dir: Annotated[
@@ -627,7 +627,8 @@ def live(
     cam_classes: Annotated[
         str,
         typer.Option(
-            "--cam-classes", help="Classes to explain: top1, top3, ... (at most top10), ids/names, or both, e.g. 'top1,traffic_light'."
+            "--cam-classes",
+            help="Classes to explain: top1, top3, ... (at most top10), ids/names (a+b: one group), or both, e.g. 'top1,traffic_light'.",
         ),
     ] = "top1",
     timeout: TimeoutOpt = 10.0,
@@ -762,7 +763,7 @@ def image(
         str | None,
         typer.Option(
             "--classes",
-            help="Also explain these classes, by id or exact ImageNet name (streamcam classes WORD finds them), e.g. 'mountain_bike,moped' or '920'.",
+            help="Also explain these classes, by id or exact ImageNet name (streamcam classes WORD finds them), e.g. 'mountain_bike,moped' or '920'; a+b is one group.",
         ),
     ] = None,
     outputs: Annotated[

@@ -44,7 +44,8 @@ def test_resolve_ids_synsets_and_exact_names():
         # Only part of a name is never taken: 'bicycle' used to become 444, the tandem, silently.
         ("bicycle", r"'bicycle' is not a class name, only part of one: 444 bicycle-built-for-two; .*streamcam classes bicycle"),
         ("traffic,920", "only part of one: 920 traffic_light"),
-        ("bicycle-built-for-two+mountain_bike", "groups of classes are not supported"),
+        ("mountain_bike+bicycle", "'bicycle' is not a class name, only part of one"),  # a group's members resolve alike
+        ("mountain_bike+", "a group is class names or ids joined by"),
         ("zzzz", "unknown class"),
         ("1000", "out of range"),
         (",", "no classes"),

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from streamcam import cli
 from streamcam.apps.analyze import AnalyzeOptions, analyze
+from streamcam.core.labels import Labels
 from streamcam.outputs.review import ReviewCollector, find_peaks
 from streamcam.outputs.review.page import build_data, write_review
 from streamcam.video.timecode import format_timecode
@@ -192,11 +193,6 @@ class _Frame:
         self.index, self.pts, self.time_s, self.rgb = i, i, i / 25, rgb
 
 
-class _Labels:
-    def name(self, c):
-        return f"class{c}"
-
-
 def synthetic_collector(n=120, size=(160, 120)):
     """Noisy frames (JPEG cannot shrink them much) and a class-3 probability with two bumps."""
     rng = np.random.default_rng(0)
@@ -214,13 +210,13 @@ def synthetic_collector(n=120, size=(160, 120)):
 
 def test_max_mb_shrinks_and_keeps_the_peaks(tmp_path):
     collector = synthetic_collector()
-    full, notes = build_data(collector, _Labels(), "synthetic", max_mb=100)
+    full, notes = build_data(collector, Labels(10), "synthetic", max_mb=100)
     assert not notes and len(full["frames"]) == 120
     peaks = next(c for c in full["classes"] if c["id"] == 3)["peaks"]
     assert peaks == [30, 90]
-    full_size = write_review(tmp_path / "full.html", synthetic_collector(), _Labels(), "synthetic", 100).size_bytes
+    full_size = write_review(tmp_path / "full.html", synthetic_collector(), Labels(10), "synthetic", 100).size_bytes
     cap = full_size / 4 / 1024 / 1024
-    result = write_review(tmp_path / "small.html", synthetic_collector(), _Labels(), "synthetic", cap)
+    result = write_review(tmp_path / "small.html", synthetic_collector(), Labels(10), "synthetic", cap)
     assert result.size_bytes <= cap * 1024 * 1024 and result.warnings
     small = page_data(tmp_path / "small.html")
     kept = [f["i"] for f in small["frames"]]
@@ -234,8 +230,8 @@ def test_quality_is_reduced_before_frames_are_dropped(tmp_path):
     for i in range(40):  # smooth frames: smaller JPEGs alone fit the cap
         rgb = np.tile(np.linspace(0, 255, 960, dtype=np.uint8)[None, :, None], (540, 1, 3))
         flat.add(_Frame(i, rgb), np.linspace(0, 1, 10, dtype=np.float32), np.array([9]), np.ones((1, 7, 7)), None)
-    full = write_review(tmp_path / "a.html", flat, _Labels(), "flat", 100).size_bytes
-    result = write_review(tmp_path / "b.html", flat, _Labels(), "flat", full * 0.8 / 1024 / 1024)
+    full = write_review(tmp_path / "a.html", flat, Labels(10), "flat", 100).size_bytes
+    result = write_review(tmp_path / "b.html", flat, Labels(10), "flat", full * 0.8 / 1024 / 1024)
     data = page_data(tmp_path / "b.html")
     assert len(data["frames"]) == 40 and "JPEG quality" in data["notice"] and result.size_bytes < full * 0.8
 

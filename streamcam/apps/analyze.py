@@ -356,7 +356,7 @@ def _run(source, engine, options, on_start, on_frame, collectors, labels, top_k,
             if on_start:
                 on_start(info, expected_frames(info, start, end, options.every, options.fps))
 
-            smoother = TemporalSmoother(options.smoothing(), top_k, tracked) if options.smooth > 0 else None
+            smoother = TemporalSmoother(options.smoothing(), top_k, tracked, labels.num_classes) if options.smooth > 0 else None
             faith = None
             if options.faithfulness_every:
                 summarised = "top1" if top_k else labels.name(tracked[0])

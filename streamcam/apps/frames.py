@@ -48,7 +48,7 @@ class FrameResult:
     def top(self, n: int = 5) -> list[tuple[int, str, float]]:
         """The n most probable classes: (id, name, probability), best first."""
         labels = self.labels or Labels(len(self.probabilities))
-        return [(c, labels.name(c), float(self.probabilities[c])) for c in ranking(self.probabilities, n=n)]
+        return [(c, labels.name(c), float(self.probabilities[c])) for c in ranking(labels.model_part(self.probabilities), n=n)]
 
 
 class VideoResults:
@@ -113,7 +113,7 @@ def explain_video(
     smoothing.check()
     video = VideoSource(source, start=start, end=end, every=every, fps=fps, timeout=timeout)
     model_size = size.for_frame(video.info.width, video.info.height, engine.classifier.stride)
-    smoother = TemporalSmoother(smoothing, top_k, tracked) if smooth > 0 else None
+    smoother = TemporalSmoother(smoothing, top_k, tracked, labels.num_classes) if smooth > 0 else None
     return VideoResults(_results(video, engine, top_k, tracked, batch_size, model_size, smoother, labels), video)
 
 

@@ -65,24 +65,66 @@ class Labels:
             self.classes = imagenet_classes()
         else:
             self.classes = tuple(ImageNetClass(i, "", (f"class_{i}",)) for i in range(num_classes))
+        # Named groups ('a+b'): one class whose probability is the sum of its members'. Group g has
+        # id num_classes + g, an extra column after the model's in the engines' outputs.
+        self.groups: list[tuple[int, ...]] = []
 
     def name(self, class_id: int) -> str:
+        if class_id >= self.num_classes:
+            return "+".join(self.classes[c].name for c in self.members(class_id))
         return self.classes[class_id].name
 
     def synset(self, class_id: int) -> str:
+        if class_id >= self.num_classes:
+            return "group of " + "; ".join(self.synset(c) for c in self.members(class_id))
         c = self.classes[class_id]
         return f"{c.synset} {c.description}".strip()
+
+    def members(self, class_id: int) -> tuple[int, ...]:
+        """The classes a group id sums ((class_id,) for a model class)."""
+        if class_id < self.num_classes:
+            return (class_id,)
+        return self.groups[class_id - self.num_classes]
+
+    def group(self, members: Sequence[int]) -> int:
+        """The id of the group of these classes, registered on first use (the same set of classes
+        in any order is the same group, named in the order first given)."""
+        members = tuple(dict.fromkeys(int(c) for c in members))
+        for c in members:
+            self._check_id(c, groups=False)
+        if len(members) < 2:
+            raise UsageError(f"a group needs at least two different classes, got {self.name(members[0])!r} alone")
+        for g, known in enumerate(self.groups):
+            if set(known) == set(members):
+                return self.num_classes + g
+        self.groups.append(members)
+        return self.num_classes + len(self.groups) - 1
+
+    def group_matrix(self) -> np.ndarray:
+        """(groups, num_classes) float32: row g is 1 at group g's members (the engines' input)."""
+        matrix = np.zeros((len(self.groups), self.num_classes), np.float32)
+        for g, members in enumerate(self.groups):
+            matrix[g, list(members)] = 1.0
+        return matrix
+
+    def model_part(self, probabilities):
+        """The model's own columns of a probability vector or matrix (group columns dropped): what
+        every ranking sorts, so a group shows only where it is named."""
+        return np.asarray(probabilities)[..., : self.num_classes]
 
     def top_line(self, probabilities, n: int = 3, first: Sequence[int] = ()) -> str:
         """'Egyptian_cat 0.78  tiger_cat 0.10  tabby 0.07': the n most probable classes, for label strips.
 
         first: classes listed before the rest whatever their probability (the held top classes
         of temporal smoothing, so the strip's first name is the class the heatmap shows)."""
-        top = ranking(probabilities, first, n)
+        top = ranking(self.model_part(probabilities), first, n)
         return "  ".join(f"{self.name(int(c))} {probabilities[c]:.2f}" for c in top)
 
     def resolve(self, spec: str) -> list[int]:
         """Class ids for a comma-separated list of ids or names ('920,traffic_light,mountain_bike').
+
+        'a+b' (ids or names joined by '+') names a group: one class whose probability is the sum of
+        its members' (see group); its id follows the model's classes.
 
         Each item is a class id, a WordNet synset ('n06874185') or a name equal to one of a class's
         lemmas (case, spaces, '_', '-' and punctuation ignored: 'Traffic Light', 'traffic_light',
@@ -124,7 +166,9 @@ class Labels:
         key = _norm(query)
         return [c for c in self.classes if c.synset.lower() == query.lower() or any(key in _norm(lemma) for lemma in c.lemmas)]
 
-    def _check_id(self, class_id: int) -> int:
+    def _check_id(self, class_id: int, groups: bool = True) -> int:
+        if groups and self.num_classes <= class_id < self.num_classes + len(self.groups):
+            return class_id
         if not 0 <= class_id < self.num_classes:
             raise UsageError(f"class id {class_id} is out of range (the model has {self.num_classes} classes: 0..{self.num_classes - 1})")
         return class_id
@@ -132,8 +176,11 @@ class Labels:
     def _resolve_one(self, token: str) -> int:
         if token.isdigit():
             return self._check_id(int(token))
-        if "+" in token:  # no lemma has one; summing classes into one is not implemented
-            raise UsageError(f"{token!r}: groups of classes are not supported; name each class, comma-separated")
+        if "+" in token:  # no lemma has one: a group
+            parts = [part.strip() for part in token.split("+")]
+            if not all(parts):
+                raise UsageError(f"{token!r}: a group is class names or ids joined by '+', such as 'bicycle-built-for-two+mountain_bike'")
+            return self.group([self._resolve_one(part) for part in parts])
         key = _norm(token)
         exact = [c.class_id for c in self.classes if c.synset.lower() == token.lower() or any(_norm(lemma) == key for lemma in c.lemmas)]
         if len(exact) == 1:

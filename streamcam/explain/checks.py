@@ -18,9 +18,11 @@ def pooling_images(images, stride: int) -> np.ndarray:
     return images
 
 
-def class_id_array(class_ids: Sequence[int], num_classes: int) -> np.ndarray:
-    """The named class ids as an int32 array, each one of the model's classes."""
+def class_id_array(class_ids: Sequence[int], num_classes: int, num_groups: int = 0) -> np.ndarray:
+    """The named class ids as an int32 array: each one of the model's classes, or a group's id
+    (num_classes + g, as Labels.group gives it)."""
     fixed = np.asarray(list(class_ids), dtype=np.int32).reshape(-1)
-    if fixed.size and (fixed.min() < 0 or fixed.max() >= num_classes):
-        raise UsageError(f"class ids must be in 0..{num_classes - 1}")
+    if fixed.size and (fixed.min() < 0 or fixed.max() >= num_classes + num_groups):
+        groups = ", or a group's (Labels.group)" if num_groups else ""
+        raise UsageError(f"class ids must be in 0..{num_classes - 1}{groups}")
     return fixed

@@ -24,7 +24,7 @@ from streamcam.models.layers import all_layers, tapped_forward
 from .cams import get_method
 from .checks import class_id_array, pooling_images
 from .maps import FLAT_FRAME_RANGE as FLAT_FRAME_RANGE
-from .maps import cell_probabilities, class_maps
+from .maps import cell_probabilities, class_maps, group_logits, group_probabilities
 from .results import CamBatch
 from .tiling import MAX_TILE_BATCH, explain_tiled, probabilities_tiled
 
@@ -90,13 +90,16 @@ class CamEngine:
             raise UsageError("nothing to explain: ask for top_k >= 1 or name classes")
         with self.backend.device_scope(self.device):
             outputs = self._explain(
-                ops.convert_to_tensor(images), ops.convert_to_tensor(fixed), int(min(top_k, self.classifier.num_classes))
+                ops.convert_to_tensor(images),
+                ops.convert_to_tensor(fixed),
+                int(min(top_k, self.classifier.num_classes)),
+                ops.convert_to_tensor(self.classifier.labels.group_matrix()),
             )
         probs, targets, cams, local = (None if t is None else _numpy(t)[:count] for t in outputs)
         return CamBatch(probs, targets, cams, local)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """The classifier's probabilities (N, classes) for images as explain() takes them, from a
+        """The classifier's probabilities (N, classes + groups) for images as explain() takes them, from a
         compiled forward pass alone (no gradient, no maps): what removal scores need. Pictures
         larger than a fixed-size head's input go by tiles, as in explain()."""
         if self._needs_tiles(images):
@@ -105,13 +108,13 @@ class CamEngine:
         if self._predict is None:
             preprocess = self.classifier.preprocess
 
-            def predict(images):
+            def predict(images, groups):
                 logits = self._forward(preprocess(ops.cast(images, "float32")))[1]
-                return ops.softmax(ops.cast(logits, "float32"), axis=-1)
+                return group_probabilities(ops.softmax(ops.cast(logits, "float32"), axis=-1), groups)
 
             self._predict = self.backend.compile(predict, self._model, self.jit)
         with self.backend.device_scope(self.device):
-            return _numpy(self._predict(ops.convert_to_tensor(images)))
+            return _numpy(self._predict(ops.convert_to_tensor(images), ops.convert_to_tensor(self.classifier.labels.group_matrix())))
 
     def guided_backprop(self, images: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
         """Guided backpropagation: d logit / d input with ReLUs passing only positive gradients.
@@ -125,15 +128,16 @@ class CamEngine:
             self.backend.prepare(all_layers(model), self._on_gpu)
             preprocess = self.classifier.preprocess
 
-            def gradients(images, ids):
-                logits = lambda x: ops.cast(model(preprocess(x), training=False), "float32")
+            def gradients(images, ids, groups):
+                logits = lambda x: group_logits(ops.cast(model(preprocess(x), training=False), "float32"), groups)
                 return self.backend.input_gradients(logits, ops.cast(images, "float32"), ids)
 
             self._guided = self.backend.compile(gradients, model, self.jit)
         images = self._check_images(images)
         with self.backend.device_scope(self.device):
             ids = ops.convert_to_tensor(np.asarray(class_ids, dtype=np.int32))
-            return _numpy(self._guided(ops.convert_to_tensor(images), ids))
+            groups = ops.convert_to_tensor(self.classifier.labels.group_matrix())
+            return _numpy(self._guided(ops.convert_to_tensor(images), ids, groups))
 
     def feature_gradients(self, images: np.ndarray, class_ids: Sequence[int | str]) -> tuple[np.ndarray, np.ndarray]:
         """The target layer's activations (N, h, w, C) and d logit / d activations (N, K, h, w, C)."""
@@ -141,40 +145,49 @@ class CamEngine:
         fixed = self._check_classes(self.classifier.labels.ids(class_ids))
         with self.backend.device_scope(self.device):
             x = self.classifier.preprocess(ops.cast(ops.convert_to_tensor(images), "float32"))
-            features, _, _, grads, _ = self._forward_and_gradients(x, fixed, 0, True)
+            groups = ops.convert_to_tensor(self.classifier.labels.group_matrix())
+            features, _, _, grads, _ = self._forward_and_gradients(x, fixed, 0, True, groups)
         return _numpy(features), np.stack([_numpy(g) for g in grads], axis=1)
 
     # -- compiled graph (keras.ops: the same on every backend) -------------------------------
-    def _forward_and_gradients(self, x, fixed_ids, top_k: int, with_gradients: bool):
-        """Features, logits, target ids (N, K: top_k then fixed_ids), if asked K gradients d S_k / d features,
-        and the pooled feature map (None without local evidence)."""
+    def _forward_and_gradients(self, x, fixed_ids, top_k: int, with_gradients: bool, groups):
+        """Features, logits (N, classes + G: each group's logsumexp appended, so a group's gradient
+        comes from the same backward pass), target ids (N, K: top_k of the model's classes, then
+        fixed_ids), if asked K gradients d S_k / d features, and the pooled feature map (None
+        without local evidence). groups (G, classes): Labels.group_matrix()."""
         fixed_ids = ops.convert_to_tensor(fixed_ids, "int32")
+        classes = self.classifier.num_classes
+
+        def forward(*args):  # the JAX backend passes an offset after x
+            features, logits, *rest = self._forward(*args)
+            return (features, group_logits(ops.cast(logits, "float32"), groups), *rest)
 
         def pick_targets(logits):
             n = ops.shape(logits)[0]
-            top_ids = ops.cast(ops.top_k(logits, top_k)[1], "int32") if top_k else ops.zeros((n, 0), "int32")
+            top_ids = ops.cast(ops.top_k(logits[:, :classes], top_k)[1], "int32") if top_k else ops.zeros((n, 0), "int32")
             return ops.concatenate([top_ids, ops.tile(fixed_ids[None, :], (n, 1))], axis=1)
 
-        return self.backend.head_gradients(self._forward, x, pick_targets, with_gradients)
+        return self.backend.head_gradients(forward, x, pick_targets, with_gradients)
 
-    def _explain_graph(self, images, fixed_ids, top_k: int):
+    def _explain_graph(self, images, fixed_ids, top_k: int, groups):
         method = self.method
         pixels = ops.cast(images, "float32")
         x = self.classifier.preprocess(pixels)
-        features, logits, targets, grads, pooled = self._forward_and_gradients(x, fixed_ids, top_k, method.uses_gradients)
-        probs_fn = lambda masked: ops.softmax(ops.cast(self._forward(masked)[1], "float32"), axis=-1)
+        features, logits, targets, grads, pooled = self._forward_and_gradients(x, fixed_ids, top_k, method.uses_gradients, groups)
+        softmax = lambda logits: group_probabilities(ops.softmax(logits[:, : self.classifier.num_classes], axis=-1), groups)
+        probs_fn = lambda masked: softmax(ops.cast(self._forward(masked)[1], "float32"))
         maps = class_maps(method, features, grads, targets, x, probs_fn, pixels)
-        local = None if pooled is None else self._local_probabilities(pooled, targets)
-        return ops.softmax(logits, axis=-1), targets, maps, local
+        local = None if pooled is None else self._local_probabilities(pooled, targets, groups)
+        return softmax(logits), targets, maps, local
 
-    def _local_probabilities(self, pooled, targets):
+    def _local_probabilities(self, pooled, targets, groups):
         """(N, K): each target class's largest probability over the cells of the pooled feature map.
 
         Every cell's feature vector goes through the head as if it were the pooled vector (for
         GAP -> Dense: softmax(A_ij . W + b)), so a cyclist filling 2 of 220 cells, whose share of
         the average is tiny, still shows as a confident cell.
         """
-        probs = cell_probabilities(self._cell_head, ops.stop_gradient(pooled))  # (N, h*w, classes)
+        probs = group_probabilities(cell_probabilities(self._cell_head, ops.stop_gradient(pooled)), groups)  # (N, h*w, classes + G)
         ids = ops.broadcast_to(targets[:, None, :], (probs.shape[0], probs.shape[1], targets.shape[1]))
         return ops.max(ops.take_along_axis(probs, ids, axis=2), axis=1)
 
@@ -194,7 +207,8 @@ class CamEngine:
         return images
 
     def _check_classes(self, class_ids: Sequence[int]) -> np.ndarray:
-        return class_id_array(class_ids, self.classifier.num_classes)
+        labels = self.classifier.labels
+        return class_id_array(class_ids, labels.num_classes, len(labels.groups))
 
 
 def _numpy(tensor) -> np.ndarray:

@@ -45,7 +45,49 @@ def cell_probabilities(cell_head, pooled):
 
 def pooled_linear_gradients(weights: np.ndarray, targets: np.ndarray, feature_shape) -> list[np.ndarray]:
     """d logit / d A for a head of global average pooling then linear layers (models.linear_head):
-    W[:, c] / (h * w) at every cell. weights (C, classes), targets (N, K) -> K arrays (N, h, w, C)."""
+    W[:, c] / (h * w) at every cell. weights (C, classes), or per image (N, C, classes) (with
+    group columns: group_weights), targets (N, K) -> K arrays (N, h, w, C)."""
     n, h, w, c = feature_shape
-    per_class = weights.T[targets] / np.float32(h * w)  # (N, K, C)
+    if weights.ndim == 2:
+        per_class = weights.T[targets] / np.float32(h * w)  # (N, K, C)
+    else:
+        per_class = np.take_along_axis(np.swapaxes(weights, 1, 2), targets[:, :, None].astype(np.int64), axis=1) / np.float32(h * w)
     return [np.broadcast_to(per_class[:, k, None, None, :], (n, h, w, c)) for k in range(targets.shape[1])]
+
+
+# -- named groups of classes (core.labels.Labels.group) -------------------------------------------
+# A group is one more class after the model's: its probability is the sum of its members', so
+# its score is logsumexp of their logits (softmax of it over the model's classes is that sum).
+# d score / d A is then the members' gradients mixed by their softmax within the group.
+_EXCLUDED = -1e30  # a logit that exp() turns to 0 without making NaN gradients, as -inf could
+
+
+def group_logits(logits, groups):
+    """logits (N, classes), groups (G, classes) 0/1 -> (N, classes + G): each group's logsumexp of
+    its members' logits appended (nothing appended when G is 0)."""
+    if groups.shape[0] == 0:
+        return logits
+    member = ops.cast(groups, "bool")[None]  # (1, G, classes)
+    masked = ops.where(member, logits[:, None, :], ops.full_like(logits[:, None, :], _EXCLUDED))
+    return ops.concatenate([logits, ops.logsumexp(masked, axis=-1)], axis=1)
+
+
+def group_probabilities(probabilities, groups):
+    """(..., classes) -> (..., classes + G): each group's summed probability appended."""
+    if groups.shape[0] == 0:
+        return probabilities
+    return ops.concatenate([probabilities, ops.einsum("...c,gc->...g", probabilities, ops.cast(groups, probabilities.dtype))], axis=-1)
+
+
+def group_weights(weights: np.ndarray, logits: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """A pooling-linear head's weights (C, classes) with each group's column appended, per image:
+    (N, C, classes + G). Group g's column is sum_c softmax_g(logits)_c W[:, c], so W / (h * w) stays
+    the gradient of every column's score (the group's logsumexp) at every cell."""
+    n = len(logits)
+    columns = np.broadcast_to(weights[None], (n, *weights.shape))
+    if not len(groups):
+        return columns
+    masked = np.where(groups[None] > 0, logits[:, None, :], -np.inf)  # (N, G, classes)
+    mix = np.exp(masked - masked.max(axis=-1, keepdims=True))
+    mix /= mix.sum(axis=-1, keepdims=True)
+    return np.concatenate([columns, np.einsum("cj,ngj->ncg", weights, mix.astype(np.float32))], axis=2)

@@ -34,7 +34,8 @@ class CamBatch:
     faith_control: np.ndarray | None = None  # (N, K) the same removal ranked by random maps
     cams_raw: np.ndarray | None = None  # after smoothing: the engine's own maps of the shown classes (NaN: carried)
 
-    def top(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-n class ids and probabilities per image, best first: (N, n) each."""
-        ids = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :n]
+    def top(self, n: int, classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-n class ids and probabilities per image, best first: (N, n) each. classes: the
+        model's own (Labels.num_classes), so named groups' columns after them are left out."""
+        ids = np.argsort(-self.probabilities[:, :classes], axis=1, kind="stable")[:, :n]
         return ids, np.take_along_axis(self.probabilities, ids, axis=1)

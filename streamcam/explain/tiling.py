@@ -63,8 +63,9 @@ def explain_tiled(engine, images: np.ndarray, top_k: int = 1, class_ids: Sequenc
     if images.ndim != 4 or not len(images) or images.shape[3] != 3 or images.shape[1] < th or images.shape[2] < tw:
         raise UsageError(f"expected images of shape (N, >={th}, >={tw}, 3), got {images.shape}")
     fixed = [int(c) for c in class_ids]
-    if any(not 0 <= c < engine.classifier.num_classes for c in fixed):
-        raise UsageError(f"class ids must be in 0..{engine.classifier.num_classes - 1}")
+    labels = engine.classifier.labels
+    if any(not 0 <= c < labels.num_classes + len(labels.groups) for c in fixed):
+        raise UsageError(f"class ids must be in 0..{labels.num_classes - 1}, or a group's (Labels.group)")
     top_k = min(top_k, engine.classifier.num_classes)
     if top_k < 0 or top_k + len(fixed) == 0:
         raise UsageError("nothing to explain: ask for top_k >= 1 or name classes")
@@ -81,7 +82,7 @@ def explain_tiled(engine, images: np.ndarray, top_k: int = 1, class_ids: Sequenc
     # the classes, a second explains them, one call per distinct class set (one shape each).
     tile_probs, tile_cams = _run(engine, tiles, top_k and 1, () if top_k else fixed, batch)
     image_probs = tile_probs.reshape(n, len(origins), -1).max(axis=1)
-    top = np.argsort(-image_probs, axis=1, kind="stable")[:, :top_k]
+    top = np.argsort(-labels.model_part(image_probs), axis=1, kind="stable")[:, :top_k]  # groups only where named
     ids = np.concatenate([top, np.tile(np.asarray(fixed, np.int64), (n, 1))], axis=1).astype(np.int32)
     if top_k:
         tile_cams = np.zeros((len(tiles), ids.shape[1], *tile_cams.shape[2:]), np.float32)

@@ -54,14 +54,15 @@ def class_columns(labels: Labels, classes: Sequence[int]) -> list[str]:
     return [f"{c}_{part}" if taken[part] > 1 or part == "control" else part for c, part in zip(classes, parts)]
 
 
-def frame_ranking(probabilities: np.ndarray, trust: FrameTrust | None, n: int | None = None) -> list[int]:
+def frame_ranking(probabilities: np.ndarray, trust: FrameTrust | None, n: int | None = None, labels: Labels | None = None) -> list[int]:
     """The frame's classes best first, as the CSVs list them: by probability, or with smoothing by the
     smoothed probability with the held (explained) top classes first; so [0] is the class the
-    heatmap shows."""
+    heatmap shows. labels: the model's classes only are ranked (a named group's column is not)."""
+    part = labels.model_part if labels is not None else np.asarray
     if trust is None or trust.smoothed is None:
-        order = np.argsort(-probabilities, kind="stable")
+        order = np.argsort(-part(probabilities), kind="stable")
         return [int(c) for c in (order if n is None else order[:n])]
-    return ranking(trust.smoothed, trust.held, n)
+    return ranking(part(trust.smoothed), trust.held, n)
 
 
 class _CsvFile:
@@ -118,7 +119,7 @@ class PredictionsCsv(_CsvFile):
         self, frame_index: int, pts: int | None, time_s: float, probabilities: np.ndarray, trust: FrameTrust | None = None
     ) -> None:
         """trust: the frame's smoothing results (when the file was opened with trust=True)."""
-        top = frame_ranking(probabilities, trust, self.top_n)
+        top = frame_ranking(probabilities, trust, self.top_n, self.labels)
         smoothed = trust is not None and trust.smoothed is not None
         for rank, cid in enumerate(top):
             self._writer.writerow(
@@ -191,7 +192,7 @@ class FramesCsv(_CsvFile):
         classes last, in order; local (K,): their local probabilities (None: the model has none);
         trust: the frame's smoothing and faithfulness results."""
         n = len(self.tracked)
-        top = frame_ranking(probabilities, trust, 1)[0]
+        top = frame_ranking(probabilities, trust, 1, self.labels)[0]
         column = next((k for k, c in enumerate(class_ids) if int(c) == top), None)
         peak = peak_position(cams[column]) if column is not None else None
         row = [frame_index, "" if pts is None else pts, f"{time_s:.6f}", top, self.labels.name(top), f"{probabilities[top]:.6f}"]

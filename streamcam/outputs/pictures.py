@@ -61,10 +61,14 @@ def explained_classes(
 
 
 def ranked_classes(probabilities: np.ndarray, class_ids, labels) -> list[RankedClass]:
-    """RankedClass for each id (duplicates dropped), with its real rank among all classes."""
-    order = np.argsort(-probabilities, kind="stable")
-    rank_of = np.empty_like(order)
+    """RankedClass for each id (duplicates dropped), with its real rank among all classes (a named
+    group, which is not one of the model's classes: the rank its summed probability would take)."""
+    model = labels.model_part(probabilities)
+    order = np.argsort(-model, kind="stable")
+    rank_of = np.empty(len(probabilities), np.int64)
     rank_of[order] = np.arange(order.size)
+    for group in range(model.size, len(probabilities)):
+        rank_of[group] = int(np.sum(model > probabilities[group]))
     out: list[RankedClass] = []
     for cid in (int(c) for c in class_ids):
         if cid not in [c.class_id for c in out]:

@@ -80,7 +80,7 @@ class SeenClasses:
 
     def add(self, frame_index: int, time_s: float, probabilities: np.ndarray, local: np.ndarray | None, trust: FrameTrust | None) -> None:
         """local: the tracked classes' local probabilities, in order (None: none)."""
-        top = frame_ranking(probabilities, trust, 1)[0]
+        top = frame_ranking(probabilities, trust, 1, self.labels)[0]
         self.smoothed = self.smoothed or (trust is not None and trust.smoothed is not None)
         record = self._top1.get(top)
         if record is None:

@@ -122,7 +122,8 @@ def live(
         record.check()
     size = InputSize.parse(input_size)
     smoothing = SmoothingOptions(seconds=smooth).check()
-    smoother = TemporalSmoother(smoothing, top_k, class_ids) if smoothing.enabled else None
+    class_ids = engine.classifier.labels.ids(class_ids)  # ids, names or groups ('a+b'), as analyze takes them
+    smoother = TemporalSmoother(smoothing, top_k, class_ids, engine.classifier.labels.num_classes) if smoothing.enabled else None
     # The engine's call: with smoothing, one spare class and the held ones (see TemporalSmoother).
     call_top_k, call_ids = (top_k, class_ids) if smoother is None else (smoother.engine_top_k, smoother.class_ids_to_explain())
     stats = stats or LiveStats(stall_after_s=min(2.0, timeout))
@@ -184,7 +185,10 @@ def live(
                 screen = strip.annotate(overlay, lines)
                 if render.scales_by_evidence(heat):
                     draw_key(screen, False, strip, len(lines), labels, ids, cams, evidence, colormap)
-                top = [{"name": labels.name(int(c)), "p": round(float(shown_probs[c]), 4)} for c in ranking(shown_probs, first, 5)]
+                top = [
+                    {"name": labels.name(int(c)), "p": round(float(shown_probs[c]), 4)}
+                    for c in ranking(labels.model_part(shown_probs), first, 5)
+                ]
                 for viewer in viewers:  # a browser view sends the picture's own numbers with it
                     if hasattr(viewer, "caption"):
                         viewer.caption({"top": top, "time_s": round(float(frame.time_s), 3), "frame": int(frame.index)})

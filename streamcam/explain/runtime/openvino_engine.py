@@ -21,7 +21,7 @@ from streamcam.models.linear_head import linear_head, why_not_linear
 
 from ..cams import get_method
 from ..checks import class_id_array, pooling_images
-from ..maps import class_maps, pooled_linear_gradients
+from ..maps import class_maps, group_probabilities, group_weights, pooled_linear_gradients
 from ..results import CamBatch
 from .openvino_model import load_or_convert, openvino
 
@@ -92,8 +92,9 @@ class OpenVinoEngine:
         return active().NAME  # runs the shared CAM maths on the runtime's outputs
 
     # -- public API (as CamEngine) -----------------------------------------------------------
-    def explain(self, images: np.ndarray, top_k: int = 1, class_ids: Sequence[int] = (), pad_to: int | None = None) -> CamBatch:
+    def explain(self, images: np.ndarray, top_k: int = 1, class_ids: Sequence[int | str] | str = (), pad_to: int | None = None) -> CamBatch:
         """As CamEngine.explain. pad_to is accepted and not needed: shapes are dynamic, nothing recompiles."""
+        class_ids = self.classifier.labels.ids(class_ids)
         images = self._check_images(images)
         fixed = self._check_classes(class_ids)
         if top_k < 0 or top_k + len(fixed) == 0:
@@ -106,14 +107,16 @@ class OpenVinoEngine:
         top = np.argsort(-logits, axis=1, kind="stable")[:, :k]  # ties go to the lower id, as top_k's do
         targets = np.concatenate([top, np.tile(fixed[None, :], (len(x), 1))], axis=1).astype(np.int32)
         features = out["features"]
-        grads = pooled_linear_gradients(self._head.weights, targets, features.shape) if self.method.uses_gradients else []
+        groups = self.classifier.labels.group_matrix()
+        weights = group_weights(self._head.weights, logits, groups) if len(groups) else self._head.weights
+        grads = pooled_linear_gradients(weights, targets, features.shape) if self.method.uses_gradients else []
         maps = class_maps(self.method, features, grads, targets, x, self._masked_probabilities, pixels)
-        local = np.take_along_axis(out["local"], targets, axis=1) if self._local else None
-        return CamBatch(_softmax(logits), targets, _numpy(maps), local)
+        local = np.take_along_axis(self._local_evidence(out, features, groups), targets, axis=1) if self._local else None
+        return CamBatch(self._softmax(logits), targets, _numpy(maps), local)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         images = self._check_images(images)
-        return _softmax(self._infer(self._preprocess(images.astype(np.float32)))["logits"])
+        return self._softmax(self._infer(self._preprocess(images.astype(np.float32)))["logits"])
 
     def guided_backprop(self, images: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
         """Needs a backward pass through the whole network: a Keras engine (built once) does it."""
@@ -122,10 +125,12 @@ class OpenVinoEngine:
     def feature_gradients(self, images: np.ndarray, class_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """As CamEngine.feature_gradients, from the head's weights."""
         images = self._check_images(images)
-        fixed = self._check_classes(class_ids)
-        features = self._infer(self._preprocess(images.astype(np.float32)))["features"]
+        fixed = self._check_classes(self.classifier.labels.ids(class_ids))
+        out = self._infer(self._preprocess(images.astype(np.float32)))
+        features, groups = out["features"], self.classifier.labels.group_matrix()
+        weights = group_weights(self._head.weights, out["logits"], groups) if len(groups) else self._head.weights
         targets = np.tile(fixed[None, :], (len(images), 1))
-        return features, np.stack(pooled_linear_gradients(self._head.weights, targets, features.shape), axis=1)
+        return features, np.stack(pooled_linear_gradients(weights, targets, features.shape), axis=1)
 
     def keras_engine(self):
         if self._keras is None:
@@ -146,13 +151,30 @@ class OpenVinoEngine:
     def _masked_probabilities(self, masked):
         """Score-CAM's probabilities_fn: masked preprocessed inputs through the same compiled model."""
         x = np.ascontiguousarray(_numpy(masked), dtype=np.float32)
-        return ops.convert_to_tensor(_softmax(self._infer(x)["logits"]))
+        return ops.convert_to_tensor(self._softmax(self._infer(x)["logits"]))
+
+    def _softmax(self, logits: np.ndarray) -> np.ndarray:
+        """(N, classes + groups): the model's softmax and each named group's sum (Labels.group)."""
+        return _numpy(
+            group_probabilities(ops.convert_to_tensor(_softmax(logits)), ops.convert_to_tensor(self.classifier.labels.group_matrix()))
+        )
+
+    def _local_evidence(self, out: dict, features: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """(N, classes + groups): each class's best per-cell probability. The graph gives the model's
+        classes; a group's best cell needs the cells' own probabilities, summed over its members
+        before the max: the head is linear, so a cell's logits are A_ij . W + b (models.linear_head)."""
+        if not len(groups):
+            return out["local"]
+        cells = features.reshape(len(features), -1, features.shape[-1]) @ self._head.weights + self._head.bias
+        best = np.max(_softmax(cells) @ groups.T, axis=1)  # (N, G)
+        return np.concatenate([out["local"], best], axis=1)
 
     def _check_images(self, images: np.ndarray) -> np.ndarray:
         return pooling_images(images, self.classifier.stride)
 
     def _check_classes(self, class_ids: Sequence[int]) -> np.ndarray:
-        return class_id_array(class_ids, self.classifier.num_classes)
+        labels = self.classifier.labels
+        return class_id_array(class_ids, labels.num_classes, len(labels.groups))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -186,9 +186,12 @@ class TemporalSmoother:
     figures per frame. `figures` accumulates the clip's figures, with and without smoothing.
     """
 
-    def __init__(self, options: SmoothingOptions, top_k: int, tracked: Sequence[int] = ()):
+    def __init__(self, options: SmoothingOptions, top_k: int, tracked: Sequence[int] = (), classes: int | None = None):
+        """classes: the model's own (Labels.num_classes); a named group's column after them is
+        never held as a top class (None: every column may be)."""
         self.options = options.check()
         self.top_k, self.tracked = top_k, [int(c) for c in tracked]
+        self.classes = classes
         self._probabilities = ProbabilityEma(options.seconds)
         self._hold = TopClassHold(top_k, options.margin, options.hold)
         self._maps = CamSmoother(options.seconds)
@@ -237,7 +240,8 @@ class TemporalSmoother:
             column_of.setdefault(c, k)
         smoothed = self._probabilities.update(batch.probabilities[n], time_s)
         carry = {c for c in self._hold.held if c not in column_of and self._maps.can_carry(c, motion)}
-        held = self._hold.update(smoothed, time_s, set(column_of), keep=carry) if self.top_k else []
+        available = {c for c in column_of if self.classes is None or c < self.classes}
+        held = self._hold.update(smoothed, time_s, available, keep=carry) if self.top_k else []
         shown = held + self.tracked
         top = held[0] if held else None
         raw_top = raw_ids[0] if self.top_k else None

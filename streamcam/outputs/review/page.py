@@ -55,8 +55,10 @@ def _lut(name: str) -> str:
     return _b64(np.ascontiguousarray(bgr[:, 0, ::-1]).tobytes())  # 256 RGB triples, as render uses
 
 
-def _selector_classes(collector: ReviewCollector) -> list[int]:
-    top = [int(c) for c in np.argsort(-collector.max_probabilities, kind="stable")[: max(collector.top_n, 1)]][:WINDOW_CLASSES]
+def _selector_classes(collector: ReviewCollector, labels) -> list[int]:
+    top = [int(c) for c in np.argsort(-labels.model_part(collector.max_probabilities), kind="stable")[: max(collector.top_n, 1)]][
+        :WINDOW_CLASSES
+    ]
     return list(dict.fromkeys(collector.tracked + top))
 
 
@@ -98,16 +100,17 @@ def _shrink(collector: ReviewCollector, budget: int, keep_always: set[int]) -> t
 
 
 def _read_probabilities(
-    collector: ReviewCollector, classes: list[int], kept: list[int]
+    collector: ReviewCollector, classes: list[int], kept: list[int], model_classes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
     """(every frame's probability of each of `classes` (frames, len(classes)), every frame's top-1
-    probability (frames,), each kept frame's whole probability row), read back in chunks."""
+    probability (frames,) among the model's classes (the first model_classes columns; a named
+    group's after them is not one), each kept frame's whole probability row), read back in chunks."""
     series = np.empty((len(collector), len(classes)), np.float32)
     top1 = np.empty(len(collector), np.float32)
     wanted, rows = set(kept), {}
     for start, block in collector.probability_rows():
         series[start : start + len(block)] = block[:, classes]
-        top1[start : start + len(block)] = block.max(axis=1)
+        top1[start : start + len(block)] = block[:, :model_classes].max(axis=1)
         rows |= {start + i: block[i] for i in range(len(block)) if start + i in wanted}
     return series, top1, rows
 
@@ -124,8 +127,8 @@ def build_data(
     for a named class), and for the default view on the top-1 curve. around: the moment the page
     opens on (review --around), in seconds."""
     n_frames = len(collector)
-    classes = _selector_classes(collector)
-    series, top1, _ = _read_probabilities(collector, classes, [])
+    classes = _selector_classes(collector, labels)
+    series, top1, _ = _read_probabilities(collector, classes, [], labels.num_classes)
     curve_peaks = {c: {"p": _curve_peaks(series[:, j])} for j, c in enumerate(classes)}
     for j, c in enumerate(classes):
         if c in collector.tracked:
@@ -143,7 +146,7 @@ def build_data(
     plocal = {c: [] for c in classes if c in collector.tracked}
     for n in kept:  # one frame at a time from the spill file: only the page's share is in memory
         f, p = collector.frame(n), rows[n]
-        top = [int(c) for c in np.argsort(-p, kind="stable")[: collector.top_n]]
+        top = [int(c) for c in np.argsort(-labels.model_part(p), kind="stable")[: collector.top_n]]
         top_seen.update(top)
         for c in plocal:
             plocal[c].append(f.plocal.get(c))
