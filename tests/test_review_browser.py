@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from streamcam.apps.analyze import AnalyzeOptions, analyze
+from streamcam.core.labels import Labels
 from streamcam.outputs.review import ReviewCollector, find_peaks, write_review
 from streamcam.video.timecode import format_timecode
 
@@ -28,7 +29,12 @@ class _Frame:
         self.index, self.pts, self.time_s, self.rgb = i, i * 2, i / 25, rgb
 
 
-class _Labels:
+class _Labels(Labels):
+    """The real labels of a 10-class model, with short names the page tests look for."""
+
+    def __init__(self):
+        super().__init__(10)
+
     def name(self, c):
         return f"class{c}"
 
