@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ctrl_c import self_interrupts
 
 from streamcam.apps.analyze import AnalyzeOptions
 from streamcam.apps.live import WindowViewer, live
 from streamcam.core.errors import InputError, UsageError
 from streamcam.core.preprocess import resize_batch
 
+from ctrl_c import self_interrupts
 from stall_server import StallingServer, packet_offset
 from videos import make_video
 

@@ -4,9 +4,10 @@ import threading
 import time
 
 import pytest
-from ctrl_c import self_interrupts
 
 from streamcam.core.pipeline import Pipeline, StagesStuck
+
+from ctrl_c import self_interrupts
 
 
 def test_items_flow_in_order_through_three_stages():
