@@ -8,8 +8,9 @@ crashed the worker (SIGSEGV in the main thread's sleep; under gdb, the CPU plugi
 on the calling thread whenever a compiled model is made or dropped, so most likely a freed
 alternate stack was left installed).
 
-A test that interrupts itself races the code under test: if that code returns before the signal lands, the KeyboardInterrupt hits pytest instead, the test worker
-dies ("node down: Not properly terminated") and every test left on it is lost. Inside
+A test that interrupts itself races the code under test: if that code returns before the signal
+lands, the KeyboardInterrupt hits pytest instead, the test worker dies ("node down: Not properly
+terminated") and every test left on it is lost. Inside
 `self_interrupts()` a SIGINT raises KeyboardInterrupt, as Python's default handler does (code under
 test may install its own handler on top and restore ours when it returns). When the block ends,
 the sending thread is stopped and joined, and a SIGINT that was already on its way is dropped and

@@ -175,8 +175,9 @@ def test_ctrl_c_while_the_reader_is_stuck_in_a_stalled_read(default_engine, stal
         viewer = FakeViewer()  # never quits by itself
         began = time.monotonic()
         with self_interrupts() as ctrl_c:
-            # A real SIGINT, as a terminal sends it, once live() is in its frame loop (where Ctrl-C
-            # means "finish") and the reader is blocked; a loaded machine can take seconds to get there.
+            # Ctrl-C (its Python handler runs as for a terminal's; see ctrl_c.py) once live() is in its
+            # frame loop (where Ctrl-C means "finish") and the reader is blocked; a loaded machine can
+            # take seconds to get there.
             ctrl_c.send(0.5, once=(viewer.showing, server.stalled))
             figures = live(server.url, default_engine, viewer)  # the first Ctrl-C ends the session cleanly
             took = time.monotonic() - began

@@ -30,7 +30,8 @@ from collections.abc import Callable
 MAX_CONNECTIONS = 64  # a viewer uses two (the stream and the stats polls): ~30 viewers
 # asyncio accepts up to `backlog` sockets in one loop turn before any of them reaches admit(), and
 # a refused one frees its descriptor a turn later; so the descriptors in use can peak near
-# cap + 2 x batch. At 128 a flood pushed a 256-descriptor process into EMFILE; at 32 it stays under 180.
+# cap + 2 x batch. At 128 a flood pushed a 256-descriptor process into EMFILE; at 32 its sampled
+# peak was 118 (tests/test_live_flood.py).
 ACCEPT_BATCH = 32
 HEADER_TIMEOUT_S = 10.0  # generous for a slow link; an attacker's socket is gone after this
 EVICT_AFTER_S = 0.5  # a connection still without headers after this may make room; a prompt viewer never does
