@@ -24,7 +24,7 @@ from streamcam.models.layers import all_layers, tapped_forward
 from .cams import get_method
 from .checks import class_id_array, pooling_images
 from .maps import FLAT_FRAME_RANGE as FLAT_FRAME_RANGE
-from .maps import cell_probabilities, class_maps, group_logits, group_probabilities
+from .maps import cell_probabilities, class_maps, group_logits, group_probabilities, structured_frames
 from .results import CamBatch
 from .tiling import MAX_TILE_BATCH, explain_tiled, probabilities_tiled
 
@@ -94,6 +94,7 @@ class CamEngine:
                 ops.convert_to_tensor(fixed),
                 int(min(top_k, self.classifier.num_classes)),
                 ops.convert_to_tensor(self.classifier.labels.group_matrix()),
+                ops.convert_to_tensor(structured_frames(images)),
             )
         probs, targets, cams, local = (None if t is None else _numpy(t)[:count] for t in outputs)
         return CamBatch(probs, targets, cams, local)
@@ -169,14 +170,13 @@ class CamEngine:
 
         return self.backend.head_gradients(forward, x, pick_targets, with_gradients)
 
-    def _explain_graph(self, images, fixed_ids, top_k: int, groups):
+    def _explain_graph(self, images, fixed_ids, top_k: int, groups, structured):
         method = self.method
-        pixels = ops.cast(images, "float32")
-        x = self.classifier.preprocess(pixels)
+        x = self.classifier.preprocess(ops.cast(images, "float32"))
         features, logits, targets, grads, pooled = self._forward_and_gradients(x, fixed_ids, top_k, method.uses_gradients, groups)
         softmax = lambda logits: group_probabilities(ops.softmax(logits[:, : self.classifier.num_classes], axis=-1), groups)
         probs_fn = lambda masked: softmax(ops.cast(self._forward(masked)[1], "float32"))
-        maps = class_maps(method, features, grads, targets, x, probs_fn, pixels)
+        maps = class_maps(method, features, grads, targets, x, probs_fn, structured)
         local = None if pooled is None else self._local_probabilities(pooled, targets, groups)
         return softmax(logits), targets, maps, local
 
