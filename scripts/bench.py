@@ -240,6 +240,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="224x224,448,640", help="--input-size values compared at the end (comma-separated)")
     ap.add_argument("--sizes-only", action="store_true", help="run only the --input-size comparison")
     ap.add_argument("--runtimes-only", action="store_true", help="run only the Keras / OpenVINO runtime comparison")
+    ap.add_argument(
+        "--rounds", type=int, default=ROUNDS, help="interleaved rounds of the runtime comparison (each figure is its best round)"
+    )
     ap.add_argument("--rss-child", metavar="PATH", help=argparse.SUPPRESS)
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress shows up live when piped
@@ -298,7 +301,7 @@ def run_all(args, tmp: Path) -> None:
     if args.sizes_only:
         return input_size_table(engine, clips, args.sizes.split(","), out, bs, args.preset)
     if args.runtimes_only:
-        return runtime_table(clips, out, bs, args.preset)
+        return runtime_table(clips, out, bs, args.preset, args.rounds)
     results = []
     for name, path, end in clips:
         print(f"\n== {name} ({path.name})")
@@ -422,11 +425,12 @@ def run_all(args, tmp: Path) -> None:
     if not (short["reset"] and long["reset"]):
         print("note: /proc/self/clear_refs unavailable: peak RSS includes model start-up (ru_maxrss)")
     input_size_table(engine, clips, args.sizes.split(","), out, bs, args.preset)
-    runtime_table(clips, out, bs, args.preset)
+    runtime_table(clips, out, bs, args.preset, args.rounds)
 
 
 def runtime_engines() -> dict:
-    """{label: engine} for each runtime this machine can run: Keras, and OpenVINO f32 / auto / bf16."""
+    """{label: engine} for each runtime this machine can run: Keras, and OpenVINO f32, auto (bf16 with
+    f32 for near ties, where the CPU has bf16) and plain bf16 (--precision mixed)."""
     from streamcam.explain.runtime import build_engine, openvino_installed
 
     engines = {"keras": build_engine(runtime="keras")}
@@ -437,12 +441,14 @@ def runtime_engines() -> dict:
     auto = build_engine(runtime="openvino", precision="auto")
     mixed = build_engine(runtime="openvino", precision="mixed")
     print(f"OpenVINO {auto.openvino_version.split('-')[0]}: --precision auto runs {auto.precision}, mixed runs {mixed.precision}")
+    if auto.precision != "f32":
+        engines["openvino auto"] = auto
     if mixed.precision != "f32":
         engines["openvino bf16"] = mixed
     return engines
 
 
-def runtime_table(clips, out: Path, bs: int, preset: str) -> None:
+def runtime_table(clips, out: Path, bs: int, preset: str, rounds: int = ROUNDS) -> None:
     """Model-only and full-analyze fps of each runtime, same run, turn about; ratios to Keras."""
     engines = runtime_engines()
     name, path, end = clips[-1]  # the dashcam clip where present
@@ -461,7 +467,7 @@ def runtime_table(clips, out: Path, bs: int, preset: str) -> None:
             model_pass_fps(engine, batches, bs)  # warm-up at this size
             measures[(label, f"model {spec}")] = partial(model_pass_fps, engine, batches, bs)
         measures[(label, "full")] = partial(analyze_fps, path, engine, out, batch_size=bs, end=end, preset=preset)
-    taken = in_rounds(3, measures)
+    taken = in_rounds(rounds, measures)
     best = {key: max(values) for key, values in taken.items()}
     keras_of = lambda what: best[("keras", what)]
     print(
@@ -474,8 +480,11 @@ def runtime_table(clips, out: Path, bs: int, preset: str) -> None:
             f"{m224 / keras_of('model 224x224'):>19.2f}x{m640 / keras_of('model 640'):>13.2f}x{full / keras_of('full'):>14.2f}x"
         )
     print(
-        f"  (fps, best of 3 interleaved rounds; 640 = --input-size 640 -> {sizes['640'][0][1]}x{sizes['640'][0][0]}; effic. = full / model 224)"
+        f"  (fps, best of {rounds} interleaved rounds; 640 = --input-size 640 -> {sizes['640'][0][1]}x{sizes['640'][0][0]}; effic. = full / model 224)"
     )
+    for label, engine in engines.items():
+        if getattr(engine, "precision", "f32") == "bf16+f32":
+            print(f"  {label}: {engine.exact_share:.1%} of the frames it ran (all rounds) were near ties run again in f32")
 
 
 def input_size_table(engine, clips, sizes, out: Path, bs: int, preset: str) -> None:

@@ -49,10 +49,10 @@ def runtime_line(runtime: str, device: str) -> str:
     if why is None:
         why = openvino_unsupported(load_classifier(DEFAULT_MODEL, precision="float32", device="cpu"), device)
     if why is None:
-        from streamcam.explain.runtime.openvino_engine import inference_precision
+        from streamcam.explain.runtime.precision import PRECISION_TEXT, inference_precision
 
         precision = inference_precision(openvino.Core(), "auto")
-        return f"runtime: openvino for {DEFAULT_MODEL} (--runtime {asked}: a CPU, and its head is global average pooling then linear layers; precision {precision}){version}"
+        return f"runtime: openvino for {DEFAULT_MODEL} (--runtime {asked}: a CPU, and its head is global average pooling then linear layers; precision {PRECISION_TEXT[precision]}){version}"
     if asked == "openvino":
         return f"runtime: --runtime openvino cannot run here: {why}{version}"
     return f"runtime: keras for {DEFAULT_MODEL} (auto: {why}){version}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from functools import partial
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -34,39 +33,13 @@ from ..maps import (
 )
 from ..results import CamBatch
 from .openvino_model import load_or_convert, openvino
+from .precision import NearTieRecheck, inference_precision
 
 # The CPU plugin's stream and thread settings. scripts/openvino_bench.py --threads, one run on a
 # 2-core CPU (dashcam clip, f32, batch 8; model-only / full analyze fps): latency hint 149.8 / 66.1,
 # one inference thread 142.9 / 73.3, pinning off 137.3 / 75.8, throughput hint 127.9 / 68.0. The
 # spread is within the machine's run-to-run noise, so the latency hint (best model-only) is kept.
 THREAD_SETTINGS = {"PERFORMANCE_HINT": "LATENCY"}
-
-# bfloat16 where the CPU has it natively: on by default only if it meets the agreement rule on the
-# shared clips (top-1 equal on >= 99% of frames, CAM r >= 0.99). scripts/openvino_bench.py --precision,
-# one run on an AMD EPYC with AVX-512 BF16: top-1 equal on 91.1% of 1886 frames, CAM r mean 0.998: off.
-AUTO_BF16 = False
-PRECISIONS = ("auto", "float32", "mixed")
-
-
-def native_bf16(core) -> bool:
-    """The CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX), not emulated."""
-    if "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: OpenVINO's word for it
-        return True
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def inference_precision(core, precision: str) -> str:
-    """'f32' or 'bf16' for --precision: float32 forces f32; mixed takes bf16 where native; auto
-    takes it only where native and AUTO_BF16 (it met the agreement rule)."""
-    if precision not in PRECISIONS:
-        raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "float32" or not native_bf16(core):
-        return "f32"
-    return "bf16" if precision == "mixed" or AUTO_BF16 else "f32"
 
 
 class OpenVinoEngine:
@@ -86,12 +59,14 @@ class OpenVinoEngine:
         self._local = classifier.head.local and local_evidence
         model, self.cache = load_or_convert(classifier, self._local)
         core = ov.Core()
-        self.precision = inference_precision(core, precision)
-        self.settings = {**THREAD_SETTINGS, **(settings or {}), "INFERENCE_PRECISION_HINT": self.precision}
-        self._compiled = core.compile_model(model, "CPU", self.settings)
-        self._outputs = {name: self._compiled.output(name) for name in ("features", "logits", *(("local",) if self._local else ()))}
-        self._request = self._compiled.create_infer_request()
-        self._lock = threading.Lock()  # one infer request: calls from several threads take turns
+        self.precision = inference_precision(core, precision)  # 'f32', 'bf16' or 'bf16+f32' (precision.py)
+        self.settings = {**THREAD_SETTINGS, **(settings or {})}
+        names = ("features", "logits", *(("local",) if self._local else ()))
+        self._compiled = {}  # {precision hint: compiled model}
+        runs = {hint: self._compiled_run(core, model, hint, names) for hint in self.precision.split("+")}
+        # bf16+f32: bf16, with f32 for the frames whose top-1 bf16 could have decided (near ties)
+        self._run = NearTieRecheck(runs["bf16"], runs["f32"]) if len(runs) == 2 else runs[self.precision]
+        self._lock = threading.Lock()  # one infer request per precision: calls from several threads take turns
         self._keras = None
         self.openvino_version = ov.get_version()
         # The maps of every method but Score-CAM (which runs the model) in one compiled call of the
@@ -159,10 +134,25 @@ class OpenVinoEngine:
     def _preprocess(self, pixels: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(_numpy(self.classifier.preprocess(pixels)), dtype=np.float32)
 
+    def _compiled_run(self, core, model, hint: str, names):
+        compiled = self._compiled[hint] = core.compile_model(model, "CPU", {**self.settings, "INFERENCE_PRECISION_HINT": hint})
+        outputs = {name: compiled.output(name) for name in names}
+        request = compiled.create_infer_request()
+
+        def run(x: np.ndarray) -> dict[str, np.ndarray]:
+            request.infer({0: x})
+            return {name: request.get_tensor(port).data.copy() for name, port in outputs.items()}
+
+        return run
+
+    @property
+    def exact_share(self) -> float:
+        """The share of frames so far whose outputs came from f32 (1.0 for f32, 0.0 for plain bf16)."""
+        return self._run.exact_share if isinstance(self._run, NearTieRecheck) else float(self.precision == "f32")
+
     def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         with self._lock:
-            self._request.infer({0: x})
-            return {name: self._request.get_tensor(port).data.copy() for name, port in self._outputs.items()}
+            return self._run(np.ascontiguousarray(x))
 
     def _masked_probabilities(self, masked):
         """Score-CAM's probabilities_fn: masked preprocessed inputs through the same compiled model."""
