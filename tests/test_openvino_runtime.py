@@ -24,7 +24,7 @@ from streamcam.explain.input_size import InputSize
 from streamcam.explain.runtime import build_engine
 from streamcam.explain.runtime.openvino_engine import OpenVinoEngine
 from streamcam.explain.runtime.openvino_model import cache_folder
-from streamcam.explain.runtime.precision import inference_precision, native_bf16
+from streamcam.explain.runtime.precision import PRECISION_TEXT, inference_precision, native_bf16
 from streamcam.models.linear_head import linear_head, why_not_linear
 
 from tiny_models import gap_dense_classifier, nonlinear_head_classifier, random_images
@@ -253,6 +253,7 @@ def test_doctor_names_the_runtime_and_why():
     assert result.exit_code == 0
     line = next(x for x in result.output.splitlines() if x.startswith("runtime:"))
     assert "openvino for efficientnet-lite0" in line and "pooling then linear" in line
+    assert any(f"precision {text})" in line for text in PRECISION_TEXT.values())  # the precision auto picks here
     result = runner.invoke(app, ["doctor", "--runtime", "keras"])
     assert "runtime: keras (asked for)" in result.output
 

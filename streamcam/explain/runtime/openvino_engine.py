@@ -35,10 +35,11 @@ from ..results import CamBatch
 from .openvino_model import load_or_convert, openvino
 from .precision import NearTieRecheck, inference_precision
 
-# The CPU plugin's stream and thread settings. scripts/openvino_bench.py --threads, one run on a
-# 2-core CPU (dashcam clip, f32, batch 8; model-only / full analyze fps): latency hint 149.8 / 66.1,
-# one inference thread 142.9 / 73.3, pinning off 137.3 / 75.8, throughput hint 127.9 / 68.0. The
-# spread is within the machine's run-to-run noise, so the latency hint (best model-only) is kept.
+# The CPU plugin's stream and thread settings. scripts/openvino_bench.py --threads, one run on each of
+# two 2-core CPUs (dashcam clip, f32, batch 8; model-only / full analyze fps), AMD EPYC / Intel Xeon
+# with AMX: latency hint 149.8 / 66.1 and 185.1 / 90.2; one inference thread 142.9 / 73.3 and
+# 115.1 / 86.2; pinning off 137.3 / 75.8 and 224.7 / 91.3; throughput hint 127.9 / 68.0 and
+# 108.9 / 69.1. Pinning off and the latency hint trade places between runs: the latency hint is kept.
 THREAD_SETTINGS = {"PERFORMANCE_HINT": "LATENCY"}
 
 
