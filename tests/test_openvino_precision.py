@@ -91,3 +91,21 @@ def test_auto_precision_in_the_engine_keeps_f32s_top1_where_bf16_is_native():
     assert everything_near.exact_share == 1.0 and everything_near._run.exact_next
     np.testing.assert_array_equal(nothing_near.explain(images).probabilities, mixed.explain(images).probabilities)  # bf16's
     assert nothing_near.exact_share == 0.0
+
+
+def test_score_cams_masked_inputs_run_in_f32_and_leave_the_near_tie_policy_alone():
+    pytest.importorskip("openvino", reason="OpenVINO not installed (pip install 'streamcam[openvino]')")
+    from streamcam.explain.cams.scorecam import ScoreCAM
+    from streamcam.explain.runtime.openvino_engine import OpenVinoEngine
+
+    from tiny_models import gap_dense_classifier, random_images
+
+    classifier = gap_dense_classifier()
+    images = random_images(3, 64)
+    auto = OpenVinoEngine(classifier, ScoreCAM(max_channels=4), "auto")
+    f32 = OpenVinoEngine(classifier, ScoreCAM(max_channels=4), "float32")
+    a, b = auto.explain(images, top_k=1), f32.explain(images, top_k=1)
+    frames = getattr(auto._run, "frames", None)
+    assert frames in (None, 3)  # the policy (where bf16 is native) saw the 3 frames, none of the masked inputs
+    np.testing.assert_array_equal(a.class_ids, b.class_ids)
+    np.testing.assert_allclose(a.cams, b.cams, atol=1e-5)  # masked scores from f32: the same maps

@@ -67,6 +67,9 @@ class OpenVinoEngine:
         runs = {hint: self._compiled_run(core, model, hint, names) for hint in self.precision.split("+")}
         # bf16+f32: bf16, with f32 for the frames whose top-1 bf16 could have decided (near ties)
         self._run = NearTieRecheck(runs["bf16"], runs["f32"]) if len(runs) == 2 else runs[self.precision]
+        # Score-CAM's masked inputs are not frames: no near-tie rule covers their scores, and they
+        # must not steer the policy's next batch, so they take f32 where it is compiled
+        self._masked_run = runs["f32"] if "f32" in runs else runs[self.precision]
         self._lock = threading.Lock()  # one infer request per precision: calls from several threads take turns
         self._keras = None
         self.openvino_version = ov.get_version()
@@ -100,9 +103,8 @@ class OpenVinoEngine:
         structured = structured_frames(images)
         if self._maps is not None:
             maps = self._maps(features, pooled_linear_columns(weights, targets, features.shape), targets, structured)
-        else:
-            grads = pooled_linear_gradients(weights, targets, features.shape) if self.method.uses_gradients else []
-            maps = class_maps(self.method, features, grads, targets, x, self._masked_probabilities, structured)
+        else:  # Score-CAM: runs the model on masked inputs, uses no gradients
+            maps = class_maps(self.method, features, [], targets, x, self._masked_probabilities, structured)
         local = np.take_along_axis(self._local_evidence(out, features, groups), targets, axis=1) if self._local else None
         return CamBatch(self._softmax(logits), targets, _numpy(maps), local)
 
@@ -153,12 +155,15 @@ class OpenVinoEngine:
 
     def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         with self._lock:
-            return self._run(np.ascontiguousarray(x))
+            return self._run(x)
 
     def _masked_probabilities(self, masked):
-        """Score-CAM's probabilities_fn: masked preprocessed inputs through the same compiled model."""
+        """Score-CAM's probabilities_fn: masked preprocessed inputs through the same converted model
+        (f32 where compiled: see __init__)."""
         x = np.ascontiguousarray(_numpy(masked), dtype=np.float32)
-        return ops.convert_to_tensor(self._softmax(self._infer(x)["logits"]))
+        with self._lock:
+            logits = self._masked_run(x)["logits"]
+        return ops.convert_to_tensor(self._softmax(logits))
 
     def _softmax(self, logits: np.ndarray) -> np.ndarray:
         """(N, classes + groups): the model's softmax and each named group's sum (Labels.group)."""
