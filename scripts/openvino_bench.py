@@ -2,6 +2,7 @@
 
     python scripts/openvino_bench.py --precision    # bf16 against f32 on the shared clips
     python scripts/openvino_bench.py --threads      # the CPU plugin's stream/thread settings
+    python scripts/openvino_bench.py --pixels       # uint8 pixels into the graph against NumPy preprocessing
 
 --precision: every frame of each shared clip (../shared/media/videos) through OpenVINO f32, plain
 bf16 (--precision mixed) and auto (bf16, near ties run again in f32) at 224x224: the share of
@@ -14,6 +15,11 @@ f32 (NumPy) on the bf16 graph's feature map, against the f32 graph's top-1.
 --threads: model-only and full analyze (overlay video) fps on the dashcam clip for each setting,
 in interleaved rounds (best of 3): the plugin's latency hint (one stream on every core), one
 inference thread (a core left to decode and encode), CPU pinning off, and the throughput hint.
+
+--pixels: model-only fps (explain, top-1 Grad-CAM, batch 8 at 224x224, the dashcam clip's first
+6 s) for each precision, with the frames as uint8 (the preprocessing compiled into the graph,
+pixel_input.py) and as float32 (preprocessed by NumPy before the graph), interleaved in the same
+process, best of 5 rounds; and the largest logit difference between the two.
 """
 
 from __future__ import annotations
@@ -72,7 +78,7 @@ def precision(args) -> None:
             continue
         clip = {name: [0, 0, []] for name in totals}
         same_f32_head = 0
-        exact_before = auto._run.exact_frames
+        exact_before = auto.exact_frames
         for images in clip_batches(path):
             a = f32.explain(images, top_k=1)
             for name, engine in (("bf16", bf16), ("auto", auto)):
@@ -95,7 +101,7 @@ def precision(args) -> None:
             line += f" | {name}: top-1 equal {clip[name][1] / frames:7.2%}, CAM r mean {r.mean():.4f} min {r.min():.4f}"
         print(
             line
-            + f" | auto re-ran {(auto._run.exact_frames - exact_before) / frames:6.1%} in f32 | f32 head on bf16 features: {same_f32_head / frames:7.2%}"
+            + f" | auto re-ran {(auto.exact_frames - exact_before) / frames:6.1%} in f32 | f32 head on bf16 features: {same_f32_head / frames:7.2%}"
         )
     for name in ("bf16", "auto"):
         frames, same, rs = totals[name]
@@ -115,8 +121,7 @@ def precision(args) -> None:
 
 def margin_sweep(sweep: dict, f32, bf16, images) -> dict:
     """Adds a batch to {margin: (frames whose bf16 logits are near ties, frames whose top-1 then equals f32's)}."""
-    x = f32._preprocess(images.astype(np.float32))
-    exact, fast = f32._infer(x)["logits"], bf16._infer(x)["logits"]
+    exact, fast = f32._infer(images)["logits"], bf16._infer(images)["logits"]
     out = {}
     for margin, (rerun, equal) in sweep.items():
         near = near_ties(fast, margin)
@@ -127,7 +132,7 @@ def margin_sweep(sweep: dict, f32, bf16, images) -> dict:
 
 def f32_head_top1(engine, images) -> np.ndarray:
     """Top-1 ids of the head (global average pooling, then W and b) run in float32 on the engine's feature map."""
-    features = engine._infer(engine._preprocess(images.astype(np.float32)))["features"]
+    features = engine._infer(images)["features"]
     head = engine._head
     return np.argmax(features.mean(axis=(1, 2), dtype=np.float64) @ head.weights + head.bias, axis=1)
 
@@ -167,10 +172,36 @@ def threads(args) -> None:
         print(f"{label:<32}{best[(label, 'model')]:>10.1f}{best[(label, 'full')]:>10.1f}")
 
 
+def pixels(args) -> None:
+    with VideoSource(str(DASHCAM), end=6.0) as video:
+        frames = list(video)
+    bs = 8
+    batches = [model_inputs(frames[i : i + bs], (224, 224)) for i in range(0, len(frames) - bs + 1, bs)]
+    engines = {hint: build_engine(runtime="openvino", precision=hint) for hint in ("float32", "mixed", "auto")}
+
+    def model_fps(engine, inputs):
+        return len(inputs) * bs / timed(lambda: [engine.explain(x) for x in inputs])[1]
+
+    measures, diffs = {}, {}
+    for hint, engine in engines.items():
+        for dtype in (np.uint8, np.float32):
+            inputs = [b.astype(dtype) for b in batches]
+            key = (hint, np.dtype(dtype).name)
+            measures[key] = partial(model_fps, engine, inputs)
+            measures[key]()  # compiles the model for this input
+        diffs[hint] = max(float(np.abs(engine._infer(b)["logits"] - engine._infer(b.astype(np.float32))["logits"]).max()) for b in batches)
+    best = {k: max(v) for k, v in in_rounds(5, measures).items()}
+    print(f"{'precision':<18}{'uint8 fps':>10}{'float fps':>10}{'ratio':>8}{'max |logit diff|':>18}")
+    for hint, engine in engines.items():
+        u8, f = best[(hint, "uint8")], best[(hint, "float32")]
+        print(f"{hint + ' (' + engine.precision + ')':<18}{u8:>10.1f}{f:>10.1f}{u8 / f:>7.2f}x{diffs[hint]:>18.2e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--precision", action="store_true", help="bf16 against f32 on the shared clips")
     ap.add_argument("--threads", action="store_true", help="stream and thread settings on the dashcam clip")
+    ap.add_argument("--pixels", action="store_true", help="uint8 pixels into the graph against NumPy preprocessing")
     ap.add_argument("--precision-hint", default="float32", help="--threads: the precision to run (float32, auto, mixed)")
     ap.add_argument("--out", default="/tmp/streamcam-openvino-bench", help="--threads: where analyze writes")
     args = ap.parse_args()
@@ -182,6 +213,8 @@ def main() -> None:
         precision(args)
     if args.threads:
         threads(args)
+    if args.pixels:
+        pixels(args)
 
 
 if __name__ == "__main__":

@@ -78,17 +78,17 @@ def test_auto_precision_in_the_engine_keeps_f32s_top1_where_bf16_is_native():
     np.testing.assert_array_equal(a.class_ids, b.class_ids)
     assert f32.precision == "f32" and f32.exact_share == 1.0
     if not native_bf16(ov.Core()):  # no native bf16: auto is f32
-        assert auto.precision == "f32" and set(auto._compiled) == {"f32"}
+        assert auto.precision == "f32" and set(auto._compiled) == {("pixels", "f32")}
         np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-6)
         return
     # This CPU has bf16: both models compiled, every frame from one of them.
-    assert auto.precision == "bf16+f32" and set(auto._compiled) == {"bf16", "f32"}
-    assert auto._run.frames == 12 and 0.0 <= auto.exact_share <= 1.0
+    assert auto.precision == "bf16+f32" and set(auto._compiled) == {("pixels", "bf16"), ("pixels", "f32")}
+    assert auto._policies["pixels"].frames == 12 and 0.0 <= auto.exact_share <= 1.0
     mixed = OpenVinoEngine(classifier, "gradcam", "mixed")
     everything_near, nothing_near = OpenVinoEngine(classifier, "gradcam", "auto"), OpenVinoEngine(classifier, "gradcam", "auto")
-    everything_near._run.margin, nothing_near._run.margin = np.inf, 0.0
+    everything_near._policies["pixels"].margin, nothing_near._policies["pixels"].margin = np.inf, 0.0
     np.testing.assert_array_equal(everything_near.explain(images).probabilities, b.probabilities)  # all re-run: f32's outputs
-    assert everything_near.exact_share == 1.0 and everything_near._run.exact_next
+    assert everything_near.exact_share == 1.0 and everything_near._policies["pixels"].exact_next
     np.testing.assert_array_equal(nothing_near.explain(images).probabilities, mixed.explain(images).probabilities)  # bf16's
     assert nothing_near.exact_share == 0.0
 
@@ -105,7 +105,7 @@ def test_score_cams_masked_inputs_run_in_f32_and_leave_the_near_tie_policy_alone
     auto = OpenVinoEngine(classifier, ScoreCAM(max_channels=4), "auto")
     f32 = OpenVinoEngine(classifier, ScoreCAM(max_channels=4), "float32")
     a, b = auto.explain(images, top_k=1), f32.explain(images, top_k=1)
-    frames = getattr(auto._run, "frames", None)
+    frames = getattr(auto._policies["pixels"], "frames", None)
     assert frames in (None, 3)  # the policy (where bf16 is native) saw the 3 frames, none of the masked inputs
     np.testing.assert_array_equal(a.class_ids, b.class_ids)
     np.testing.assert_allclose(a.cams, b.cams, atol=1e-5)  # masked scores from f32: the same maps

@@ -3,7 +3,8 @@
 For global average pooling then linear layers the gradient of class c's logit with respect to
 the target map A is W[:, c] / (h * w) at every cell (models.linear_head), so each method's map
 is computed from the forward's A and the head's weights by the same code the Keras engine runs
-(explain.maps.class_maps). Score-CAM's masked inputs go through the same compiled model. Guided
+(explain.maps.class_maps). Frames go in as uint8 pixels, the preprocessing compiled into the
+model (pixel_input.py); Score-CAM's masked inputs go through the same converted model. Guided
 backprop needs a backward pass: it is delegated to a Keras engine built on first use.
 """
 
@@ -33,6 +34,7 @@ from ..maps import (
 )
 from ..results import CamBatch
 from .openvino_model import load_or_convert, openvino
+from .pixel_input import affine_pixels, with_pixel_input
 from .precision import NearTieRecheck, inference_precision
 
 # The CPU plugin's stream and thread settings. scripts/openvino_bench.py --threads, one run on each of
@@ -59,18 +61,22 @@ class OpenVinoEngine:
         self._head = linear_head(classifier)
         self._local = classifier.head.local and local_evidence
         model, self.cache = load_or_convert(classifier, self._local)
-        core = ov.Core()
+        self._core = core = ov.Core()
         self.precision = inference_precision(core, precision)  # 'f32', 'bf16' or 'bf16+f32' (precision.py)
         self.settings = {**THREAD_SETTINGS, **(settings or {})}
-        names = ("features", "logits", *(("local",) if self._local else ()))
-        self._compiled = {}  # {precision hint: compiled model}
-        runs = {hint: self._compiled_run(core, model, hint, names) for hint in self.precision.split("+")}
-        # bf16+f32: bf16, with f32 for the frames whose top-1 bf16 could have decided (near ties)
-        self._run = NearTieRecheck(runs["bf16"], runs["f32"]) if len(runs) == 2 else runs[self.precision]
-        # Score-CAM's masked inputs are not frames: no near-tie rule covers their scores, and they
-        # must not steer the policy's next batch, so they take f32 where it is compiled
-        self._masked_run = runs["f32"] if "f32" in runs else runs[self.precision]
-        self._lock = threading.Lock()  # one infer request per precision: calls from several threads take turns
+        self._outputs = ("features", "logits", *(("local",) if self._local else ()))
+        # Two inputs: uint8 pixels, with the classifier's preprocessing in the graph (pixel_input.py),
+        # for frames; the preprocessed image for Score-CAM's masked inputs, float pixels, and a
+        # preprocess that is not affine. Each is compiled on first use.
+        self._models = {"preprocessed": model}
+        affine = affine_pixels(classifier.preprocess)
+        if affine is not None:
+            self._models["pixels"] = with_pixel_input(ov, model, *affine)
+        self._compiled = {}  # {(input, precision hint): compiled model}
+        self._runs = {}  # {(input, precision hint): run}
+        self._policies = {}  # {input: run under self.precision}
+        self._policy("pixels" if affine is not None else "preprocessed")  # compiled now, not on the first batch
+        self._lock = threading.Lock()  # one infer request per model: calls from several threads take turns
         self._keras = None
         self.openvino_version = ov.get_version()
         # The maps of every method but Score-CAM (which runs the model) in one compiled call of the
@@ -91,12 +97,11 @@ class OpenVinoEngine:
         fixed = self._check_classes(class_ids)
         if top_k < 0 or top_k + len(fixed) == 0:
             raise UsageError("nothing to explain: ask for top_k >= 1 or name classes")
-        x = self._preprocess(images.astype(np.float32))
-        out = self._infer(x)
+        out = self._infer(images)
         logits = out["logits"]
         k = int(min(top_k, self.classifier.num_classes))
         top = np.argsort(-logits, axis=1, kind="stable")[:, :k]  # ties go to the lower id, as top_k's do
-        targets = np.concatenate([top, np.tile(fixed[None, :], (len(x), 1))], axis=1).astype(np.int32)
+        targets = np.concatenate([top, np.tile(fixed[None, :], (len(images), 1))], axis=1).astype(np.int32)
         features = out["features"]
         groups = self.classifier.labels.group_matrix()
         weights = group_weights(self._head.weights, logits, groups) if len(groups) else self._head.weights
@@ -104,13 +109,14 @@ class OpenVinoEngine:
         if self._maps is not None:
             maps = self._maps(features, pooled_linear_columns(weights, targets, features.shape), targets, structured)
         else:  # Score-CAM: runs the model on masked inputs, uses no gradients
+            x = self._preprocess(images)
             maps = class_maps(self.method, features, [], targets, x, self._masked_probabilities, structured)
         local = np.take_along_axis(self._local_evidence(out, features, groups), targets, axis=1) if self._local else None
         return CamBatch(self._softmax(logits), targets, _numpy(maps), local)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         images = self._check_images(images)
-        return self._softmax(self._infer(self._preprocess(images.astype(np.float32)))["logits"])
+        return self._softmax(self._infer(images)["logits"])
 
     def guided_backprop(self, images: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
         """Needs a backward pass through the whole network: a Keras engine (built once) does it."""
@@ -120,7 +126,7 @@ class OpenVinoEngine:
         """As CamEngine.feature_gradients, from the head's weights."""
         images = self._check_images(images)
         fixed = self._check_classes(self.classifier.labels.ids(class_ids))
-        out = self._infer(self._preprocess(images.astype(np.float32)))
+        out = self._infer(images)
         features, groups = out["features"], self.classifier.labels.group_matrix()
         weights = group_weights(self._head.weights, out["logits"], groups) if len(groups) else self._head.weights
         targets = np.tile(fixed[None, :], (len(images), 1))
@@ -134,35 +140,67 @@ class OpenVinoEngine:
         return self._keras
 
     # -- internals ---------------------------------------------------------------------------
-    def _preprocess(self, pixels: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(_numpy(self.classifier.preprocess(pixels)), dtype=np.float32)
+    def _preprocess(self, images: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(_numpy(self.classifier.preprocess(images.astype(np.float32))), dtype=np.float32)
 
-    def _compiled_run(self, core, model, hint: str, names):
-        compiled = self._compiled[hint] = core.compile_model(model, "CPU", {**self.settings, "INFERENCE_PRECISION_HINT": hint})
-        outputs = {name: compiled.output(name) for name in names}
-        request = compiled.create_infer_request()
+    def _infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """The graph's outputs for (N, H, W, 3) pixels: uint8 ones straight in where the
+        preprocessing is in the graph, others preprocessed here."""
+        if images.dtype == np.uint8 and "pixels" in self._models:
+            kind, x = "pixels", np.ascontiguousarray(images)
+        else:
+            kind, x = "preprocessed", self._preprocess(images)
+        with self._lock:
+            return self._policy(kind)(x)
 
-        def run(x: np.ndarray) -> dict[str, np.ndarray]:
-            request.infer({0: x})
-            return {name: request.get_tensor(port).data.copy() for name, port in outputs.items()}
+    def _policy(self, kind: str):
+        """The run for input `kind` under self.precision; bf16+f32: bf16, with f32 for the frames
+        whose top-1 bf16 could have decided (near ties: NearTieRecheck)."""
+        if kind not in self._policies:
+            runs = [self._run(kind, hint) for hint in self.precision.split("+")]
+            self._policies[kind] = NearTieRecheck(*runs) if len(runs) == 2 else runs[0]
+        return self._policies[kind]
 
-        return run
+    def _run(self, kind: str, hint: str):
+        """x -> {output name: array} on the model for input `kind` compiled at `hint` (compiled once)."""
+        if (kind, hint) not in self._runs:
+            compiled = self._compiled[kind, hint] = self._core.compile_model(
+                self._models[kind], "CPU", {**self.settings, "INFERENCE_PRECISION_HINT": hint}
+            )
+            ports = {name: compiled.output(name) for name in self._outputs}
+            request = compiled.create_infer_request()
+
+            def run(x: np.ndarray) -> dict[str, np.ndarray]:
+                request.infer({0: x})
+                return {name: request.get_tensor(port).data.copy() for name, port in ports.items()}
+
+            self._runs[kind, hint] = run
+        return self._runs[kind, hint]
+
+    @property
+    def exact_frames(self) -> int:
+        """Frames so far whose outputs came from f32 after bf16 (bf16+f32 only; 0 otherwise)."""
+        return sum(policy.exact_frames for policy in self._rechecks())
 
     @property
     def exact_share(self) -> float:
         """The share of frames so far whose outputs came from f32 (1.0 for f32, 0.0 for plain bf16)."""
-        return self._run.exact_share if isinstance(self._run, NearTieRecheck) else float(self.precision == "f32")
+        if self.precision != "bf16+f32":
+            return float(self.precision == "f32")
+        frames = sum(policy.frames for policy in self._rechecks())
+        return self.exact_frames / frames if frames else 0.0
 
-    def _infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        with self._lock:
-            return self._run(x)
+    def _rechecks(self) -> list[NearTieRecheck]:
+        return [policy for policy in self._policies.values() if isinstance(policy, NearTieRecheck)]
 
     def _masked_probabilities(self, masked):
-        """Score-CAM's probabilities_fn: masked preprocessed inputs through the same converted model
-        (f32 where compiled: see __init__)."""
+        """Score-CAM's probabilities_fn: masked preprocessed inputs through the same converted model."""
         x = np.ascontiguousarray(_numpy(masked), dtype=np.float32)
+        # Not frames: no near-tie rule covers their scores, and they must not steer the policy's
+        # next batch, so they take f32 where it is compiled (plain bf16 under --precision mixed)
+        hint = "f32" if "f32" in self.precision else self.precision
         with self._lock:
-            logits = self._masked_run(x)["logits"]
+            logits = self._run("preprocessed", hint)(x)["logits"]
         return ops.convert_to_tensor(self._softmax(logits))
 
     def _softmax(self, logits: np.ndarray) -> np.ndarray:

@@ -9,8 +9,9 @@ written but the result, and the batch and spatial sizes stay dynamic, so --input
 last batch never recompile. It needs Keras on TensorFlow (the default backend).
 
 The graph takes the preprocessed image, not uint8 pixels: Score-CAM's masked inputs are masked
-after preprocessing, and they go through the same compiled model. The classifier's own
-preprocessing function runs on NumPy before it (an affine map of the pixels: cheap).
+after preprocessing, and they go through the same converted model. Frames get a copy that takes
+uint8 pixels and runs the classifier's preprocessing first, where it is affine (pixel_input.py);
+that copy is made at load, not cached: it costs milliseconds.
 
 Cache: <cache dir>/openvino/<model>-<key>/ holding model.xml, model.bin and manifest.json; the key
 hashes the weights, the target layer, the graph's outputs and the OpenVINO version. The manifest
