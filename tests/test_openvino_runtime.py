@@ -85,6 +85,22 @@ def test_flat_frames_get_zero_maps_as_on_keras(f32_classifier):
     assert not engine.explain(grey).cams.any()
 
 
+@pytest.mark.parametrize("top_k", [1, 3])
+def test_tied_logits_pick_the_lower_class_ids_as_the_keras_engine_does(top_k):
+    """A head with zero weights gives every class the same logit: both engines take 0, 1, 2, ...
+    and agree on the probabilities (uniform)."""
+    classifier = gap_dense_classifier(num_classes=5)
+    dense = classifier.model.get_layer("logits")
+    dense.set_weights([np.zeros_like(w) for w in dense.get_weights()])
+    images = random_images(2, 16)
+    runtime = OpenVinoEngine(classifier, "gradcam", "float32").explain(images, top_k=top_k)
+    keras = CamEngine(classifier, "gradcam", "cpu").explain(images, top_k=top_k)
+    np.testing.assert_array_equal(runtime.class_ids, np.tile(np.arange(top_k), (2, 1)))
+    np.testing.assert_array_equal(runtime.class_ids, keras.class_ids)
+    np.testing.assert_allclose(runtime.probabilities, keras.probabilities, atol=1e-6)
+    np.testing.assert_allclose(runtime.probabilities, 0.2, atol=1e-6)
+
+
 @pytest.mark.slow  # two Keras engines traced
 def test_a_deeper_linear_head_is_folded_into_one_matrix():
     """GAP -> dropout -> dense -> dense (both linear): one (C, classes) matrix; the runtime agrees with Keras."""

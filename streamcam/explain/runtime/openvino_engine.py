@@ -100,7 +100,7 @@ class OpenVinoEngine:
         out = self._infer(images)
         logits = out["logits"]
         k = int(min(top_k, self.classifier.num_classes))
-        top = np.argsort(-logits, axis=1, kind="stable")[:, :k]  # ties go to the lower id, as top_k's do
+        top = _top_classes(logits, k)
         targets = np.concatenate([top, np.tile(fixed[None, :], (len(images), 1))], axis=1).astype(np.int32)
         features = out["features"]
         groups = self.classifier.labels.group_matrix()
@@ -205,9 +205,10 @@ class OpenVinoEngine:
 
     def _softmax(self, logits: np.ndarray) -> np.ndarray:
         """(N, classes + groups): the model's softmax and each named group's sum (Labels.group)."""
-        return _numpy(
-            group_probabilities(ops.convert_to_tensor(_softmax(logits)), ops.convert_to_tensor(self.classifier.labels.group_matrix()))
-        )
+        probabilities, groups = _softmax(logits), self.classifier.labels.group_matrix()
+        if not len(groups):
+            return probabilities
+        return _numpy(group_probabilities(ops.convert_to_tensor(probabilities), ops.convert_to_tensor(groups)))
 
     def _local_evidence(self, out: dict, features: np.ndarray, groups: np.ndarray) -> np.ndarray:
         """(N, classes + groups): each class's best per-cell probability. The graph gives the model's
@@ -237,8 +238,18 @@ def _compile(fn):
 _NO_WEIGHTS = SimpleNamespace(variables=[])
 
 
+# In NumPy, not the backend's ops: a few small arrays a batch, where dispatching eager ops
+# measured 0.4-0.6 ms for the softmax (8 x 1000) and NumPy 0.015 ms, timed per call on the AMD EPYC.
 def _softmax(logits: np.ndarray) -> np.ndarray:
-    return _numpy(ops.softmax(ops.convert_to_tensor(logits, "float32"), axis=-1))
+    exp = np.exp(logits - logits.max(axis=-1, keepdims=True), dtype=np.float32)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def _top_classes(logits: np.ndarray, k: int) -> np.ndarray:
+    """(N, k) classes of the k largest logits, best first; ties go to the lower id, as top_k's do."""
+    if k == 1:  # argmax takes the first of equal maxima; a full sort costs 0.17 ms for 8 x 1000
+        return np.argmax(logits, axis=1)[:, None]
+    return np.argsort(-logits, axis=1, kind="stable")[:, :k]
 
 
 def _numpy(tensor) -> np.ndarray:
