@@ -1,7 +1,8 @@
 """`streamcam live` in a real OpenCV window, on a virtual X display (Xvfb).
 
 Runs `python -m streamcam live CLIP` with DISPLAY set, waits for the window, checks on a screenshot
-that the Grad-CAM overlay and the label strip are drawn, then quits with q, with Esc, or by
+that the Grad-CAM overlay and the label strip are drawn, and that they stay drawn between frames
+(the clip plays at 5 fps, so the live loop idles in every gap), then quits with q, with Esc, or by
 closing the window as a window manager would; each must end the process with exit code 0 and
 its "frames shown" line.
 
@@ -23,17 +24,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xvfb import Xvfb, XvfbError, find_window, send_wm_delete_window, window_geometry, xdotool
+from xvfb import Xvfb, XvfbError, find_window, remap_window, send_wm_delete_window, window_geometry, xdotool
 
 REPO = Path(__file__).resolve().parents[1]
 TITLE = "streamcam live"
 SCREENSHOT_COPY = Path("/tmp/live_window.png")  # for a person to look at
 
-CLIP_FPS, CLIP_SECONDS, CLIP_SIZE = 15, 60, (640, 360)  # still playing long after we act
+# 5 fps: 200 ms between frames, longer than the live loop's idle wait (0.1 s), as on a slow camera
+# or a busy machine; the window must keep showing the overlay through those gaps. 60 s: still
+# playing long after we act.
+CLIP_FPS, CLIP_SECONDS, CLIP_SIZE = 5, 60, (640, 360)
 WINDOW_TIMEOUT_S = 90.0  # process start, TensorFlow import and model load, on a slow CI machine running two test workers
 OVERLAY_TIMEOUT_S = 90.0  # the first explained frame (tracing the model) after the window opens; bounds, not targets
 QUIT_TIMEOUT_S = 15.0  # the frame in progress, the reader's bounded stop, interpreter exit
 POLL_S = 0.25
+# Screenshots taken after the first overlay, POLL_S apart, and how many must show it. A window that
+# dimmed in each gap between frames (the bug this guards) showed the overlay about half the time.
+STEADY_SHOTS, STEADY_MIN = 10, 9
 
 STATS_LINE = re.compile(r"^(\d+) frames shown at [\d.]+ fps, (\d+) skipped, \d+ reconnects", re.MULTILINE)
 
@@ -145,6 +152,19 @@ def overlay_shown(found: dict) -> bool:
 
 
 def _grab(display: str, window: int):
+    """A screenshot of the window. An all-black one is a window Qt has not painted since its map
+    (nothing streamcam shows is black all over, and before the first frame Qt paints grey): on a
+    bare X server Qt can leave it so (xvfb.remap_window), so it is mapped again, as a window
+    manager would, and grabbed once more."""
+    shot = _grab_once(display, window)
+    if np.asarray(shot).max() < 16:
+        remap_window(display, window)
+        time.sleep(POLL_S)
+        shot = _grab_once(display, window)
+    return shot
+
+
+def _grab_once(display: str, window: int):
     from PIL import ImageGrab
 
     x, y, width, height = window_geometry(display, window)
@@ -166,9 +186,12 @@ def _wait_for_window(display: str, proc: subprocess.Popen) -> int:
 
 def _wait_for_overlay(display: str, window: int, proc: subprocess.Popen, shot_path: Path) -> dict:
     """Screenshots until one shows the overlay (saved to shot_path either way); returns its findings."""
-    deadline, found = time.monotonic() + OVERLAY_TIMEOUT_S, {}
+    deadline, found, shot = time.monotonic() + OVERLAY_TIMEOUT_S, {}, None
     for _ in range(int(OVERLAY_TIMEOUT_S / POLL_S) + 1):
-        assert proc.poll() is None, f"streamcam live exited ({proc.returncode}) before drawing a frame"
+        if proc.poll() is not None:
+            if shot is not None:
+                shot.save(shot_path)
+            pytest.fail(f"streamcam live exited ({proc.returncode}) before the overlay was seen; last screenshot: {found}, {shot_path}")
         shot = _grab(display, window)
         found = overlay_findings(np.asarray(shot.convert("RGB")))
         if overlay_shown(found) or time.monotonic() > deadline:
@@ -177,6 +200,22 @@ def _wait_for_overlay(display: str, window: int, proc: subprocess.Popen, shot_pa
         time.sleep(POLL_S)
     assert overlay_shown(found), f"no heatmap and label strip in the window within {OVERLAY_TIMEOUT_S:.0f} s: {found}; see {shot_path}"
     return found
+
+
+def _overlay_share(display: str, window: int, shot_path: Path) -> tuple[int, list[dict]]:
+    """How many of STEADY_SHOTS screenshots show the overlay, and the findings of those that do not
+    (the last such screenshot is saved to shot_path)."""
+    shown, misses = 0, []
+    for _ in range(STEADY_SHOTS):
+        time.sleep(POLL_S)
+        shot = _grab(display, window)
+        found = overlay_findings(np.asarray(shot.convert("RGB")))
+        if overlay_shown(found):
+            shown += 1
+        else:
+            misses.append(found)
+            shot.save(shot_path)
+    return shown, misses
 
 
 def _quit(display: str, window: int, how: str) -> None:
@@ -216,6 +255,11 @@ def test_live_window_shows_the_overlay_and_quits(x_display, clip, tmp_path, how)
         _wait_for_overlay(x_display, window, proc, shot_path)
         if not SCREENSHOT_COPY.exists() or how == "q":
             shutil.copyfile(shot_path, SCREENSHOT_COPY)
+        steady_path = tmp_path / "live_window_between_frames.png"
+        shown, misses = _overlay_share(x_display, window, steady_path)
+        assert shown >= STEADY_MIN, (
+            f"the overlay showed in {shown} of {STEADY_SHOTS} screenshots between frames: {misses}; see {steady_path}"
+        )
         assert proc.poll() is None, "the clip ended before the test could quit"
         _quit(x_display, window, how)
         try:
@@ -234,3 +278,51 @@ def test_live_window_shows_the_overlay_and_quits(x_display, clip, tmp_path, how)
     assert shown >= 1 and shown + skipped < CLIP_FPS * CLIP_SECONDS  # it stopped early, not at the end of the clip
     assert "Traceback" not in err, err[-3000:]
     assert find_window(x_display, TITLE, pid=proc.pid) is None  # the window is gone
+
+
+# The viewer alone: what idle() leaves in the window while no frame comes, for each source state.
+_IDLE_SCRIPT = """
+import sys, time
+import numpy as np
+from streamcam.apps.live.window import WindowViewer
+picture = np.zeros((240, 320, 3), np.uint8)
+picture[:, :160] = (240, 40, 40)
+picture[:, 160:] = (40, 40, 240)
+viewer = WindowViewer("streamcam idle")
+viewer.show(picture)
+end = time.monotonic() + 20
+while time.monotonic() < end and viewer.idle(sys.argv[1]):
+    pass
+viewer.close()
+"""
+
+
+@pytest.mark.parametrize(("state", "dimmed"), [("playing", False), ("stalled", True), ("reconnecting", True)])
+def test_idle_window_is_dimmed_with_the_state_only_when_the_source_is_not_playing(x_display, tmp_path, state, dimmed):
+    env = {**os.environ, "DISPLAY": x_display}
+    env.pop("WAYLAND_DISPLAY", None)
+    env.pop("QT_QPA_PLATFORM", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _IDLE_SCRIPT, state], cwd=REPO, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + WINDOW_TIMEOUT_S
+        window = None
+        while window is None and time.monotonic() < deadline and proc.poll() is None:
+            window = find_window(x_display, "streamcam idle", pid=proc.pid)
+            time.sleep(POLL_S)
+        assert window is not None, (
+            f"no idle window: {proc.stderr.read().decode(errors='replace')[-2000:] if proc.poll() is not None else 'timed out'}"
+        )
+        time.sleep(1.0)  # several idle() calls after show()
+        grabbed = _grab(x_display, window)
+        grabbed.save(tmp_path / f"idle_{state}.png")
+        shot = np.asarray(grabbed.convert("RGB")).astype(np.int16)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    red = (shot[..., 0] > 200) & (shot[..., 1] < 80)  # the picture's own colours, undimmed
+    blue = (shot[..., 2] > 200) & (shot[..., 1] < 80)
+    white = shot.min(axis=2) > 200  # the state's text
+    assert (red.mean() < 0.05 and blue.mean() < 0.05) == dimmed, f"{state}: red {red.mean():.2f}, blue {blue.mean():.2f} of the window"
+    assert (white.sum() > 50) == dimmed, f"{state}: {int(white.sum())} white pixels"

@@ -9,6 +9,8 @@ import numpy as np
 
 from streamcam.core.errors import UsageError
 
+from .stats import PLAYING
+
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # 27: Esc
 
 
@@ -40,8 +42,11 @@ class WindowViewer:
         return self._still_open(1)
 
     def idle(self, status: str) -> bool:
-        """No new frame (reconnecting, stalled): keep the window responsive, with the state on it."""
-        if self._last is not None:
+        """No new frame yet: keep the window responsive. While the source plays on, the picture stays
+        as it is (a file paced at 5 fps, or a busy machine, leaves gaps between frames, and a banner in
+        each gap made the window flicker); otherwise (connecting, stalled, reconnecting) it is dimmed
+        with the state written on it."""
+        if self._last is not None and status != PLAYING:
             self.cv2.imshow(self.title, self.cv2.cvtColor(_with_banner(self._last, status), self.cv2.COLOR_RGB2BGR))
         return self._still_open(30)
 
