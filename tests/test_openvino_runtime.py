@@ -77,6 +77,8 @@ def test_one_compiled_model_serves_any_batch_and_size(f32_classifier):
         images = np.random.default_rng(shape[0]).integers(0, 256, (*shape, 3), dtype=np.uint8)
         result = engine.explain(images, top_k=1)
         assert result.cams.shape == (shape[0], 1, -(-shape[1] // 32), -(-shape[2] // 32))
+    assert set(engine._maps_calls) == {1}  # and one traced maps call: no retrace per batch or size
+    assert engine.explain(images, top_k=2).cams.shape[1] == 2 and set(engine._maps_calls) == {1, 2}
 
 
 def test_flat_frames_get_zero_maps_as_on_keras(f32_classifier):

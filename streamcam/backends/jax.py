@@ -79,6 +79,12 @@ def compile(fn, model, xla: bool, static_argnums: tuple[int, ...] = ()):
     return lambda *args: jitted([v.value for v in variables], *args)
 
 
+def compile_for_shapes(fn, specs):
+    """jax.jit of fn (reading no model weights); XLA needs static shapes, so it is traced again for
+    each new shape and the specs go unused."""
+    return load().jit(fn)
+
+
 def head_gradients(forward, x, pick_targets, with_gradients: bool):
     """As backends.tensorflow.head_gradients, through one jax.vjp.
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from functools import partial
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -80,8 +79,9 @@ class OpenVinoEngine:
         self._keras = None
         self.openvino_version = ov.get_version()
         # The maps of every method but Score-CAM (which runs the model) in one compiled call of the
-        # shared code: run eagerly, its small ops cost a quarter of a 224x224 batch's time.
-        self._maps = None if self.method.uses_model else _compile(partial(pooled_linear_maps, self.method))
+        # shared code (run eagerly, its small ops cost a quarter of a 224x224 batch's time), traced
+        # once per number of target classes: any batch and input size (_maps_call).
+        self._maps_calls = {}
 
     @property
     def backend_name(self) -> str:
@@ -106,8 +106,8 @@ class OpenVinoEngine:
         groups = self.classifier.labels.group_matrix()
         weights = group_weights(self._head.weights, logits, groups) if len(groups) else self._head.weights
         structured = structured_frames(images)
-        if self._maps is not None:
-            maps = self._maps(features, pooled_linear_columns(weights, targets, features.shape), targets, structured)
+        if not self.method.uses_model:
+            maps = self._maps_call(targets.shape[1])(features, pooled_linear_columns(weights, targets, features.shape), targets, structured)
         else:  # Score-CAM: runs the model on masked inputs, uses no gradients
             x = self._preprocess(images)
             maps = class_maps(self.method, features, [], targets, x, self._masked_probabilities, structured)
@@ -142,6 +142,17 @@ class OpenVinoEngine:
     # -- internals ---------------------------------------------------------------------------
     def _preprocess(self, images: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(_numpy(self.classifier.preprocess(images.astype(np.float32))), dtype=np.float32)
+
+    def _maps_call(self, k: int):
+        """pooled_linear_maps of this method compiled for k classes a frame: (features (N, h, w, C),
+        gradient columns (N, k, C), targets (N, k), structured (N,)) -> maps (N, k, h, w)."""
+        if k not in self._maps_calls:
+            from streamcam.backends import active
+
+            c = self._head.weights.shape[0]
+            specs = [((None, None, None, c), "float32"), ((None, k, c), "float32"), ((None, k), "int32"), ((None,), "float32")]
+            self._maps_calls[k] = active().compile_for_shapes(partial(pooled_linear_maps, self.method), specs)
+        return self._maps_calls[k]
 
     def _infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """The graph's outputs for (N, H, W, 3) pixels: uint8 ones straight in where the
@@ -226,16 +237,6 @@ class OpenVinoEngine:
     def _check_classes(self, class_ids: Sequence[int]) -> np.ndarray:
         labels = self.classifier.labels
         return class_id_array(class_ids, labels.num_classes, len(labels.groups))
-
-
-def _compile(fn):
-    """fn compiled by the active Keras backend (tf.function or jax.jit); it reads no model weights."""
-    from streamcam.backends import active
-
-    return active().compile(fn, _NO_WEIGHTS, xla=False)
-
-
-_NO_WEIGHTS = SimpleNamespace(variables=[])
 
 
 # In NumPy, not the backend's ops: a few small arrays a batch, where dispatching eager ops
