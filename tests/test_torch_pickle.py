@@ -1,10 +1,9 @@
 import io
-import os
 import pickle
-import shlex
 
 import numpy as np
 import pytest
+from hostile_pickles import CreatesFile
 
 from streamcam.models.torch_pickle import LEGACY_MAGIC, TorchFileError, load_legacy_state_dict
 
@@ -24,18 +23,6 @@ def test_reads_legacy_file_with_views_offsets_and_dtypes():
     np.testing.assert_array_equal(state["half"], np.arange(5, dtype=np.float16) / 2)
 
 
-class _CreatesFile:
-    """A payload with an observable effect: unpickling it creates `marker` (by a shell, or by open)."""
-
-    def __init__(self, how: str, marker):
-        self.how, self.marker = how, str(marker)
-
-    def __reduce__(self):
-        if self.how == "shell":
-            return (os.system, (f"touch {shlex.quote(self.marker)}",))
-        return (open, (self.marker, "w"))
-
-
 def _legacy_stream(payload: object) -> io.BytesIO:
     buf = io.BytesIO()
     for part in (LEGACY_MAGIC, 1001, {"protocol_version": 1001}):
@@ -48,7 +35,7 @@ def _legacy_stream(payload: object) -> io.BytesIO:
 @pytest.mark.parametrize("how", ["shell", "open"])
 def test_refuses_to_run_code_from_the_pickle(tmp_path, how):
     marker = tmp_path / "pwned"
-    stream = _legacy_stream({"w": _CreatesFile(how, marker)})
+    stream = _legacy_stream({"w": CreatesFile(how, marker)})
     with pytest.raises(TorchFileError, match="refusing to load"):
         load_legacy_state_dict(stream)
     assert not marker.exists()

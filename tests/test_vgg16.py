@@ -1,11 +1,10 @@
 import io
-import os
 import pickle
-import shlex
 import struct
 
 import numpy as np
 import pytest
+from hostile_pickles import CreatesFile
 
 from streamcam.core.errors import ModelError
 from streamcam.models import load_classifier, vgg16
@@ -47,22 +46,10 @@ def test_keras_weights_file(random_vgg, tmp_path):
     np.testing.assert_array_equal(classifier.model.get_layer("fc2").get_weights()[0], reference.get_layer("fc2").get_weights()[0])
 
 
-class _CreatesFile:
-    """A payload with an observable effect: unpickling it creates `marker` (by a shell, or by open)."""
-
-    def __init__(self, how: str, marker):
-        self.how, self.marker = how, str(marker)
-
-    def __reduce__(self):
-        if self.how == "shell":
-            return (os.system, (f"touch {shlex.quote(self.marker)}",))
-        return (open, (self.marker, "w"))
-
-
 @pytest.mark.parametrize("how", ["shell", "open"])
 def test_npy_reader_refuses_code(tmp_path, how):
     path, marker = tmp_path / "evil.npy", tmp_path / "pwned"
-    np.save(path, np.array({"conv1_1": [_CreatesFile(how, marker)]}, dtype=object), allow_pickle=True)
+    np.save(path, np.array({"conv1_1": [CreatesFile(how, marker)]}, dtype=object), allow_pickle=True)
     with pytest.raises(ModelError, match="refusing"):
         vgg16.read_npy_dict(path)
     assert not marker.exists()

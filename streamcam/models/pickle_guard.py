@@ -1,4 +1,5 @@
-"""Check a pickle's size fields before an unpickler trusts them (shared by the weight readers).
+"""Unpickling weight files safely (shared by the weight readers): only allowed globals
+(AllowListUnpickler), and size fields checked before the unpickler trusts them (check_pickle_sizes).
 
 Refusing globals (find_class) stops code from running, but not memory bombs: CPython's
 unpickler allocates from length fields and memo indices before reading any data.
@@ -7,13 +8,50 @@ unpickler allocates from length fields and memo indices before reading any data.
 from __future__ import annotations
 
 import io
+import pickle
 import pickletools
 import struct
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 
 class UnsafePickleError(ValueError):
     """A pickle whose size fields do not fit the file, or that is not a pickle at all."""
+
+
+class AllowListUnpickler(pickle.Unpickler):
+    """Resolves only the globals in ALLOWED ({(module, name): the object to use}); any other is
+    refused with a REFUSED error (subclasses may accept more in other_global)."""
+
+    ALLOWED: ClassVar[dict] = {}
+    REFUSED: ClassVar[type[Exception]] = UnsafePickleError
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return self.ALLOWED[(module, name)]
+        return self.other_global(module, name)
+
+    def other_global(self, module: str, name: str):
+        raise self.REFUSED(f"refusing to load {module}.{name} from a weights file")
+
+
+# What unpickling a malformed or hostile file can raise, beyond the readers' own errors.
+MALFORMED_PICKLE_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    struct.error,
+    AttributeError,
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    RecursionError,
+    MemoryError,
+)
+
+
+def error_reason(exc: BaseException) -> str:
+    """An exception's first line, or its type's name when it has no message."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 # Length-prefixed pickle arguments: pickletools' marker -> struct format of the length.

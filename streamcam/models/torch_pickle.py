@@ -23,7 +23,7 @@ from typing import BinaryIO, ClassVar
 
 import numpy as np
 
-from .pickle_guard import UnsafePickleError, check_pickle_sizes
+from .pickle_guard import MALFORMED_PICKLE_ERRORS, AllowListUnpickler, UnsafePickleError, check_pickle_sizes, error_reason
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
@@ -98,20 +98,20 @@ def _rebuild_parameter(data, *_ignored):
     return data
 
 
-class _TensorOnlyUnpickler(pickle.Unpickler):
-    _ALLOWED: ClassVar[dict] = {
+class _TensorOnlyUnpickler(AllowListUnpickler):
+    ALLOWED: ClassVar[dict] = {
         ("collections", "OrderedDict"): collections.OrderedDict,
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
         ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     }
 
-    def find_class(self, module: str, name: str):
-        if (module, name) in self._ALLOWED:
-            return self._ALLOWED[(module, name)]
+    REFUSED = TorchFileError
+
+    def other_global(self, module: str, name: str):
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(_STORAGE_DTYPES[name])
-        raise TorchFileError(f"refusing to load {module}.{name} from a weights file")
+        return super().other_global(module, name)
 
     def persistent_load(self, pid):
         # ('storage', storage_type, key, location, numel, view_metadata); torch >= 0.4 never writes views.
@@ -128,11 +128,10 @@ class _TensorOnlyUnpickler(pickle.Unpickler):
         return _StorageRef(pid[2], pid[1].dtype)
 
 
-class _DataOnlyUnpickler(pickle.Unpickler):
+class _DataOnlyUnpickler(AllowListUnpickler):
     """For the header pickles, which hold only plain numbers, strings, lists and dicts."""
 
-    def find_class(self, module: str, name: str):
-        raise TorchFileError(f"refusing to load {module}.{name} from a weights file")
+    REFUSED = TorchFileError
 
 
 def _file_end(f: BinaryIO) -> int:
@@ -177,20 +176,8 @@ def load_legacy_state_dict(f: BinaryIO) -> dict[str, np.ndarray]:
         return {name: _view(name, ref, storages[ref.storage.key]) for name, ref in tensors.items()}
     except TorchFileError:
         raise
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        struct.error,
-        AttributeError,
-        TypeError,
-        ValueError,
-        KeyError,
-        IndexError,
-        RecursionError,
-        MemoryError,
-    ) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise TorchFileError(f"cannot read weights file: {reason}") from exc
+    except MALFORMED_PICKLE_ERRORS as exc:
+        raise TorchFileError(f"cannot read weights file: {error_reason(exc)}") from exc
 
 
 def _storage_dtypes(tensors: dict[str, _TensorRef], keys: set[str]) -> dict[str, np.dtype]:

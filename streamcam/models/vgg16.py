@@ -12,7 +12,6 @@ import contextlib
 import io
 import math
 import os
-import pickle
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,7 +21,7 @@ from streamcam.backends import keras_module
 from streamcam.core.errors import ModelError
 
 from .keras_weights import load_keras_weights
-from .pickle_guard import check_pickle_sizes
+from .pickle_guard import MALFORMED_PICKLE_ERRORS, AllowListUnpickler, check_pickle_sizes, error_reason
 
 INPUT_SIZE = 224
 _BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))  # (channels, convolutions) of each block
@@ -183,20 +182,16 @@ def _ndarray(*_args):
     raise ModelError("refusing to call numpy.ndarray from a weights file")
 
 
-class _ArrayOnlyUnpickler(pickle.Unpickler):
+class _ArrayOnlyUnpickler(AllowListUnpickler):
     """Rebuilds plain numeric arrays (as _Array), dicts and lists; refuses every other global."""
 
-    _ALLOWED: ClassVar[dict] = {
+    REFUSED = ModelError
+    ALLOWED: ClassVar[dict] = {
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy", "ndarray"): _ndarray,
         ("numpy", "dtype"): _Dtype,
     }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in self._ALLOWED:
-            return self._ALLOWED[(module, name)]
-        raise ModelError(f"refusing to load {module}.{name} from a weights file")
 
 
 def read_npy_dict(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -213,20 +208,8 @@ def read_npy_dict(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                 raise ModelError(f"{path} holds a plain array, not a dict of layer weights")
             check_pickle_sizes(f, os.fstat(f.fileno()).st_size)  # its UnsafePickleError is a ValueError
             obj = _ArrayOnlyUnpickler(f, encoding="latin1").load()
-    except (
-        OSError,
-        ValueError,
-        pickle.UnpicklingError,
-        EOFError,
-        TypeError,
-        AttributeError,
-        KeyError,
-        IndexError,
-        RecursionError,
-        MemoryError,
-    ) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(f"cannot read {path}: {reason}") from exc
+    except (OSError, *MALFORMED_PICKLE_ERRORS) as exc:
+        raise ModelError(f"cannot read {path}: {error_reason(exc)}") from exc
     if isinstance(obj, _Array) and isinstance(obj.item, dict):
         obj = obj.item
     if not isinstance(obj, dict):
