@@ -12,7 +12,7 @@ explain: for each CAM method, the engine's results on each frame array of FRAMES
 layer's activations and gradients, into OUT.npz; tests/test_backends.py compares them with
 TensorFlow's. cli: streamcam's command line with ARGS. suite: everything tests/test_backends.py
 asks of one JAX process, so Keras and JAX start once: explain into OUT_DIR/explain.npz, then
-`streamcam analyze VIDEO` into OUT_DIR/analyze/, then the depthwise check; OUT_DIR/suite.json
+`streamcam analyze VIDEO` into OUT_DIR/analyze/, then the depthwise and compile_for_shapes checks; OUT_DIR/suite.json
 holds each step's outcome ('ok', an exit code, or the error).
 """
 
@@ -111,6 +111,32 @@ def check_depthwise() -> None:
         np.testing.assert_allclose(got, want, atol=1e-4)
 
 
+def check_compile_for_shapes() -> None:
+    """The active backend's compile_for_shapes (what the OpenVINO runtime runs its maps with): one
+    compiled call, for any batch and map size, gives what the same code gives run eagerly."""
+    from functools import partial
+
+    from streamcam.backends import active, ops
+    from streamcam.explain.cams import get_method
+    from streamcam.explain.maps import pooled_linear_maps
+
+    rng = np.random.default_rng(1)
+    fn = partial(pooled_linear_maps, get_method("gradcam++"))
+    compiled = active().compile_for_shapes(
+        fn, [((None, None, None, 8), "float32"), ((None, 2, 8), "float32"), ((None, 2), "int32"), ((None,), "float32")]
+    )
+    for n, h, w in ((3, 5, 7), (1, 2, 9)):
+        args = (
+            rng.random((n, h, w, 8), dtype=np.float32),
+            rng.normal(size=(n, 2, 8)).astype(np.float32),
+            rng.integers(0, 10, (n, 2)).astype(np.int32),
+            np.ones(n, np.float32),
+        )
+        got, want = ops.convert_to_numpy(compiled(*args)), ops.convert_to_numpy(fn(*args))
+        assert got.shape == (n, 2, h, w), got.shape
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def suite(frames_path: str, video: str, out_dir: str) -> None:
     out = Path(out_dir)
     outcome: dict[str, object] = {}
@@ -119,6 +145,7 @@ def suite(frames_path: str, video: str, out_dir: str) -> None:
         # no --backend: KERAS_BACKEND (jax) must be honoured
         "analyze": lambda: run_cli(["analyze", video, "--every", "4", "--top-n", "3", "--out-dir", str(out / "analyze"), "--quiet"]),
         "depthwise": check_depthwise,
+        "compile_for_shapes": check_compile_for_shapes,
     }
     for name, step in steps.items():
         try:

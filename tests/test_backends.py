@@ -144,6 +144,15 @@ def test_analyze_on_jax_runs_without_tensorflow_and_honours_keras_backend(jax_su
         assert sum(1 for _ in container.decode(video=0)) == 30
 
 
+def test_compile_for_shapes_serves_any_shape_on_both_backends(jax_suite):
+    """One compiled maps call for any batch and map size, equal to the eager code: TensorFlow here,
+    JAX in the child (backend_child.check_compile_for_shapes)."""
+    from backend_child import check_compile_for_shapes
+
+    check_compile_for_shapes()
+    assert jax_suite["outcome"]["compile_for_shapes"] == "ok", jax_suite["outcome"]["compile_for_shapes"]
+
+
 def test_backend_option_beats_keras_backend_and_doctor_names_it():
     done = run_child("cli", "doctor", "--backend", "jax", backend="tensorflow")
     assert done.returncode == 0, done.stderr[-3000:]
