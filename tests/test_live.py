@@ -231,3 +231,18 @@ def test_a_second_recording_into_the_same_folder_keeps_the_first(default_engine,
     for key in first:
         assert first[key] != second[key] and Path(first[key]).is_file() and Path(second[key]).is_file()
     assert len(list(rec.iterdir())) == 8
+
+
+def test_the_label_strip_gives_no_rate_until_two_frames_are_shown():
+    from streamcam.apps.live import LiveStats
+    from streamcam.apps.live.stats import rate_text
+
+    now = [100.0]
+    stats = LiveStats(clock=lambda: now[0])
+    stats.start()
+    texts = [rate_text(stats.snapshot())]
+    for _ in range(3):
+        stats.frame_shown(now[0], [], 0.0)
+        texts.append(rate_text(stats.snapshot()))
+        now[0] += 0.2
+    assert texts == ["-- fps", "-- fps", "5.0 fps", "5.0 fps"]

@@ -41,7 +41,7 @@ from streamcam.video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource, is
 from streamcam.video.timecode import format_timecode
 
 from .reader import LIVE_TIME_BASE_DEN, Backoff, LiveReader
-from .stats import LiveStats
+from .stats import LiveStats, rate_text
 from .window import WindowViewer
 
 # Quitting waits this long for the reader to leave the call it is in (a decode: milliseconds). A
@@ -181,7 +181,7 @@ def live(
                     drawn, weight = render.heat_to_draw(cams, evidence, alpha, heat)
                     overlay = render.overlay(frame.rgb, drawn, weight, colormap)
                 snapshot = stats.snapshot()
-                lines = [labels.top_line(shown_probs, first=first), f"{format_timecode(frame.time_s)}  {snapshot['fps']:.1f} fps{hint}"]
+                lines = [labels.top_line(shown_probs, first=first), f"{format_timecode(frame.time_s)}  {rate_text(snapshot)}{hint}"]
                 screen = strip.annotate(overlay, lines)
                 if render.scales_by_evidence(heat):
                     draw_key(screen, False, strip, len(lines), labels, ids, cams, evidence, colormap)

@@ -25,6 +25,12 @@ _HISTOGRAM_MS = 60_000  # ages above a minute land in the last bin
 CONNECTING, PLAYING, STALLED, RECONNECTING, ENDED = "connecting", "playing", "stalled", "reconnecting", "ended"
 
 
+def rate_text(snapshot: dict) -> str:
+    """The rate for the picture's label strip: '-- fps' until two frames have been shown (one frame
+    gives no rate, and '0.0 fps' would read as a stopped stream)."""
+    return "-- fps" if snapshot["frames_shown"] < 2 else f"{snapshot['fps']:.1f} fps"
+
+
 def _percentile_ms(counts: np.ndarray, q: float) -> float | None:
     total = int(counts.sum())
     if total == 0:
