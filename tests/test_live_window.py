@@ -171,17 +171,25 @@ def _grab_once(display: str, window: int):
     return ImageGrab.grab(bbox=(x, y, x + width, y + height), xdisplay=display)
 
 
-def _wait_for_window(display: str, proc: subprocess.Popen) -> int:
+def _display_env(display: str, **extra: str) -> dict:
+    """This environment on the Xvfb display, with OpenCV's Qt on its default platform (xcb)."""
+    env = {**os.environ, "DISPLAY": display, **extra}
+    env.pop("WAYLAND_DISPLAY", None)
+    env.pop("QT_QPA_PLATFORM", None)
+    return env
+
+
+def _wait_for_window(display: str, proc: subprocess.Popen, title: str = TITLE) -> int:
     deadline = time.monotonic() + WINDOW_TIMEOUT_S
     for _ in range(int(WINDOW_TIMEOUT_S / POLL_S) + 1):
-        window = find_window(display, TITLE, pid=proc.pid)
+        window = find_window(display, title, pid=proc.pid)
         if window is not None:
             return window
-        assert proc.poll() is None, f"streamcam live exited ({proc.returncode}) before its window appeared"
+        assert proc.poll() is None, f"{title!r} exited ({proc.returncode}) before its window appeared"
         if time.monotonic() > deadline:
             break
         time.sleep(POLL_S)
-    pytest.fail(f"no window named {TITLE!r} within {WINDOW_TIMEOUT_S:.0f} s")
+    pytest.fail(f"no window named {title!r} within {WINDOW_TIMEOUT_S:.0f} s")
 
 
 def _wait_for_overlay(display: str, window: int, proc: subprocess.Popen, shot_path: Path) -> dict:
@@ -233,9 +241,7 @@ def _output(path: Path) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["q", "Escape", "close"], ids=["q", "esc", "close-window"])
 def test_live_window_shows_the_overlay_and_quits(x_display, clip, tmp_path, how):
-    env = {**os.environ, "DISPLAY": x_display, "KERAS_HOME": str(tmp_path / "keras")}
-    env.pop("WAYLAND_DISPLAY", None)
-    env.pop("QT_QPA_PLATFORM", None)  # OpenCV's Qt: the default, xcb
+    env = _display_env(x_display, KERAS_HOME=str(tmp_path / "keras"))
     stdout_path, stderr_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     shot_path = tmp_path / "live_window.png"
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
@@ -299,21 +305,15 @@ viewer.close()
 
 @pytest.mark.parametrize(("state", "dimmed"), [("playing", False), ("stalled", True), ("reconnecting", True)])
 def test_idle_window_is_dimmed_with_the_state_only_when_the_source_is_not_playing(x_display, tmp_path, state, dimmed):
-    env = {**os.environ, "DISPLAY": x_display}
-    env.pop("WAYLAND_DISPLAY", None)
-    env.pop("QT_QPA_PLATFORM", None)
     proc = subprocess.Popen(
-        [sys.executable, "-c", _IDLE_SCRIPT, state], cwd=REPO, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "-c", _IDLE_SCRIPT, state],
+        cwd=REPO,
+        env=_display_env(x_display),
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + WINDOW_TIMEOUT_S
-        window = None
-        while window is None and time.monotonic() < deadline and proc.poll() is None:
-            window = find_window(x_display, "streamcam idle", pid=proc.pid)
-            time.sleep(POLL_S)
-        assert window is not None, (
-            f"no idle window: {proc.stderr.read().decode(errors='replace')[-2000:] if proc.poll() is not None else 'timed out'}"
-        )
+        window = _wait_for_window(x_display, proc, "streamcam idle")
         time.sleep(1.0)  # several idle() calls after show()
         grabbed = _grab(x_display, window)
         grabbed.save(tmp_path / f"idle_{state}.png")

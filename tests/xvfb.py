@@ -166,21 +166,15 @@ def _libx11():
     lib.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
     lib.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.POINTER(_XEvent)]
     lib.XFlush.argtypes = lib.XCloseDisplay.argtypes = [ctypes.c_void_p]
-    lib.XClearArea.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_int, ctypes.c_uint, ctypes.c_uint, ctypes.c_int]
     return lib
-
-
-def _connection(x11, display: str):
-    connection = x11.XOpenDisplay(display.encode())
-    if not connection:
-        raise XvfbError(f"cannot open X display {display}")
-    return connection
 
 
 def send_wm_delete_window(display: str, window: int) -> None:
     """Ask a window to close the way a window manager does: a WM_PROTOCOLS/WM_DELETE_WINDOW ClientMessage."""
     x11 = _libx11()
-    connection = _connection(x11, display)
+    connection = x11.XOpenDisplay(display.encode())
+    if not connection:
+        raise XvfbError(f"cannot open X display {display}")
     try:
         event = _XEvent()
         event.xclient.type = _CLIENT_MESSAGE
