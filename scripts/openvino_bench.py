@@ -3,6 +3,7 @@
     python scripts/openvino_bench.py --precision    # bf16 against f32 on the shared clips
     python scripts/openvino_bench.py --threads      # the CPU plugin's stream/thread settings
     python scripts/openvino_bench.py --pixels       # uint8 pixels into the graph against NumPy preprocessing
+    python scripts/openvino_bench.py --shapes       # fixed-shape compiles against the dynamic one alone
 
 --precision: every frame of each shared clip (../shared/media/videos) through OpenVINO f32, plain
 bf16 (--precision mixed) and auto (bf16, near ties run again in f32) at 224x224: the share of
@@ -20,6 +21,11 @@ inference thread (a core left to decode and encode), CPU pinning off, and the th
 6 s) for each precision, with the frames as uint8 (the preprocessing compiled into the graph,
 pixel_input.py) and as float32 (preprocessed by NumPy before the graph), interleaved in the same
 process, best of 5 rounds; and the largest logit difference between the two.
+
+--shapes: model-only fps (explain, top-1 Grad-CAM, the dashcam clip) for each precision with the
+fixed-shape compiles of repeated shapes (compiled_shapes.py) and with the dynamic compile alone
+(max_fixed_shapes=0): batch 8 at 224x224 and at --input-size 640, and batch 1 at 224x224 (live),
+interleaved in the same process, best of 5 rounds.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import numpy as np
 from streamcam.apps.analyze import model_inputs
 from streamcam.explain.input_size import InputSize
 from streamcam.explain.runtime import build_engine
+from streamcam.explain.runtime.compiled_shapes import MAX_FIXED
 from streamcam.explain.runtime.openvino_engine import OpenVinoEngine
 from streamcam.explain.runtime.precision import RECHECK_MARGIN, near_ties
 from streamcam.video.source import VideoSource
@@ -197,11 +204,50 @@ def pixels(args) -> None:
         print(f"{hint + ' (' + engine.precision + ')':<18}{u8:>10.1f}{f:>10.1f}{u8 / f:>7.2f}x{diffs[hint]:>18.2e}")
 
 
+def shapes(args) -> None:
+    with VideoSource(str(DASHCAM), end=6.0) as video:
+        frames = list(video)
+    height, width = frames[0].rgb.shape[:2]
+    size_640 = InputSize.parse("640").for_frame(width, height, 32)
+    cases = {  # name: batches; 640 on a third of the frames, as each costs four 224x224 ones
+        "224 batch 8": [model_inputs(frames[i : i + 8], (224, 224)) for i in range(0, len(frames) - 7, 8)],
+        "640 batch 8": [model_inputs(frames[i : i + 8], size_640) for i in range(0, len(frames) // 3 - 7, 8)],
+        "224 batch 1": [model_inputs([frame], (224, 224)) for frame in frames[::2]],
+    }
+    base = build_engine(runtime="openvino", precision="float32")
+    hints = ("float32", "mixed", "auto")
+    engines = {  # an engine per case, as a run meets one steady shape
+        (hint, case, fixed): OpenVinoEngine(base.classifier, "gradcam", hint, max_fixed_shapes=MAX_FIXED if fixed else 0)
+        for hint in hints
+        for case in cases
+        for fixed in (True, False)
+    }
+
+    def model_fps(engine, batches):
+        return sum(len(b) for b in batches) / timed(lambda: [engine.explain(b) for b in batches])[1]
+
+    measures = {}
+    for (hint, case, fixed), engine in engines.items():
+        model_fps(engine, cases[case])  # compiles: the dynamic model, then the fixed shape
+        measures[(hint, case, fixed)] = partial(model_fps, engine, cases[case])
+    best = {k: max(v) for k, v in in_rounds(5, measures).items()}
+    print(f"{'precision':<20}{'case':<14}{'fixed fps':>10}{'dynamic fps':>13}{'ratio':>8}   shapes compiled fixed")
+    for hint in hints:
+        for case in cases:
+            engine = engines[(hint, case, True)]
+            fixed, dynamic = best[(hint, case, True)], best[(hint, case, False)]
+            compiled = ", ".join(f"{h} {'x'.join(map(str, s))}" for (_, h), c in engine._compiled.items() for s in c.fixed_shapes) or "none"
+            print(
+                f"{hint + ' (' + engine.precision + ')':<20}{case:<14}{fixed:>10.1f}{dynamic:>13.1f}{fixed / dynamic:>7.2f}x   {compiled}"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--precision", action="store_true", help="bf16 against f32 on the shared clips")
     ap.add_argument("--threads", action="store_true", help="stream and thread settings on the dashcam clip")
     ap.add_argument("--pixels", action="store_true", help="uint8 pixels into the graph against NumPy preprocessing")
+    ap.add_argument("--shapes", action="store_true", help="fixed-shape compiles against the dynamic compile alone")
     ap.add_argument("--precision-hint", default="float32", help="--threads: the precision to run (float32, auto, mixed)")
     ap.add_argument("--out", default="/tmp/streamcam-openvino-bench", help="--threads: where analyze writes")
     args = ap.parse_args()
@@ -215,6 +261,8 @@ def main() -> None:
         threads(args)
     if args.pixels:
         pixels(args)
+    if args.shapes:
+        shapes(args)
 
 
 if __name__ == "__main__":

@@ -72,13 +72,34 @@ def test_openvino_f32_agrees_with_the_keras_engine(f32_classifier, method, size)
 
 def test_one_compiled_model_serves_any_batch_and_size(f32_classifier):
     engine = OpenVinoEngine(f32_classifier, "gradcam", "float32")
-    assert all(compiled.input(0).get_partial_shape().is_dynamic for compiled in engine._compiled.values())
+    assert all(compiled.dynamic.input(0).get_partial_shape().is_dynamic for compiled in engine._compiled.values())
     for shape in ((1, 224, 224), (3, 224, 224), (2, 96, 160), (5, 352, 640)):
         images = np.random.default_rng(shape[0]).integers(0, 256, (*shape, 3), dtype=np.uint8)
         result = engine.explain(images, top_k=1)
         assert result.cams.shape == (shape[0], 1, -(-shape[1] // 32), -(-shape[2] // 32))
+    assert engine._compiled["pixels", "f32"].fixed_shapes == ()  # each size met once: nothing compiled again
     assert set(engine._maps_calls) == {1}  # and one traced maps call: no retrace per batch or size
     assert engine.explain(images, top_k=2).cams.shape[1] == 2 and set(engine._maps_calls) == {1, 2}
+
+
+def test_a_repeated_shape_runs_on_a_fixed_shape_compile_with_the_same_results(f32_classifier):
+    """A shape met twice (a video's steady batch) gets a compile of its own: same outputs as the
+    dynamic compile's, and an engine told to fix none keeps to the dynamic one."""
+    images = photos((224, 224))
+    engine, dynamic_only = (
+        OpenVinoEngine(f32_classifier, "gradcam", "float32"),
+        OpenVinoEngine(f32_classifier, "gradcam", "float32", max_fixed_shapes=0),
+    )
+    first = engine.explain(images, top_k=2)
+    again = engine.explain(images, top_k=2)
+    assert engine._compiled["pixels", "f32"].fixed_shapes == ((2, 224, 224, 3),)
+    reference = [dynamic_only.explain(images, top_k=2) for _ in range(2)][-1]
+    assert dynamic_only._compiled["pixels", "f32"].fixed_shapes == ()
+    for result in (first, again):
+        np.testing.assert_array_equal(result.class_ids, reference.class_ids)
+        np.testing.assert_allclose(result.probabilities, reference.probabilities, atol=1e-5)
+        np.testing.assert_allclose(result.local_probabilities, reference.local_probabilities, atol=1e-5)
+        np.testing.assert_allclose(result.cams, reference.cams, atol=1e-4)
 
 
 def test_flat_frames_get_zero_maps_as_on_keras(f32_classifier):

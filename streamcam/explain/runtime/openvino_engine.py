@@ -32,6 +32,7 @@ from ..maps import (
     structured_frames,
 )
 from ..results import CamBatch
+from .compiled_shapes import MAX_FIXED, CompiledShapes
 from .openvino_model import load_or_convert, openvino
 from .pixel_input import affine_pixels, with_pixel_input
 from .precision import NearTieRecheck, inference_precision
@@ -49,7 +50,15 @@ class OpenVinoEngine:
 
     runtime = "openvino"
 
-    def __init__(self, classifier, method="gradcam", precision: str = "auto", local_evidence: bool = True, settings: dict | None = None):
+    def __init__(
+        self,
+        classifier,
+        method="gradcam",
+        precision: str = "auto",
+        local_evidence: bool = True,
+        settings: dict | None = None,
+        max_fixed_shapes: int = MAX_FIXED,
+    ):
         ov = openvino()
         reason = why_not_linear(classifier)
         if reason is not None:
@@ -71,8 +80,8 @@ class OpenVinoEngine:
         affine = affine_pixels(classifier.preprocess)
         if affine is not None:
             self._models["pixels"] = with_pixel_input(ov, model, *affine)
-        self._compiled = {}  # {(input, precision hint): compiled model}
-        self._runs = {}  # {(input, precision hint): run}
+        self.max_fixed_shapes = max_fixed_shapes  # fixed-shape compiles a model may add (compiled_shapes.py); 0: none
+        self._compiled = {}  # {(input, precision hint): CompiledShapes}
         self._policies = {}  # {input: run under self.precision}
         self._policy("pixels" if affine is not None else "preprocessed")  # compiled now, not on the first batch
         self._lock = threading.Lock()  # one infer request per model: calls from several threads take turns
@@ -91,7 +100,7 @@ class OpenVinoEngine:
 
     # -- public API (as CamEngine) -----------------------------------------------------------
     def explain(self, images: np.ndarray, top_k: int = 1, class_ids: Sequence[int | str] | str = (), pad_to: int | None = None) -> CamBatch:
-        """As CamEngine.explain. pad_to is accepted and not needed: shapes are dynamic, nothing recompiles."""
+        """As CamEngine.explain. pad_to is accepted and not needed: any shape runs without a recompile."""
         class_ids = self.classifier.labels.ids(class_ids)
         images = self._check_images(images)
         fixed = self._check_classes(class_ids)
@@ -172,21 +181,13 @@ class OpenVinoEngine:
             self._policies[kind] = NearTieRecheck(*runs) if len(runs) == 2 else runs[0]
         return self._policies[kind]
 
-    def _run(self, kind: str, hint: str):
-        """x -> {output name: array} on the model for input `kind` compiled at `hint` (compiled once)."""
-        if (kind, hint) not in self._runs:
-            compiled = self._compiled[kind, hint] = self._core.compile_model(
-                self._models[kind], "CPU", {**self.settings, "INFERENCE_PRECISION_HINT": hint}
-            )
-            ports = {name: compiled.output(name) for name in self._outputs}
-            request = compiled.create_infer_request()
-
-            def run(x: np.ndarray) -> dict[str, np.ndarray]:
-                request.infer({0: x})
-                return {name: request.get_tensor(port).data.copy() for name, port in ports.items()}
-
-            self._runs[kind, hint] = run
-        return self._runs[kind, hint]
+    def _run(self, kind: str, hint: str) -> CompiledShapes:
+        """x -> {output name: array} on the model for input `kind` compiled at `hint` (compiled once
+        for any shape, and for each shape that repeats: compiled_shapes.py)."""
+        if (kind, hint) not in self._compiled:
+            config = {**self.settings, "INFERENCE_PRECISION_HINT": hint}
+            self._compiled[kind, hint] = CompiledShapes(self._core, self._models[kind], config, self._outputs, self.max_fixed_shapes)
+        return self._compiled[kind, hint]
 
     @property
     def exact_frames(self) -> int:

@@ -6,7 +6,8 @@ input and the concrete function is handed to OpenVINO's TensorFlow frontend in m
 path with the fewest moving parts: tf.function already traces streamcam's tapped forward (a Python
 function over a nested Keras graph, not a Model that could be exported as it is), nothing is
 written but the result, and the batch and spatial sizes stay dynamic, so --input-size and a short
-last batch never recompile. It needs Keras on TensorFlow (the default backend).
+last batch need no recompile (a small shape that repeats gets a fixed-shape compile as well, for
+speed: compiled_shapes.py). It needs Keras on TensorFlow (the default backend).
 
 The graph takes the preprocessed image, not uint8 pixels: Score-CAM's masked inputs are masked
 after preprocessing, and they go through the same converted model. Frames get a copy that takes
