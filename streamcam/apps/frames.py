@@ -16,7 +16,8 @@ import numpy as np
 
 from streamcam.core.errors import UsageError
 from streamcam.core.frames import Frame
-from streamcam.core.labels import Labels, ranking
+from streamcam.core.labels import Labels
+from streamcam.core.ranking import ranking
 from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
 from streamcam.explain.trust import SmoothingOptions, TemporalSmoother
 from streamcam.video.source import NETWORK_TIMEOUT_S, VideoInfo, VideoSource

@@ -13,6 +13,7 @@ import numpy as np
 from streamcam.core.errors import InputError, UsageError
 from streamcam.core.paths import check_input_file
 from streamcam.core.preprocess import resize_batch
+from streamcam.core.ranking import best_first
 from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
 from streamcam.outputs import render
 from streamcam.outputs.pictures import RankedClass, explained_classes, ranked_classes, render_pictures, write_pictures
@@ -78,7 +79,7 @@ class ImageExplainer:
         batch = resize_batch([rgb], size)
         result = self.engine.explain(batch, top_k=top_n, class_ids=labels.ids(class_ids))
         probs, targets = result.probabilities[0], result.class_ids[0]
-        top = ranked_classes(probs, np.argsort(-labels.model_part(probs), kind="stable")[:top_n], labels)
+        top = ranked_classes(probs, best_first(labels.model_part(probs), top_n), labels)
         local = None if result.local_probabilities is None else result.local_probabilities[0]
         explained, cams = explained_classes(probs, targets, result.cams[0], labels, local)
         explanation = ImageExplanation(path, (rgb.shape[1], rgb.shape[0]), top, explained)

@@ -11,16 +11,7 @@ from importlib import resources
 import numpy as np
 
 from .errors import UsageError
-
-
-def ranking(probabilities, first: Sequence[int] = (), n: int | None = None) -> list[int]:
-    """The n (default: all) class ids by probability, best first, with `first` (in its own order)
-    ahead of the rest."""
-    ahead = [int(c) for c in dict.fromkeys(first)]
-    order = np.argsort(-np.asarray(probabilities), kind="stable")
-    if n is not None:
-        order = order[: n + len(ahead)]
-    return (ahead + [int(c) for c in order if int(c) not in ahead])[:n]
+from .ranking import ranking
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from streamcam.core.ranking import ranking
+
 from .results import CamBatch
 
 
@@ -40,7 +42,7 @@ class NullEngine:
         stride = self.classifier.stride
         key = (n, height, width, top_k, tuple(class_ids), len(self.classifier.labels.groups))
         if key not in self._cache:
-            ids = np.argsort(-self._probabilities, kind="stable")[:top_k].tolist() + list(class_ids)
+            ids = ranking(self._probabilities, n=top_k) + list(class_ids)
             h, w = -(-height // stride), -(-width // stride)
             y, x = np.mgrid[0:h, 0:w]
             cam = np.exp(-(((x - 0.6 * w) / (0.3 * w)) ** 2 + ((y - 0.4 * h) / (0.3 * h)) ** 2)).astype(np.float32)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streamcam.core.ranking import best_first
+
 
 @dataclass(frozen=True)
 class CamBatch:
@@ -37,5 +39,5 @@ class CamBatch:
     def top(self, n: int, classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-n class ids and probabilities per image, best first: (N, n) each. classes: the
         model's own (Labels.num_classes), so named groups' columns after them are left out."""
-        ids = np.argsort(-self.probabilities[:, :classes], axis=1, kind="stable")[:, :n]
+        ids = best_first(self.probabilities[:, :classes], n)
         return ids, np.take_along_axis(self.probabilities, ids, axis=1)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from streamcam.core.errors import UsageError
+from streamcam.core.ranking import best_first
 
 from .results import CamBatch
 
@@ -82,7 +83,7 @@ def explain_tiled(engine, images: np.ndarray, top_k: int = 1, class_ids: Sequenc
     # the classes, a second explains them, one call per distinct class set (one shape each).
     tile_probs, tile_cams = _run(engine, tiles, top_k and 1, () if top_k else fixed, batch)
     image_probs = tile_probs.reshape(n, len(origins), -1).max(axis=1)
-    top = np.argsort(-labels.model_part(image_probs), axis=1, kind="stable")[:, :top_k]  # groups only where named
+    top = best_first(labels.model_part(image_probs), top_k)  # groups only where named
     ids = np.concatenate([top, np.tile(np.asarray(fixed, np.int64), (n, 1))], axis=1).astype(np.int32)
     if top_k:
         tile_cams = np.zeros((len(tiles), ids.shape[1], *tile_cams.shape[2:]), np.float32)

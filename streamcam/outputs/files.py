@@ -15,8 +15,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from streamcam.core.labels import Labels, ranking
+from streamcam.core.labels import Labels
 from streamcam.core.paths import replace_durably
+from streamcam.core.ranking import ranking
 
 
 class FrameTrust(NamedTuple):
@@ -60,8 +61,7 @@ def frame_ranking(probabilities: np.ndarray, trust: FrameTrust | None, n: int | 
     heatmap shows. labels: the model's classes only are ranked (a named group's column is not)."""
     part = labels.model_part if labels is not None else np.asarray
     if trust is None or trust.smoothed is None:
-        order = np.argsort(-part(probabilities), kind="stable")
-        return [int(c) for c in (order if n is None else order[:n])]
+        return ranking(part(probabilities), (), n)
     return ranking(part(trust.smoothed), trust.held, n)
 
 

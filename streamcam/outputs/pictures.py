@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from streamcam.core.errors import InputError
+from streamcam.core.ranking import best_first
 
 from . import render
 from .files import peak_position, write_bytes_atomic
@@ -64,7 +65,7 @@ def ranked_classes(probabilities: np.ndarray, class_ids, labels) -> list[RankedC
     """RankedClass for each id (duplicates dropped), with its real rank among all classes (a named
     group, which is not one of the model's classes: the rank its summed probability would take)."""
     model = labels.model_part(probabilities)
-    order = np.argsort(-model, kind="stable")
+    order = best_first(model)
     rank_of = np.empty(len(probabilities), np.int64)
     rank_of[order] = np.arange(order.size)
     for group in range(model.size, len(probabilities)):

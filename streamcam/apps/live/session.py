@@ -20,7 +20,7 @@ import numpy as np
 from streamcam.apps.analyze import AnalyzeOptions, AnalyzeSummary, smoothing_summary
 from streamcam.core.errors import OutputError
 from streamcam.core.frames import Frame
-from streamcam.core.labels import ranking
+from streamcam.core.ranking import ranking
 from streamcam.explain.engine import CamEngine
 from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
 from streamcam.explain.trust import SmoothingOptions, TemporalSmoother

@@ -18,6 +18,7 @@ import numpy as np
 
 from streamcam.backends import ops
 from streamcam.core.errors import UsageError
+from streamcam.core.ranking import best_first
 from streamcam.models.linear_head import linear_head, why_not_linear
 
 from ..cams import get_method
@@ -251,7 +252,7 @@ def _top_classes(logits: np.ndarray, k: int) -> np.ndarray:
     """(N, k) classes of the k largest logits, best first; ties go to the lower id, as top_k's do."""
     if k == 1:  # argmax takes the first of equal maxima; a full sort costs 0.17 ms for 8 x 1000
         return np.argmax(logits, axis=1)[:, None]
-    return np.argsort(-logits, axis=1, kind="stable")[:, :k]
+    return best_first(logits, k)
 
 
 def _numpy(tensor) -> np.ndarray:

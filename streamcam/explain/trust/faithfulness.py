@@ -28,6 +28,8 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from streamcam.core.ranking import best_first
+
 FRACTIONS = (0.1, 0.3, 0.5)
 FAITH_LOW = 0.02  # probability units: removing the map's top pixels costs the class less than 2 points more than its bottom ones
 NOISE_GREY = 2.0  # ROAD's imputation noise, in grey levels (its 0.01 of the 0..1 range, rounded)
@@ -75,7 +77,7 @@ def impute(image: np.ndarray, removed: np.ndarray, rng: np.random.Generator | No
 
 def removal_masks(relevance: np.ndarray, fractions=FRACTIONS) -> list[tuple[str, float, np.ndarray]]:
     """('morf' | 'lerf', fraction, (H, W) bool mask) for each fraction; ties broken by position."""
-    order = np.argsort(-relevance.ravel(), kind="stable")
+    order = best_first(relevance.ravel())
     masks = []
     for order_name, ranked in (("morf", order), ("lerf", order[::-1])):
         for fraction in fractions:

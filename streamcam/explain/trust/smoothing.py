@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from streamcam.core.errors import UsageError
+from streamcam.core.ranking import best_first
 
 from ..results import CamBatch
 from .motion import FLOW_METHODS, Motion, MotionCompensator
@@ -112,7 +113,7 @@ class TopClassHold:
         starts being explained only where it can be drawn); None means all. keep: held classes
         without a new map that may stay held (their last map can be carried along the flow)."""
         if available is None:  # the best few of all classes are enough: k places and one challenger
-            ranking = [int(c) for c in np.argsort(-smoothed, kind="stable")[: len(self.held) + self.k + 1]]
+            ranking = best_first(smoothed, len(self.held) + self.k + 1).tolist()
         else:
             ranking = sorted(available, key=lambda c: (-smoothed[c], c))
         held = [c for c in self.held if available is None or c in available or c in keep]

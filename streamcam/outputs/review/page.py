@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streamcam.core.ranking import ranking
 from streamcam.explain.trust.faithfulness import FAITH_LOW
 from streamcam.outputs.files import write_bytes_atomic
 from streamcam.outputs.peaks import curve_prominence, find_peaks
@@ -56,9 +57,7 @@ def _lut(name: str) -> str:
 
 
 def _selector_classes(collector: ReviewCollector, labels) -> list[int]:
-    top = [int(c) for c in np.argsort(-labels.model_part(collector.max_probabilities), kind="stable")[: max(collector.top_n, 1)]][
-        :WINDOW_CLASSES
-    ]
+    top = ranking(labels.model_part(collector.max_probabilities), n=max(collector.top_n, 1))[:WINDOW_CLASSES]
     return list(dict.fromkeys(collector.tracked + top))
 
 
@@ -146,7 +145,7 @@ def build_data(
     plocal = {c: [] for c in classes if c in collector.tracked}
     for n in kept:  # one frame at a time from the spill file: only the page's share is in memory
         f, p = collector.frame(n), rows[n]
-        top = [int(c) for c in np.argsort(-labels.model_part(p), kind="stable")[: collector.top_n]]
+        top = ranking(labels.model_part(p), n=collector.top_n)
         top_seen.update(top)
         for c in plocal:
             plocal[c].append(f.plocal.get(c))
