@@ -448,7 +448,7 @@ def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out
         if is_local_file(source):
             probe(source)  # a bad file fails in a second, before the model loads
         # Likewise an output folder that cannot be written, is busy, or holds another run's files.
-        with folder_lock(check_output_folder(output_folder(source, options.out_dir))):
+        with folder_lock(check_output_folder(output_folder(options.out_dir))):
             check_overwrite(source, options)
             load_began = time.perf_counter()
             with progress.status("loading model"):
@@ -491,7 +491,7 @@ def review(
         ),
     ] = None,
     out_dir: Annotated[
-        Path | None, typer.Option("--out-dir", "-o", help="Output folder (default: ./streamcam_out; a sub-folder per video with several).")
+        Path | None, typer.Option("--out-dir", "-o", help="Output folder for the page, CSV and summary (default: ./streamcam_out).")
     ] = None,
     max_mb: MaxMbOpt = 50.0,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per engine call.")] = 8,

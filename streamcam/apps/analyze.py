@@ -326,7 +326,7 @@ def analyze(
         raise UsageError(f"--end ({end:g} s) must be after --start ({start:g} s)")
     save_times = [parse_timecode(t) for t in options.save_frames]
     # One run per output folder at a time (the CLI took it already, before the model loaded).
-    with folder_lock(check_output_folder(output_folder(source, options.out_dir))):
+    with folder_lock(check_output_folder(output_folder(options.out_dir))):
         check_overwrite(source, options, engine)
         return _run(source, engine, options, on_start, on_frame, collectors, labels, top_k, tracked, start, end, save_times)
 

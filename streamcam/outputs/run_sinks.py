@@ -92,7 +92,7 @@ def output_stem(source: str | int) -> str:
 DEFAULT_OUT_DIR = Path("streamcam_out")  # in the working folder, as similar tools keep a run folder
 
 
-def output_folder(source, out_dir: Path | None) -> Path:
+def output_folder(out_dir: Path | None) -> Path:
     """Where a run's files go: out_dir, else ./streamcam_out/ (never beside the input: that may be a
     source tree, a read-only card or a network share)."""
     return Path(out_dir) if out_dir else DEFAULT_OUT_DIR
@@ -102,7 +102,7 @@ def output_paths(source, options: SinkOptions, stem: str | None = None) -> dict[
     """The final path of each file a run with these options writes, by key (predictions, frames_csv,
     summary, video, heatmap_video, segmented_video, review, cams)."""
     stem = stem or output_stem(source)
-    out_dir = output_folder(source, options.out_dir)
+    out_dir = output_folder(options.out_dir)
     ext = ".webm" if options.codec in ("libvpx-vp9", "libvpx") else ".mp4"
     paths = {
         "predictions": out_dir / f"{stem}.predictions.csv",
@@ -134,7 +134,7 @@ class RunOutputs:
 
     def __init__(self, source, info: VideoInfo, options: SinkOptions, labels, tracked, start, end, stem=None, exclusive=False):
         self.stem = stem or output_stem(source)
-        self.out_dir = output_folder(source, options.out_dir)
+        self.out_dir = output_folder(options.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.paths = output_paths(source, options, self.stem)
         for path in self.paths.values():
