@@ -1,12 +1,13 @@
 """How `streamcam live` keeps up with a real 15 fps stream: frame age, rate, clients, reconnects.
 
-    python scripts/live_bench.py [--seconds 20] [--size 640x360] [--clients 1,4] [--restarts 3]
+    python scripts/live_bench.py [--seconds 20] [--size 640x360] [--clients 1,4] [--restarts 3] [--runtimes keras,auto]
 
 A live MJPEG stream (ffmpeg from the imageio-ffmpeg wheel, `pip install -e ".[test]"`) is served
 on 127.0.0.1; a live session with the default model reads it and serves its browser view, and
 N HTTP clients read /stream.mjpg as fast as they can. Per client count it prints the session's
 frame age (capture to shown) p50/p95, the shown and received rates, and the JPEG encodes per shown
-frame. Then it restarts the source a few times and prints how long until frames flow again.
+frame, for each runtime asked (keras: the Keras engine; auto: what the CLI picks, OpenVINO on a CPU
+where it is installed). Then it restarts the source a few times and prints how long until frames flow again.
 Figures are from this one run on this machine; nothing is asserted.
 """
 
@@ -26,8 +27,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the stream sources the tests use
 
 from streamcam.apps.live import LiveStats, live
 from streamcam.apps.live.server import BrowserView, LiveServer
-from streamcam.explain.engine import CamEngine
-from streamcam.models import load_classifier
+from streamcam.explain.runtime import build_engine
 
 from stream_sources import MjpegSource
 
@@ -150,16 +150,20 @@ def main() -> None:
     parser.add_argument("--size", default="640x360", help="source frame size WxH")
     parser.add_argument("--rate", type=int, default=15, help="source frame rate")
     parser.add_argument("--clients", default="1,4", help="client counts to measure, comma-separated")
-    parser.add_argument("--restarts", type=int, default=3, help="source restarts to time")
+    parser.add_argument("--restarts", type=int, default=3, help="source restarts to time (with the last runtime)")
+    parser.add_argument("--runtimes", default="keras,auto", help="runtimes to measure in turn, comma-separated (keras, auto, openvino)")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"source {args.size} at {args.rate} fps (ffmpeg testsrc, MJPEG over HTTP on 127.0.0.1); model efficientnet-lite0 at 224x224"
     )
-    engine = CamEngine(load_classifier("efficientnet-lite0"))
-    for n in (int(v) for v in args.clients.split(",")):
-        measure_clients(engine, n, args.seconds, size, args.rate)
+    for runtime in args.runtimes.split(","):
+        engine = build_engine(runtime=runtime)
+        info = engine.runtime_info
+        print(f"runtime {runtime}: {info['name']}{' ' + info['precision'] if 'precision' in info else ''} ({info['reason']})")
+        for n in (int(v) for v in args.clients.split(",")):
+            measure_clients(engine, n, args.seconds, size, args.rate)
     if args.restarts:
         measure_reconnects(engine, args.restarts, size, args.rate)
 
