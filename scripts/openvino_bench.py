@@ -55,7 +55,8 @@ VIDEOS = DASHCAM.parent
 TOP1_MIN, CAM_R_MIN = 0.99, 0.99
 
 
-def clip_batches(path: Path, batch: int = 16):
+def clip_batches(path: Path, batch: int = 8):
+    """The clip's frames at 224x224 in batches of analyze's default size, so the fixed-shape compile runs as there."""
     with VideoSource(str(path)) as video:
         chunk = []
         for frame in video:
