@@ -5,9 +5,9 @@ The converted model's batch and spatial sizes are dynamic, so one compile serves
 for a dynamic shape, which shows where a call is small. `python scripts/openvino_bench.py --shapes`
 (AMD EPYC, 2 cores, three runs), a compile with the shape fixed against the dynamic one alone,
 model-only: bf16+f32 1.05x, 1.06x and 1.06x at batch 8 of 224x224, 1.12-1.15x at batch 1 (live);
-f32 1.00-1.04x at batch 8, 1.10-1.18x at batch 1; 640x352 at batch 8 1.03-1.04x in the two runs
-that fixed it. (The same code on both sides, 640x352 unfixed in the third run, read 0.94-0.99x:
-this shared machine's noise.) A fixed compile also costs memory of its own (RSS after it, AMD EPYC):
+f32 1.00-1.04x at batch 8, 1.10-1.18x at batch 1; 640x352 at batch 8, in the two runs that fixed
+it, 1.03-1.04x under auto and f32 (plain bf16 0.92x and 1.03x). The same code on both sides,
+640x352 unfixed in the third run, read 0.94-0.99x: this shared machine's noise. A fixed compile also costs memory of its own (RSS after it, AMD EPYC):
 44 MiB in bf16 and 77 MiB in f32 for 8 x 224x224, 19 and 33 MiB for 1 x 224x224, but 139 and 250 MiB
 for 8 x 640x352, where it gains least.
 
