@@ -36,10 +36,14 @@ class CompiledShapes:
     def __init__(self, core, model, config: dict, outputs: Sequence[str], max_fixed: int = MAX_FIXED):
         self._core, self._model, self._config, self._outputs = core, model, dict(config), tuple(outputs)
         self.max_fixed = max_fixed
-        self.dynamic = core.compile_model(model, "CPU", self._config)
-        self._any_shape = _Request(self.dynamic, self._outputs)
+        self._any_shape = _Request(core.compile_model(model, "CPU", self._config), self._outputs)
         self._fixed: dict[tuple[int, ...], _Request] = {}
         self._seen: Counter = Counter()
+
+    @property
+    def dynamic(self):
+        """The compile for any shape (ov.CompiledModel)."""
+        return self._any_shape.compiled
 
     @property
     def fixed_shapes(self) -> tuple[tuple[int, ...], ...]:
