@@ -317,6 +317,7 @@ def test_ctrl_c_finalises_playable_video_and_complete_csv(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr.decode()
+    assert (out / "long.summary.json").exists(), f"outputs not kept: {stderr.decode()[-500:]}"
     summary = json.loads((out / "long.summary.json").read_text())
     assert summary["status"] == "interrupted"
     frames, _ = decoded(out / "long.gradcam.mp4")

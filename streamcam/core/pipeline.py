@@ -4,7 +4,8 @@ Reading, compute and writing overlap; the queues bound memory whatever the input
 An exception in any stage stops the others and is re-raised in the caller's thread (never a
 hang, never a silent death).
 
-Ctrl-C (a KeyboardInterrupt in the caller's thread, which is the one that gets signals):
+Ctrl-C (SIGINT, which only the main thread gets; run() counts the presses with a handler of its
+own while it runs, so that a press never raises KeyboardInterrupt at a point it cannot handle):
 - the first stops the producer; what it already produced is still computed and consumed, so
   outputs end at a frame boundary;
 - a producer stuck inside a call (a camera that stopped sending, a network read) cannot see
@@ -18,15 +19,17 @@ Ctrl-C (a KeyboardInterrupt in the caller's thread, which is the one that gets s
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 _DONE = object()
 _POLL_S = 0.1
-# How often the caller's thread looks at the stages. It sleeps, so a Ctrl-C lands in this
-# module's own code (see run), never inside threading's locks. Short, because the run ends only
-# when this thread sees it (with 0.1 s, a 0.5 s clip lost a tenth of its time).
+# How often the caller's thread looks at the stages and at the Ctrl-C count (see run). Short,
+# because the run ends only when this thread sees it (with 0.1 s, a 0.5 s clip lost a tenth of
+# its time).
 _WAKE_S = 0.005
 STALL_GRACE_S = 2.0  # after a Ctrl-C, how long a stage may stay inside one call
 
@@ -49,6 +52,35 @@ def prefer_stage_threads() -> None:
     import cv2
 
     cv2.setNumThreads(1)
+
+
+class _Presses:
+    count = 0
+
+
+@contextmanager
+def _counted_presses() -> Iterator[_Presses]:
+    """While the block runs, a Ctrl-C in the main thread adds one to `count` instead of raising.
+
+    Python raises KeyboardInterrupt at whichever bytecode the main thread is at, and some points
+    (a loop's jump back, say) lie outside any `try`: a press landing there escaped run(), and the
+    outputs of an interrupted analyze were thrown away instead of finished (seen once in CI, on a
+    loaded machine). A handler that only counts cannot land anywhere wrong. Outside the main thread
+    nothing is installed (no signal reaches it), and a SIGINT that was set to be ignored stays so.
+    """
+    presses = _Presses()
+    if threading.current_thread() is not threading.main_thread() or not callable(signal.getsignal(signal.SIGINT)):
+        yield presses
+        return
+
+    def count(signum, frame):
+        presses.count += 1
+
+    previous = signal.signal(signal.SIGINT, count)
+    try:
+        yield presses
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class StagesStuck(KeyboardInterrupt):
@@ -82,28 +114,31 @@ class Pipeline:
 
     def run(self) -> bool:
         """Run to the end; returns True if a Ctrl-C cut the input short. Re-raises a stage's exception."""
+        with _counted_presses() as presses:
+            return self._run(presses)
+
+    def _run(self, presses: _Presses) -> bool:
         # Threads are watched through events, never Thread.join: on Python 3.11 a KeyboardInterrupt
-        # inside join() can mark a still-running thread as stopped.
+        # inside join() can mark a still-running thread as stopped (a caller's own handler may raise).
         for name, stage in (("read", self._read), ("compute", self._work), ("write", self._write)):
             threading.Thread(target=self._guard, args=(stage, self._finished[name]), name=f"streamcam-{name}", daemon=True).start()
         writer_done = self._finished["write"]
         give_up_at = None  # when the first Ctrl-C stops waiting for a stuck stage
-        while True:
-            try:  # the check too: a Ctrl-C raised in it must land in this handler
-                if writer_done.is_set():  # the writer ends last: after the worker, which ends after the reader
-                    break
-                time.sleep(_WAKE_S)
-                if give_up_at is not None and time.monotonic() >= give_up_at:
-                    give_up_at = self._stop_waiting()
-                    if self._stopped_now:
-                        break
-            except KeyboardInterrupt:
-                if self.interrupted:  # the second Ctrl-C: stop now, without draining the queues
+        seen = 0  # presses acted on
+        while not writer_done.is_set():  # the writer ends last: after the worker, which ends after the reader
+            time.sleep(_WAKE_S)
+            if presses.count > seen:
+                seen = presses.count
+                if self.interrupted or seen > 1:  # the second Ctrl-C: stop now, without draining the queues
                     self._stop_now()
                     break
                 self.interrupted = True
                 self._stop_reading.set()
                 give_up_at = time.monotonic() + self._grace
+            elif give_up_at is not None and time.monotonic() >= give_up_at:
+                give_up_at = self._stop_waiting()
+                if self._stopped_now:
+                    break
         if not self._stopped_now:  # both see the end or an abort within a poll, unless stuck in a call
             _wait(self._finished["compute"], self._grace)
             if not self._gave_up_on_reader:
