@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import sys
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -164,6 +166,66 @@ MaxMbOpt = Annotated[
 ColormapOpt = Annotated[str, typer.Option("--colormap", help="Heatmap colours: jet, turbo, inferno, magma, viridis, hot, plasma.")]
 
 
+@dataclass(frozen=True)
+class EngineChoice:
+    """What the engine options asked for: the model, how to explain it, and what runs it."""
+
+    model: str = "efficientnet-lite0"
+    weights: Path | None = None
+    preprocess: str | None = None
+    layer: str | None = None
+    method: str = "gradcam"
+    device: str = "auto"
+    precision: str = "auto"
+    backend: str | None = None
+    runtime: str = "auto"
+
+
+DEFAULT_ENGINE = EngineChoice()  # frozen: one shared default is safe
+
+# Each EngineChoice field's option, in the order --help lists them.
+_ENGINE_OPTIONS = {
+    "model": ModelOpt,
+    "weights": WeightsOpt,
+    "preprocess": PreprocessOpt,
+    "layer": LayerOpt,
+    "method": MethodOpt,
+    "device": DeviceOpt,
+    "precision": PrecisionOpt,
+    "backend": BackendOpt,
+    "runtime": RuntimeOpt,
+}
+
+
+def with_engine_options(command):
+    """Give a command the engine options (--model ... --runtime) where its `engine_choice`
+    parameter stands, and hand them to it as one EngineChoice.
+
+    typer builds a command's options from its signature, so the one written here is what it reads:
+    the command's own parameters around the engine's (inspect stops at a __signature__ and does
+    not follow __wrapped__ past it), and one list of the engine's for every command.
+    """
+    own = inspect.signature(command, eval_str=True).parameters
+    if "engine_choice" not in own:
+        raise TypeError(f"{command.__name__} has no 'engine_choice' parameter to put the engine options in")
+    engine_params = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=getattr(DEFAULT_ENGINE, name))
+        for name, option in _ENGINE_OPTIONS.items()
+    ]
+    params = []
+    for param in own.values():
+        params.extend(engine_params if param.name == "engine_choice" else [param.replace(kind=inspect.Parameter.KEYWORD_ONLY)])
+
+    @functools.wraps(command)
+    def run(**values):
+        choice = EngineChoice(**{name: values.pop(name) for name in _ENGINE_OPTIONS})
+        return command(**values, engine_choice=choice)
+
+    run.__signature__ = inspect.Signature(params)
+    run.__annotations__ = {param.name: param.annotation for param in params}
+    return run
+
+
 def _version(value: bool) -> None:
     if value:
         from streamcam.core.version import __version__
@@ -191,6 +253,7 @@ def interrupted() -> None:
 
 
 @app.command(cls=_HelpCommand)
+@with_engine_options
 def analyze(
     sources: Annotated[
         list[str],
@@ -234,18 +297,10 @@ def analyze(
     timeout: TimeoutOpt = 10.0,
     input_size: InputSizeOpt = "224x224",
     smooth: SmoothOpt = 0.3,
-    model: ModelOpt = "efficientnet-lite0",
-    weights: WeightsOpt = None,
-    preprocess: PreprocessOpt = None,
-    layer: LayerOpt = None,
-    method: MethodOpt = "gradcam",
+    engine_choice: EngineChoice = DEFAULT_ENGINE,
     alpha: AlphaOpt = 0.5,
     colormap: ColormapOpt = "jet",
     heat: HeatOpt = "evidence",
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = "auto",
-    backend: BackendOpt = None,
-    runtime: RuntimeOpt = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; errors only.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     review: Annotated[
@@ -324,15 +379,14 @@ def analyze(
         smooth=smooth,
         overwrite=overwrite,
     )
-    engine_args = (model, weights, layer, method, device, precision, preprocess, backend, runtime)
     if len(sources) == 1 and not (ray or ray_address) and not _is_many(sources[0]):
-        _run_analyze(sources[0], options, engine_args, quiet, json_out)
+        _run_analyze(sources[0], options, engine_choice, quiet, json_out)
         return
     _run_batch(
         sources,
         recursive,
         options,
-        engine_args,
+        engine_choice,
         quiet,
         json_out,
         ray_address if ray_address else ("local" if ray else None),
@@ -348,7 +402,7 @@ def _is_many(source: str) -> bool:
     return Path(source).is_dir() or (glob.has_magic(source) and not Path(source).exists())
 
 
-def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_address, workers, gpus_per_worker) -> None:
+def _run_batch(sources, recursive, options, engine_choice: EngineChoice, quiet, json_out, ray_address, workers, gpus_per_worker) -> None:
     """Several videos: one sub-folder of --out-dir each, <out-dir>/manifest.jsonl, exit 0/1/130."""
     from streamcam.apps import batch
     from streamcam.core.locks import folder_lock
@@ -362,10 +416,10 @@ def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_ad
 
             options = replace(options, out_dir=DEFAULT_OUT_DIR)  # each video gets a sub-folder of it
         options.check()
-        _check_class_names(options.cam_classes, engine_args[0])
+        _check_class_names(options.cam_classes, engine_choice.model)
         videos = batch.expand_inputs(sources, recursive, options.out_dir)
         # The same settings whether run here or on Ray: the engine as asked for on the command line.
-        engine_key = dict(zip(("model", "weights", "layer", "method", "preprocess"), (*engine_args[:4], engine_args[6])))
+        engine_key = {name: getattr(engine_choice, name) for name in ("model", "weights", "layer", "method", "preprocess")}
         held.enter_context(folder_lock(check_output_folder(options.out_dir)))  # one batch per --out-dir at a time
         manifest = batch.Manifest(options.out_dir)
         if ray_address is not None:
@@ -373,9 +427,8 @@ def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_ad
             from streamcam.backends import resolve
             from streamcam.explain.cams import get_method
 
-            get_method(engine_args[3])  # a typo in --method fails before any worker loads the model
-            names = ("model", "weights", "layer", "method", "device", "precision", "preprocess", "backend", "runtime")
-            actor_args = dict(zip(names, engine_args))
+            get_method(engine_choice.method)  # a typo in --method fails before any worker loads the model
+            actor_args = asdict(engine_choice)
             actor_args["backend"] = resolve(actor_args["backend"], options.batch_size)  # actors need not share this process's KERAS_BACKEND
             with progress.status(f"running {len(videos)} videos on Ray"):
                 entries = run_ray(
@@ -391,7 +444,7 @@ def _run_batch(sources, recursive, options, engine_args, quiet, json_out, ray_ad
                 )
         else:
             with progress.status("loading model"):
-                engine = _engine(*engine_args, batch_size=options.batch_size)
+                engine = _engine(engine_choice, batch_size=options.batch_size)
             with BatchProgress(err_console, len(videos), enabled=not quiet) as bars:
                 entries = batch.run_local(
                     videos,
@@ -432,7 +485,7 @@ def _report_batch(entries: list[dict], manifest_path: Path, quiet: bool, json_ou
         )
 
 
-def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out: bool) -> None:
+def _run_analyze(source: str, options, engine_choice: EngineChoice, quiet: bool, json_out: bool) -> None:
     """What analyze and review share: checks, model, the run with a progress bar, the report, exit codes."""
     from streamcam.apps.analyze import analyze as run_analyze
     from streamcam.apps.analyze import check_overwrite
@@ -444,7 +497,7 @@ def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out
     progress = FrameProgress(err_console, enabled=not quiet)
     try:
         options.check()
-        _check_class_names(options.cam_classes, engine_args[0])
+        _check_class_names(options.cam_classes, engine_choice.model)
         if is_local_file(source):
             probe(source)  # a bad file fails in a second, before the model loads
         # Likewise an output folder that cannot be written, is busy, or holds another run's files.
@@ -452,7 +505,7 @@ def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out
             check_overwrite(source, options)
             load_began = time.perf_counter()
             with progress.status("loading model"):
-                engine = _engine(*engine_args, batch_size=options.batch_size)
+                engine = _engine(engine_choice, batch_size=options.batch_size)
             load_s = time.perf_counter() - load_began
             with progress:
                 summary = run_analyze(source, engine, options, on_start=progress.start, on_frame=progress.advance)
@@ -471,6 +524,7 @@ def _run_analyze(source: str, options, engine_args: tuple, quiet: bool, json_out
 
 
 @app.command(cls=_HelpCommand)
+@with_engine_options
 def review(
     source: Annotated[str, typer.Argument(help="Video file to review.", show_default=False)],
     start: Annotated[str | None, typer.Option("--start", help="Window start, seconds or mm:ss.")] = None,
@@ -514,15 +568,7 @@ def review(
             help="Replace earlier outputs of another command (an analyze of the same video, say); without it such a run is refused (exit 2).",
         ),
     ] = False,
-    model: ModelOpt = "efficientnet-lite0",
-    weights: WeightsOpt = None,
-    preprocess: PreprocessOpt = None,
-    layer: LayerOpt = None,
-    method: MethodOpt = "gradcam",
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = "auto",
-    backend: BackendOpt = None,
-    runtime: RuntimeOpt = "auto",
+    engine_choice: EngineChoice = DEFAULT_ENGINE,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; errors only.")] = False,
 ) -> None:
     """Incident review: analyse a window at the full frame rate into one offline HTML page (<stem>.review.html) to step through frame by frame; the CSV and summary are written beside it."""
@@ -534,7 +580,7 @@ def review(
         options.overwrite = overwrite
     except StreamcamError as exc:
         fail(exc)
-    _run_analyze(source, options, (model, weights, layer, method, device, precision, preprocess, backend, runtime), quiet, False)
+    _run_analyze(source, options, engine_choice, quiet, False)
 
 
 def _check_class_names(spec: str | None, model: str, top_k: bool = True) -> None:
@@ -548,15 +594,15 @@ def _check_class_names(spec: str | None, model: str, top_k: bool = True) -> None
         parse_cam_classes(spec, labels) if top_k else labels.resolve(spec)
 
 
-def _engine(model, weights, layer, method, device, precision="auto", preprocess=None, backend=None, runtime="auto", batch_size=None):
+def _engine(choice: EngineChoice, batch_size: int | None = None):
     from streamcam.backends import use_backend
     from streamcam.explain.cams import get_method
     from streamcam.explain.runtime import build_engine, check_runtime
 
-    get_method(method)  # a typo in --method fails before the model loads
-    check_runtime(runtime)  # likewise --runtime
-    backend = use_backend(backend, batch_size)  # an unknown or missing backend too
-    return build_engine(model, weights, layer, method, device, precision, preprocess, backend, runtime)
+    get_method(choice.method)  # a typo in --method fails before the model loads
+    check_runtime(choice.runtime)  # likewise --runtime
+    backend = use_backend(choice.backend, batch_size)  # an unknown or missing backend too
+    return build_engine(**{**asdict(choice), "backend": backend})
 
 
 def _report(summary, quiet: bool, json_out: bool, load_s: float | None = None) -> None:
@@ -598,6 +644,7 @@ def _seen_line(seen: dict) -> str:
 
 
 @app.command(cls=_HelpCommand)
+@with_engine_options
 def live(
     source: Annotated[
         str, typer.Argument(help="Camera number (0 is the first webcam), URL (rtsp/http/udp/tcp) or video file.", show_default=False)
@@ -634,18 +681,10 @@ def live(
     timeout: TimeoutOpt = 10.0,
     input_size: InputSizeOpt = "224x224",
     smooth: SmoothOpt = 0.3,
-    model: ModelOpt = "efficientnet-lite0",
-    weights: WeightsOpt = None,
-    preprocess: PreprocessOpt = None,
-    layer: LayerOpt = None,
-    method: MethodOpt = "gradcam",
+    engine_choice: EngineChoice = DEFAULT_ENGINE,
     alpha: AlphaOpt = 0.5,
     colormap: ColormapOpt = "jet",
     heat: HeatOpt = "evidence",
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = "auto",
-    backend: BackendOpt = None,
-    runtime: RuntimeOpt = "auto",
 ) -> None:
     """Show the Grad-CAM overlay live in a window (q or Esc quits) and/or a browser (--serve); frames the model cannot keep up with are skipped, and a lost stream is reconnected."""
     from streamcam.apps.analyze import AnalyzeOptions, parse_cam_classes, parse_top_k
@@ -664,7 +703,7 @@ def live(
         address = parse_address(serve) if serve is not None else None
         InputSize.parse(input_size)  # a typo fails before the model loads
         parse_top_k(cam_classes)
-        _check_class_names(cam_classes, model)
+        _check_class_names(cam_classes, engine_choice.model)
         SmoothingOptions(seconds=smooth).check()  # likewise
         check_heat(heat)
         options = None
@@ -707,7 +746,7 @@ def live(
                     soft_wrap=True,
                 )
         with progress.status("loading model"):
-            engine = _engine(model, weights, layer, method, device, precision, preprocess, backend, runtime, batch_size=1)
+            engine = _engine(engine_choice, batch_size=1)
         top_k, tracked = parse_cam_classes(cam_classes, engine.classifier.labels)
         viewers = []
         if server is not None:
@@ -756,6 +795,7 @@ def _report_live(figures: dict) -> None:
 
 
 @app.command(cls=_HelpCommand)
+@with_engine_options
 def image(
     paths: Annotated[list[Path], typer.Argument(help="Image files (jpg, png, bmp, webp, tiff ...).", show_default=False)],
     top_n: Annotated[int, typer.Option("--top-n", "-n", min=1, help="How many of the most probable classes to list and explain.")] = 3,
@@ -776,18 +816,10 @@ def image(
         Path | None, typer.Option("--out-dir", "-o", help="Where to write the pictures (default: next to each input).")
     ] = None,
     input_size: InputSizeOpt = "224x224",
-    model: ModelOpt = "efficientnet-lite0",
-    weights: WeightsOpt = None,
-    preprocess: PreprocessOpt = None,
-    layer: LayerOpt = None,
-    method: MethodOpt = "gradcam",
+    engine_choice: EngineChoice = DEFAULT_ENGINE,
     alpha: AlphaOpt = 0.5,
     colormap: ColormapOpt = "jet",
     heat: HeatOpt = "evidence",
-    device: DeviceOpt = "auto",
-    precision: PrecisionOpt = "auto",
-    backend: BackendOpt = None,
-    runtime: RuntimeOpt = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Explain still images: ranked classes, and per class a Grad-CAM overlay, heatmap, segmented and guided pictures."""
@@ -800,9 +832,9 @@ def image(
         parse_outputs(outputs)
         check_colormap(colormap)
         InputSize.parse(input_size)
-        _check_class_names(classes, model, top_k=False)
+        _check_class_names(classes, engine_choice.model, top_k=False)
         with progress.status("loading model"):
-            engine = _engine(model, weights, layer, method, device, precision, preprocess, backend, runtime)
+            engine = _engine(engine_choice)
             class_ids = engine.classifier.labels.resolve(classes) if classes else []
             explainer = ImageExplainer(engine, outputs.split(","), alpha, colormap, input_size, heat)
     except StreamcamError as exc:

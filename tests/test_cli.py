@@ -5,10 +5,11 @@ import re
 import subprocess
 import sys
 
+import typer
 import typer.main
 from typer.testing import CliRunner
 
-from streamcam.cli import app
+from streamcam.cli import DEFAULT_ENGINE, EngineChoice, app, with_engine_options
 
 runner = CliRunner()
 
@@ -29,6 +30,33 @@ def test_every_command_and_option_has_help():
         result = runner.invoke(app, [name, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output
     assert kinds.count("option") > 30 and kinds.count("argument") >= 3  # the checks above really ran
+
+
+def test_every_command_that_runs_the_model_has_the_same_engine_options():
+    group = typer.main.get_command(app)
+    engine_options = {f"--{name}" for name in EngineChoice.__dataclass_fields__}
+
+    def options(name):
+        return {decl for param in group.commands[name].params for decl in param.opts if decl.startswith("--")}
+
+    for name in ("analyze", "review", "live", "image"):
+        assert engine_options <= options(name), name
+
+
+def test_engine_options_reach_the_command_as_one_choice_beside_its_own():
+    seen = []
+    toy = typer.Typer()
+
+    @toy.command()
+    @with_engine_options
+    def run(source: str, engine_choice: EngineChoice = DEFAULT_ENGINE, quiet: bool = False):
+        seen.append((source, engine_choice, quiet))
+
+    result = runner.invoke(toy, ["clip.mp4", "--method", "hirescam", "--runtime", "keras", "-m", "m.keras", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert seen == [("clip.mp4", EngineChoice(model="m.keras", method="hirescam", runtime="keras"), True)]
+    runner.invoke(toy, ["other.mp4"])
+    assert seen[1] == ("other.mp4", EngineChoice(), False)  # the defaults are EngineChoice's own
 
 
 def test_version():
