@@ -57,7 +57,7 @@ def _lut(name: str) -> str:
 
 
 def _selector_classes(collector: ReviewCollector, labels) -> list[int]:
-    top = ranking(labels.model_part(collector.max_probabilities), n=max(collector.top_n, 1))[:WINDOW_CLASSES]
+    top = ranking(labels.model_part(collector.max_probabilities), n=min(max(collector.top_n, 1), WINDOW_CLASSES))
     return list(dict.fromkeys(collector.tracked + top))
 
 
