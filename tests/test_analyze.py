@@ -5,7 +5,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import av
 import numpy as np
@@ -16,6 +18,7 @@ from streamcam.apps.analyze import AnalyzeOptions, analyze, expected_frames
 from streamcam.cli import app
 
 from conftest import REPO, shared_file
+from ctrl_c import self_interrupts
 from videos import make_audio_only, make_video
 
 pd = pytest.importorskip("pandas")
@@ -328,6 +331,40 @@ def test_ctrl_c_finalises_playable_video_and_complete_csv(tmp_path):
     assert sorted(table["frame_index"].unique()) == list(range(n)) and len(table) == 3 * n
     assert pd.read_csv(out / "long.frames.csv")["frame_index"].tolist() == list(range(n))
     assert not list(out.glob(".*partial*"))
+
+
+@pytest.mark.slow
+def test_a_ctrl_c_while_the_outputs_are_finished_keeps_them_all(default_engine, tmp_path):
+    """A press after the last frame, while the files close and the review page is written (shrunk
+    to a tiny --review-max-mb, so that takes a while): the run counts as interrupted, and every
+    output is finished, the summary included. (A press there once threw the whole run away.)"""
+    src, out = tmp_path / "clip.mp4", tmp_path / "out"
+    make_video(src, 150, size=(320, 240))
+    closing, stop_watching = threading.Event(), threading.Event()
+
+    def watch():  # the first file under its final name: outputs.close() has begun
+        while not stop_watching.is_set():
+            if any(not p.name.startswith(".") and p.suffix in (".csv", ".mp4") for p in out.glob("clip.*")):
+                closing.set()
+                return
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        with self_interrupts() as ctrl_c:
+            ctrl_c.send(0.0, once=(closing,), wait_s=120)
+            summary = analyze(str(src), default_engine, AnalyzeOptions(out_dir=out, review=True, review_max_mb=0.05))
+    finally:
+        stop_watching.set()
+    assert ctrl_c.sent == 1 and ctrl_c.late == 0  # it landed inside analyze
+    assert summary.status == "interrupted" and summary.frames_analysed == 150
+    saved = json.loads((out / "clip.summary.json").read_text())
+    assert saved["status"] == "interrupted" and saved["frames_analysed"] == 150
+    for key in ("video", "predictions", "frames_csv", "review"):
+        assert Path(summary.outputs[key]).stat().st_size > 0, key
+    assert len(decoded(out / "clip.gradcam.mp4")[0]) == 150
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # nothing half-written left
 
 
 def test_http_url_input(default_engine, tmp_path):

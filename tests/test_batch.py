@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ from streamcam.apps.analyze import AnalyzeOptions
 from streamcam.apps.batch import (
     COMPLETE,
     FAILED,
+    INTERRUPTED,
     SKIPPED,
     Manifest,
     engine_key_of,
@@ -25,6 +28,7 @@ from streamcam.apps.batch import (
 )
 from streamcam.core.errors import UsageError
 
+from ctrl_c import self_interrupts
 from videos import make_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,6 +103,27 @@ def test_a_failing_video_does_not_stop_the_batch_and_a_rerun_skips_what_is_done(
     (out / "a" / "clip.mp4" / "clip.frames.csv").unlink()  # the per-frame table too
     fourth = run_local(videos, default_engine, options, out, Manifest(out))
     assert {Path(e["path"]).relative_to(clips).as_posix(): e["status"] for e in fourth}["a/clip.mp4"] == COMPLETE
+
+
+def test_a_ctrl_c_between_two_videos_stops_the_batch_with_every_video_recorded(default_engine, clips, tmp_path):
+    """The press lands as the first video is reported, before the second starts (Python runs the
+    handler at its next bytecode check): the batch stops there, nothing escapes run_local, and the
+    manifest names every video."""
+    out = tmp_path / "out"
+    videos = expand_inputs([str(clips / "b"), str(clips / "a" / "clip.mp4")], recursive=True)
+    reported = []
+
+    def on_video(entry):
+        reported.append(entry["status"])
+        if len(reported) == 1:
+            _thread.interrupt_main(signal.SIGINT)
+
+    with self_interrupts():
+        entries = run_local(videos, default_engine, AnalyzeOptions(video=False), out, Manifest(out), on_video=on_video)
+    assert [e["status"] for e in entries] == reported == [COMPLETE, INTERRUPTED, INTERRUPTED]
+    assert all("not started" in e["error"] for e in entries[1:])
+    assert [json.loads(line)["status"] for line in (out / "manifest.jsonl").read_text().splitlines()] == reported
+    assert exit_code(entries) == 130
 
 
 def test_a_manifest_line_cut_off_by_a_killed_run_is_ignored_and_that_video_redone(default_engine, clips, tmp_path):

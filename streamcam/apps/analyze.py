@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamcam.core.ctrl_c import Presses, counting_ctrl_c
 from streamcam.core.errors import UsageError
 from streamcam.core.frames import Frame
 from streamcam.core.locks import folder_lock
@@ -308,12 +309,20 @@ def analyze(
     on_start: Callable[[VideoInfo, int | None], None] | None = None,
     on_frame: Callable[[Frame], None] | None = None,
     collectors: Sequence = (),
+    presses: Presses | None = None,
 ) -> AnalyzeSummary:
     """Analyse a video file, URL or camera; returns the summary (also written as JSON).
 
     collectors: extra consumers, each with add(frame, probabilities, class_ids, cams, local_probabilities)
     called per frame in the consume stage (the same frames and results the files get).
+    presses: the caller's count of Ctrl-C presses (core.ctrl_c), for a caller that acts on a press
+    after the run (a batch stops); by default the run counts its own.
     Sets OpenCV to one thread per calling thread, process-wide (see core.pipeline.prefer_stage_threads).
+
+    Ctrl-C (in the main thread): before the frames flow it raises KeyboardInterrupt, and nothing is
+    kept; while they flow the run ends at a frame boundary (status 'interrupted'); while the
+    outputs are finished it marks the run 'interrupted' without cutting them short (they take
+    moments), and only a second press there gives up on them (KeyboardInterrupt).
     """
     options = options or AnalyzeOptions()
     options.check()
@@ -328,10 +337,20 @@ def analyze(
     # One run per output folder at a time (the CLI took it already, before the model loaded).
     with folder_lock(check_output_folder(output_folder(options.out_dir))):
         check_overwrite(source, options, engine)
-        return _run(source, engine, options, on_start, on_frame, collectors, labels, top_k, tracked, start, end, save_times)
+        with counting_ctrl_c(presses) as presses:
+            raise_at = presses.raise_at  # the caller's, given back after the run
+            presses.raise_at = presses.count + 1  # until the frames flow a press raises: nothing to keep yet
+            try:
+                return _run(
+                    source, engine, options, on_start, on_frame, collectors, labels, top_k, tracked, start, end, save_times, presses
+                )
+            finally:
+                presses.raise_at = raise_at
 
 
-def _run(source, engine, options, on_start, on_frame, collectors, labels, top_k, tracked, start, end, save_times) -> AnalyzeSummary:
+def _run(
+    source, engine, options, on_start, on_frame, collectors, labels, top_k, tracked, start, end, save_times, presses: Presses
+) -> AnalyzeSummary:
     began = time.perf_counter()
     try:
         video = VideoSource(source, start=start, end=end, every=options.every, fps=options.fps, timeout=options.timeout)
@@ -381,10 +400,15 @@ def _run(source, engine, options, on_start, on_frame, collectors, labels, top_k,
                 on_reader_exit=video.close,
             )
             reader_owns_video = True
+            presses.raise_at = None  # the pipeline acts on each press at a frame boundary
             try:
-                interrupted = pipeline.run()
+                interrupted = pipeline.run(presses)
             finally:
                 writer.close()
+            # The frames are done. A press from here on marks the run interrupted but does not cut
+            # the outputs short; a second one gives up on them.
+            finishing_from = presses.count
+            presses.raise_at = finishing_from + 2
             if writer.frames == 0:
                 if interrupted:
                     raise KeyboardInterrupt  # Ctrl-C before the first frame: nothing to keep
@@ -411,7 +435,7 @@ def _run(source, engine, options, on_start, on_frame, collectors, labels, top_k,
         info,
         engine,
         options,
-        status="interrupted" if interrupted else "complete",
+        status="interrupted" if interrupted or presses.count > finishing_from else "complete",
         frames_analysed=writer.frames,
         wall_time_s=round(wall, 3),
         frames_per_second=round(writer.frames / wall, 2) if wall > 0 else 0.0,

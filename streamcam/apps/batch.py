@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from streamcam.core.ctrl_c import Presses, counting_ctrl_c
 from streamcam.core.errors import StreamcamError, UsageError
 from streamcam.core.paths import fsync_folder
 from streamcam.core.redact import redact_source
@@ -187,11 +188,14 @@ def engine_key_of(engine) -> dict:
     return {"model": engine.classifier.name, "method": engine.method.name}
 
 
-def analyze_one(video: str, engine, options, out_dir: Path, on_start=None, on_frame=None, settings: dict | None = None) -> dict:
+def analyze_one(
+    video: str, engine, options, out_dir: Path, on_start=None, on_frame=None, settings: dict | None = None, presses: Presses | None = None
+) -> dict:
     """Analyse one video of a batch into out_dir; returns its manifest entry (never raises for a
     bad video: a failure is an entry with status 'failed' and the error line). settings: what
     the entry records as this video's settings (batch.settings_of); options.overwrite here means
-    the batch decided these outputs may be replaced (a resumed video, or --overwrite)."""
+    the batch decided these outputs may be replaced (a resumed video, or --overwrite); presses: the
+    batch's Ctrl-C count (analyze's `presses`)."""
     from .analyze import analyze
 
     began = time.perf_counter()
@@ -199,7 +203,7 @@ def analyze_one(video: str, engine, options, out_dir: Path, on_start=None, on_fr
     if settings is not None:
         entry["settings"] = settings
     try:
-        summary = analyze(video, engine, replace(options, out_dir=out_dir), on_start=on_start, on_frame=on_frame)
+        summary = analyze(video, engine, replace(options, out_dir=out_dir), on_start=on_start, on_frame=on_frame, presses=presses)
     except StreamcamError as exc:
         summary = getattr(exc, "summary", None)
         entry.update(status=FAILED, error=str(exc))
@@ -282,7 +286,9 @@ def run_local(
     engine_key: the engine's part of each video's settings (default: model and method names).
 
     A Ctrl-C during a video ends it like `analyze` does (its outputs finished, status
-    'interrupted'); the videos not started are recorded 'interrupted' too, and the run stops.
+    'interrupted'); the videos not started are recorded 'interrupted' too, and the run stops. A
+    press between two videos stops it the same way (it is counted, so the manifest is never cut
+    short mid-write).
     """
     todo, entries, options_for = plan(videos, out_dir, manifest, options, engine_key or engine_key_of(engine))
     for entry in entries:
@@ -290,16 +296,17 @@ def run_local(
         if on_video:
             on_video(entry)
     stopping = False
-    for video, folder, settings in todo:
-        if stopping:
-            entry = unfinished_entry(video, folder, INTERRUPTED, "not started: the batch was interrupted")
-        else:
-            entry = analyze_one(video, engine, options_for(video), folder, on_start, on_frame, settings)
-            stopping = entry["status"] == INTERRUPTED
-        manifest.record(entry)
-        entries.append(entry)
-        if on_video:
-            on_video(entry)
+    with counting_ctrl_c() as presses:
+        for video, folder, settings in todo:
+            if stopping or presses.count:
+                entry = unfinished_entry(video, folder, INTERRUPTED, "not started: the batch was interrupted")
+            else:
+                entry = analyze_one(video, engine, options_for(video), folder, on_start, on_frame, settings, presses)
+                stopping = entry["status"] == INTERRUPTED
+            manifest.record(entry)
+            entries.append(entry)
+            if on_video:
+                on_video(entry)
     return entries
 
 

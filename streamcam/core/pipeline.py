@@ -4,8 +4,8 @@ Reading, compute and writing overlap; the queues bound memory whatever the input
 An exception in any stage stops the others and is re-raised in the caller's thread (never a
 hang, never a silent death).
 
-Ctrl-C (SIGINT, which only the main thread gets; run() counts the presses with a handler of its
-own while it runs, so that a press never raises KeyboardInterrupt at a point it cannot handle):
+Ctrl-C (SIGINT, which only the main thread gets; run() counts the presses while it runs, ctrl_c.py,
+so that a press never raises KeyboardInterrupt at a point it cannot handle):
 - the first stops the producer; what it already produced is still computed and consumed, so
   outputs end at a frame boundary;
 - a producer stuck inside a call (a camera that stopped sending, a network read) cannot see
@@ -19,11 +19,11 @@ own while it runs, so that a press never raises KeyboardInterrupt at a point it 
 from __future__ import annotations
 
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+
+from .ctrl_c import Presses, counting_ctrl_c
 
 _DONE = object()
 _POLL_S = 0.1
@@ -52,35 +52,6 @@ def prefer_stage_threads() -> None:
     import cv2
 
     cv2.setNumThreads(1)
-
-
-class _Presses:
-    count = 0
-
-
-@contextmanager
-def _counted_presses() -> Iterator[_Presses]:
-    """While the block runs, a Ctrl-C in the main thread adds one to `count` instead of raising.
-
-    Python raises KeyboardInterrupt at whichever bytecode the main thread is at, and some points
-    (a loop's jump back, say) lie outside any `try`: a press landing there escaped run(), and the
-    outputs of an interrupted analyze were thrown away instead of finished (seen once in CI, on a
-    loaded machine). A handler that only counts cannot land anywhere wrong. Outside the main thread
-    nothing is installed (no signal reaches it), and a SIGINT that was set to be ignored stays so.
-    """
-    presses = _Presses()
-    if threading.current_thread() is not threading.main_thread() or not callable(signal.getsignal(signal.SIGINT)):
-        yield presses
-        return
-
-    def count(signum, frame):
-        presses.count += 1
-
-    previous = signal.signal(signal.SIGINT, count)
-    try:
-        yield presses
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class StagesStuck(KeyboardInterrupt):
@@ -112,12 +83,16 @@ class Pipeline:
         self._stopped_now = False
         self._finished = {name: threading.Event() for name in ("read", "compute", "write")}
 
-    def run(self) -> bool:
-        """Run to the end; returns True if a Ctrl-C cut the input short. Re-raises a stage's exception."""
-        with _counted_presses() as presses:
+    def run(self, presses: Presses | None = None) -> bool:
+        """Run to the end; returns True if a Ctrl-C cut the input short. Re-raises a stage's exception.
+
+        presses: the caller's count of Ctrl-C presses (ctrl_c.counting_ctrl_c), for a caller that
+        goes on counting after the run; presses it counted before the run count as made during it.
+        """
+        with counting_ctrl_c(presses) as presses:
             return self._run(presses)
 
-    def _run(self, presses: _Presses) -> bool:
+    def _run(self, presses: Presses) -> bool:
         # Threads are watched through events, never Thread.join: on Python 3.11 a KeyboardInterrupt
         # inside join() can mark a still-running thread as stopped (a caller's own handler may raise).
         for name, stage in (("read", self._read), ("compute", self._work), ("write", self._write)):
