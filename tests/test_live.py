@@ -1,8 +1,11 @@
 """streamcam live, driven by a fake viewer (no window needed)."""
 
+import _thread
 import itertools
+import json
 import os
 import re
+import signal
 import threading
 import time
 from pathlib import Path
@@ -188,6 +191,32 @@ def test_ctrl_c_while_the_reader_is_stuck_in_a_stalled_read(default_engine, stal
         assert len(reader) == 1 and _sockets_to(port) == 1  # still in the read; the container left open
     assert _wait_until(lambda: not reader[0].is_alive(), 12), "the reader thread never ended"
     assert _wait_until(lambda: _sockets_to(port) == 0, 2), "the container was not closed"
+
+
+class PressesCtrlCOnClose(FakeViewer):
+    """A viewer that is closed after the frame loop, as the session shuts down: a Ctrl-C then."""
+
+    def close(self):
+        super().close()
+        _thread.interrupt_main(signal.SIGINT)  # its handler runs at the main thread's next bytecode check
+
+
+def test_a_second_ctrl_c_while_the_session_closes_keeps_the_recording(default_engine, tmp_path):
+    """The first press ends the frame loop; the second lands while the viewers close, before the
+    recording is finished: the recording is finished all the same (footage from a live source
+    cannot be had again), the session says interrupted, and nothing half-written is left."""
+    src, rec = tmp_path / "clip.mp4", tmp_path / "rec"
+    make_video(src, 400, size=(96, 64))
+    viewer = PressesCtrlCOnClose()
+    with self_interrupts() as ctrl_c:
+        ctrl_c.send(0.3, once=(viewer.showing,))
+        figures = live(str(src), default_engine, viewer, record=AnalyzeOptions(out_dir=rec))
+    assert ctrl_c.sent == 1 and ctrl_c.late == 0 and viewer.closed
+    assert figures["status"] == "interrupted" and 1 <= figures["frames_shown"] < 400
+    summary = json.loads(Path(figures["outputs"]["summary"]).read_text())
+    assert summary["status"] == "interrupted" and summary["frames_analysed"] == figures["frames_shown"]
+    assert all(Path(path).stat().st_size > 0 for path in figures["outputs"].values())
+    assert not [p.name for p in rec.iterdir() if p.name.startswith(".")]
 
 
 # -- latest frame wins ---------------------------------------------------------------------------

@@ -6,11 +6,8 @@ after the frame in hand, so a recording is finished like any other; a second one
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import replace
 from fractions import Fraction
 from typing import Protocol
@@ -18,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from streamcam.apps.analyze import AnalyzeOptions, AnalyzeSummary, smoothing_summary
+from streamcam.core.ctrl_c import counting_ctrl_c
 from streamcam.core.errors import OutputError
 from streamcam.core.frames import Frame
 from streamcam.core.ranking import ranking
@@ -61,25 +59,6 @@ class Viewer(Protocol):
 def is_live_source(source: str | int, info: VideoInfo) -> bool:
     """A camera, or a URL with no duration (a stream, not a file): reconnected, re-stamped, not paced."""
     return is_camera(source) or (not is_local_file(source) and info.duration_s is None)
-
-
-@contextmanager
-def _ctrl_c_finishes(stop: threading.Event):
-    """The first Ctrl-C sets `stop` (the loop ends after the frame in hand); the second raises."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 DEFAULT_BACKOFF = Backoff()  # frozen: one shared default is safe
@@ -151,11 +130,14 @@ def live(
     reader = LiveReader(video, stats, reopen=reopen, pace=not live_source, backoff=backoff)
     strip = render.LabelStrip()
     hint = "  (q to quit)" if any(isinstance(v, WindowViewer) for v in viewers) else ""
-    stop = threading.Event()
     status = "complete"
-    try:
-        with _ctrl_c_finishes(stop):
-            while not stop.is_set():
+    # Ctrl-C is counted (core/ctrl_c.py): the first press ends the loop after the frame in hand, a
+    # second one inside the loop raises (a frame that will not end); from the loop's end a press does
+    # not cut the recording short (footage from a live source cannot be had again), a second gives up.
+    with counting_ctrl_c() as presses:
+        presses.raise_at = 2
+        try:
+            while presses.count == 0:
                 latest = reader.get(timeout=_IDLE_S)
                 if latest is None:
                     break  # the input ended
@@ -202,22 +184,23 @@ def live(
                 if not keep_going:
                     status = "stopped"
                     break
-        if stop.is_set():
-            status = "interrupted"
-    except BaseException:
-        if writer is not None:
-            writer.outputs.abort()
-        raise
-    finally:
-        reader.stop()
-        try:
-            for v in viewers:
-                v.close()  # the window goes at once, whatever the reader is doing
+            if presses.count:
+                status = "interrupted"
+        except BaseException:
+            if writer is not None:
+                writer.outputs.abort()
+            raise
         finally:
-            reader.wait_closed(STOP_WAIT_S)  # bounded: a reader stuck in a stalled read closes the source when it returns
-    figures = {**stats.totals(), "status": status, "live_source": live_source, "losses": reader.loss_report()}
-    if writer is not None:
-        figures["outputs"] = _finish_recording(writer, video, engine, record, figures, smoother)
+            presses.raise_at = presses.count + 2
+            reader.stop()
+            try:
+                for v in viewers:
+                    v.close()  # the window goes at once, whatever the reader is doing
+            finally:
+                reader.wait_closed(STOP_WAIT_S)  # bounded: a reader stuck in a stalled read closes the source when it returns
+        figures = {**stats.totals(), "status": status, "live_source": live_source, "losses": reader.loss_report()}
+        if writer is not None:
+            figures["outputs"] = _finish_recording(writer, video, engine, record, figures, smoother)
     return figures
 
 
