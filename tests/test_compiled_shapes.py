@@ -91,3 +91,21 @@ def test_the_shape_count_starts_again_after_many_new_shapes(compiled):
     for _ in range(FIX_AFTER):
         shapes(batch(1, 3, 3))
     assert shapes.fixed_shapes == ((1, 3, 3, 3),)
+
+
+def test_a_compile_that_follows_another_fixes_only_the_shapes_the_other_fixed(compiled):
+    """bf16+f32's f32 model: near-tie subsets of any size stay dynamic however often they come; the
+    whole batch, once the fast model has fixed it, is fixed here too, with the same outputs."""
+    fast, weights = compiled
+    exact = CompiledShapes(ov.Core(), fast._model, {"INFERENCE_PRECISION_HINT": "f32"}, ("features",), max_fixed=1, follows=fast)
+    for _ in range(FIX_AFTER + 1):
+        exact(batch(1))  # a one-frame subset, again and again
+        exact(batch(3))
+    assert exact.fixed_shapes == ()
+    for _ in range(FIX_AFTER):
+        fast(batch(4))
+    assert fast.fixed_shapes == ((4, 5, 7, 3),) and exact.fixed_shapes == ()
+    for _ in range(FIX_AFTER):
+        out = exact(batch(4))
+    assert exact.fixed_shapes == ((4, 5, 7, 3),)
+    np.testing.assert_allclose(out["features"], np.maximum(batch(4) @ weights, 0), rtol=1e-5, atol=1e-6)

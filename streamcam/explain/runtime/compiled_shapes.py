@@ -14,6 +14,11 @@ for 8 x 640x352, where it gains least.
 So the first shape met a second time (a video's steady batch, live's one frame) gets a compile
 of its own with that shape fixed, when it holds at most FIX_UP_TO_PIXELS pixels; every other
 shape runs on the dynamic compile. The call that compiles it takes 70-100 ms longer, once (AMD EPYC).
+
+A compile that `follows` another fixes only a shape the other has fixed: bf16+f32's f32 model
+(precision.py) is called with the near ties of each batch, a subset whose size varies, and with
+whole batches after a hesitant one; its one fixed slot belongs to the whole batch, not to the first
+subset size that happened to come twice.
 """
 
 from __future__ import annotations
@@ -33,9 +38,12 @@ class CompiledShapes:
     """x -> {output name: array} of `model` compiled for the CPU with `config`: on a compile with
     x's shape fixed where that shape has repeated, else on the dynamic compile."""
 
-    def __init__(self, core, model, config: dict, outputs: Sequence[str], max_fixed: int = MAX_FIXED):
+    def __init__(
+        self, core, model, config: dict, outputs: Sequence[str], max_fixed: int = MAX_FIXED, follows: CompiledShapes | None = None
+    ):
         self._core, self._model, self._config, self._outputs = core, model, dict(config), tuple(outputs)
         self.max_fixed = max_fixed
+        self.follows = follows  # None, or the compile whose fixed shapes are the only ones this one may fix
         self._any_shape = _Request(core.compile_model(model, "CPU", self._config), self._outputs)
         self._fixed: dict[tuple[int, ...], _Request] = {}
         self._seen: Counter = Counter()
@@ -59,6 +67,8 @@ class CompiledShapes:
 
     def _repeats(self, shape: tuple[int, ...]) -> bool:
         if len(self._fixed) >= self.max_fixed or int(np.prod(shape[:3])) > FIX_UP_TO_PIXELS:
+            return False
+        if self.follows is not None and shape not in self.follows._fixed:
             return False
         if len(self._seen) >= _MAX_COUNTED and shape not in self._seen:
             self._seen.clear()

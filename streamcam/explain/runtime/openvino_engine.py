@@ -178,8 +178,12 @@ class OpenVinoEngine:
         """The run for input `kind` under self.precision; bf16+f32: bf16, with f32 for the frames
         whose top-1 bf16 could have decided (near ties: NearTieRecheck)."""
         if kind not in self._policies:
-            runs = [self._run(kind, hint) for hint in self.precision.split("+")]
-            self._policies[kind] = NearTieRecheck(*runs) if len(runs) == 2 else runs[0]
+            if self.precision == "bf16+f32":
+                fast, exact = self._run(kind, "bf16"), self._run(kind, "f32")
+                exact.follows = fast  # its fixed-shape slot is for the whole batch, not a near-tie subset
+                self._policies[kind] = NearTieRecheck(fast, exact)
+            else:
+                self._policies[kind] = self._run(kind, self.precision)
         return self._policies[kind]
 
     def _run(self, kind: str, hint: str) -> CompiledShapes:
