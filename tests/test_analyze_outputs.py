@@ -15,7 +15,7 @@ import av
 import numpy as np
 import pytest
 
-from streamcam.apps.analyze import AnalyzeOptions, analyze
+from streamcam.apps.analyze import AnalyzeOptions, analyze, settings_differ
 from streamcam.core.errors import UsageError
 from streamcam.core.locks import folder_lock
 
@@ -93,6 +93,16 @@ def test_the_same_command_reruns_and_another_one_is_refused_without_overwrite(de
     with pytest.raises(UsageError, match="no summary says which run wrote it"):
         analyze(str(clip), default_engine, AnalyzeOptions(video=False, out_dir=tmp_path / "lone"))
     assert (tmp_path / "lone" / "clip.predictions.csv").read_text() == "someone's table\n"
+
+
+def test_settings_differ_reads_a_summary_and_a_batch_manifest_entry_alike():
+    summary = {"source_sha256": "a", "model": "m", "method": "gradcam", "options": {"top_n": 5, "out_dir": "x"}}
+    now = {"source_sha256": "a", "model": "m", "method": "layercam", "options": {"top_n": 3}}
+    assert settings_differ(summary, now) == ["method 'gradcam' -> 'layercam'", "top_n 5 -> 3"]  # an old out_dir is no setting
+    entry = {"source_sha256": "a", "engine": {"model": "m", "method": "gradcam"}, "options": {"top_n": 5}}
+    assert settings_differ(entry, entry) == []
+    assert settings_differ(entry, {**entry, "engine": {"model": "m", "method": "eigencam"}}) == ["method 'gradcam' -> 'eigencam'"]
+    assert settings_differ(entry, {**entry, "source_sha256": "b"}) == ["another input"]
 
 
 def test_the_cli_refuses_another_commands_outputs_before_the_model_loads(default_engine, clip, tmp_path):

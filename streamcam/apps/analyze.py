@@ -268,15 +268,19 @@ def run_settings(source, options: AnalyzeOptions, engine=None) -> dict:
 
 
 def settings_differ(earlier: dict, now: dict) -> list[str]:
-    """How `earlier` settings (or a summary holding them) differ from `now`; [] when the same."""
+    """How `earlier` settings (or a summary holding them) differ from `now`; [] when the same.
+    Either shape: run_settings' (model and method at the top) or a batch manifest's (an "engine" part)."""
     if earlier.get("source_sha256") != now["source_sha256"]:
         return ["another input"]
-    notes = [f"{k} {earlier.get(k)} -> {now[k]}" for k in ("model", "method") if k in now and earlier.get(k) != now[k]]
+    notes = _changes({k: earlier.get(k) for k in ("model", "method") if k in now}, {k: now[k] for k in ("model", "method") if k in now})
+    if "engine" in now:
+        notes += _changes(earlier.get("engine") or {}, now["engine"])
     options = {k: v for k, v in (earlier.get("options") or {}).items() if k not in NOT_SETTINGS}
-    for key in sorted(set(options) | set(now["options"])):
-        if options.get(key) != now["options"].get(key):
-            notes.append(f"{key} {options.get(key)!r} -> {now['options'].get(key)!r}")
-    return notes
+    return notes + _changes(options, now["options"])
+
+
+def _changes(old: dict, new: dict) -> list[str]:
+    return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
 def check_overwrite(source, options: AnalyzeOptions, engine=None, stem: str | None = None) -> None:

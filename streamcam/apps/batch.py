@@ -149,15 +149,9 @@ def _output_paths(outputs: dict) -> list[str]:
 
 def differences(earlier: dict | None, now: dict) -> list[str]:
     """How a manifest entry's settings differ from this run's ([] when the same)."""
-    if not isinstance(earlier, dict):
-        return ["no settings recorded"]
-    if earlier.get("source_sha256") != now["source_sha256"]:
-        return ["another input"]
-    notes = []
-    for part in ("engine", "options"):
-        old, new = earlier.get(part) or {}, now[part]
-        notes += [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    return notes
+    from .analyze import settings_differ
+
+    return settings_differ(earlier, now) if isinstance(earlier, dict) else ["no settings recorded"]
 
 
 def file_record(path: Path) -> dict:
