@@ -15,10 +15,11 @@ So the first shape met a second time (a video's steady batch, live's one frame) 
 of its own with that shape fixed, when it holds at most FIX_UP_TO_PIXELS pixels; every other
 shape runs on the dynamic compile. The call that compiles it takes 70-100 ms longer, once (AMD EPYC).
 
-A compile that `follows` another fixes only a shape the other has fixed: bf16+f32's f32 model
+A compile that `follows` another fixes only a shape the other has met: bf16+f32's f32 model
 (precision.py) is called with the near ties of each batch, a subset whose size varies, and with
-whole batches after a hesitant one; its one fixed slot belongs to the whole batch, not to the first
-subset size that happened to come twice.
+whole batches after a hesitant one (in a run of near ties, every batch); its one fixed slot belongs
+to the whole batch, which the fast model always meets first, not to the first subset size that
+happened to come twice.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class CompiledShapes:
     ):
         self._core, self._model, self._config, self._outputs = core, model, dict(config), tuple(outputs)
         self.max_fixed = max_fixed
-        self.follows = follows  # None, or the compile whose fixed shapes are the only ones this one may fix
+        self.follows = follows  # None, or the compile whose shapes met are the only ones this one may fix
         self._any_shape = _Request(core.compile_model(model, "CPU", self._config), self._outputs)
         self._fixed: dict[tuple[int, ...], _Request] = {}
         self._seen: Counter = Counter()
@@ -68,12 +69,16 @@ class CompiledShapes:
     def _repeats(self, shape: tuple[int, ...]) -> bool:
         if len(self._fixed) >= self.max_fixed or int(np.prod(shape[:3])) > FIX_UP_TO_PIXELS:
             return False
-        if self.follows is not None and shape not in self.follows._fixed:
+        if self.follows is not None and not self.follows.has_met(shape):
             return False
         if len(self._seen) >= _MAX_COUNTED and shape not in self._seen:
             self._seen.clear()
         self._seen[shape] += 1
         return self._seen[shape] >= FIX_AFTER
+
+    def has_met(self, shape: tuple[int, ...]) -> bool:
+        """Whether a call had this input shape (among the shapes counted: see _repeats)."""
+        return shape in self._fixed or shape in self._seen
 
     def _fix(self, shape: tuple[int, ...]) -> _Request:
         model = self._model.clone()  # reshape edits its model in place

@@ -180,7 +180,7 @@ class OpenVinoEngine:
         if kind not in self._policies:
             if self.precision == "bf16+f32":
                 fast, exact = self._run(kind, "bf16"), self._run(kind, "f32")
-                exact.follows = fast  # its fixed-shape slot is for the whole batch, not a near-tie subset
+                exact.follows = fast  # its fixed-shape slot is for the whole batch, not a near-tie subset size
                 self._policies[kind] = NearTieRecheck(fast, exact)
             else:
                 self._policies[kind] = self._run(kind, self.precision)
