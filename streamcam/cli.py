@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from streamcam.core.ctrl_c import ctrl_c_after
 from streamcam.core.errors import OutputError, StreamcamError
 from streamcam.core.progress import BatchProgress, FrameProgress
 
@@ -602,7 +603,8 @@ def _engine(choice: EngineChoice, batch_size: int | None = None):
     get_method(choice.method)  # a typo in --method fails before the model loads
     check_runtime(choice.runtime)  # likewise --runtime
     backend = use_backend(choice.backend, batch_size)  # an unknown or missing backend too
-    return build_engine(**{**asdict(choice), "backend": backend})
+    with ctrl_c_after():  # loading and converting run Keras code that can swallow a KeyboardInterrupt
+        return build_engine(**{**asdict(choice), "backend": backend})
 
 
 def _report(summary, quiet: bool, json_out: bool, load_s: float | None = None) -> None:
@@ -846,7 +848,8 @@ def image(
     try:
         for path in progress.track(paths, "images"):
             try:
-                result = explainer.explain(path, top_n, class_ids, out_dir)
+                with ctrl_c_after():  # Ctrl-C finishes the image in hand (a first one traces Keras code)
+                    result = explainer.explain(path, top_n, class_ids, out_dir)
             except StreamcamError as exc:
                 err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
                 failures += 1

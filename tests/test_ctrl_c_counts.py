@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from streamcam.core.ctrl_c import Presses, counting_ctrl_c
+from streamcam.core.ctrl_c import Presses, counting_ctrl_c, ctrl_c_after
 
 from ctrl_c import self_interrupts
 
@@ -80,3 +80,51 @@ def test_an_ignored_ctrl_c_stays_ignored():
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _swallowing_wait(presses: Presses, count: int) -> bool:
+    """Waits for `count` presses inside a `try` that catches everything, as Keras's ops.shape does
+    while a function is traced; True when it caught something."""
+    try:
+        _wait_for(presses, count)
+    except BaseException:
+        return True
+    return False
+
+
+def _library_block(ctrl_c, delays: tuple[float, ...], waits_for: int, seen: list, then_fails: bool = False) -> None:
+    """Library code that swallows whatever it meets, run under ctrl_c_after while presses come."""
+    with ctrl_c_after() as presses:
+        ctrl_c.send(*delays)
+        seen.append(_swallowing_wait(presses, waits_for))
+        seen.append(presses.count)
+        if then_fails:
+            raise ValueError("what the swallowed interrupt turned into")
+
+
+def test_ctrl_c_after_raises_as_the_block_ends_not_inside_it():
+    seen = []
+    with self_interrupts() as ctrl_c, pytest.raises(KeyboardInterrupt):
+        _library_block(ctrl_c, (0.01,), 1, seen)
+    assert seen == [False, 1]  # counted, nothing for the library to swallow; raised after
+
+
+def test_ctrl_c_after_a_second_press_raises_at_once_and_an_error_after_a_press_is_the_press():
+    seen = []
+    with self_interrupts() as ctrl_c, pytest.raises(KeyboardInterrupt) as raised:
+        _library_block(ctrl_c, (0.01, 0.01), 3, seen, then_fails=True)
+    assert seen == [True, 2]  # the second press raised, and the library swallowed it
+    assert isinstance(raised.value.__cause__, ValueError)
+
+
+def test_ctrl_c_after_without_a_press_changes_nothing_and_leaves_an_outer_count_alone():
+    with ctrl_c_after() as presses:
+        pass
+    assert presses.count == 0
+    with pytest.raises(ValueError, match="not a press"), ctrl_c_after():
+        raise ValueError("not a press")
+    with self_interrupts() as ctrl_c, counting_ctrl_c() as outer:
+        with ctrl_c_after() as inner:
+            ctrl_c.send(0.01)
+            _wait_for(outer, 1)
+        assert inner is outer and outer.count == 1  # counted for the outer block's owner, not raised

@@ -64,6 +64,30 @@ def test_live_at_a_larger_input_size_keeps_the_frame_size(default_engine, tmp_pa
         live(str(src), default_engine, FakeViewer(), input_size="wide")
 
 
+def test_ctrl_c_during_the_warm_up_ends_live_after_it_not_inside_the_engine(default_engine, tmp_path, monkeypatch):
+    """A press while the engine traces (Keras code that can swallow a KeyboardInterrupt) is raised
+    once the warm-up calls are done, before any frame is read."""
+    from streamcam.explain.runtime.compiled_shapes import FIX_AFTER
+
+    src = tmp_path / "clip.mp4"
+    make_video(src, 12, size=(96, 64))
+    calls = []
+    explain = default_engine.explain
+
+    def pressed_in_the_first_call(images, *args, **kwargs):
+        if not calls:
+            _thread.interrupt_main(signal.SIGINT)
+        out = explain(images, *args, **kwargs)
+        calls.append(len(images))
+        return out
+
+    monkeypatch.setattr(default_engine, "explain", pressed_in_the_first_call)
+    viewer = FakeViewer()
+    with self_interrupts(), pytest.raises(KeyboardInterrupt):
+        live(str(src), default_engine, viewer)
+    assert calls == [1] * FIX_AFTER and viewer.frames == []
+
+
 def test_live_bad_input(default_engine, tmp_path):
     with pytest.raises(InputError):
         live(str(tmp_path / "missing.mp4"), default_engine, FakeViewer())

@@ -102,6 +102,35 @@ def test_a_repeated_shape_runs_on_a_fixed_shape_compile_with_the_same_results(f3
         np.testing.assert_allclose(result.cams, reference.cams, atol=1e-4)
 
 
+def test_live_compiles_its_one_frame_shape_fixed_before_the_first_frame(f32_classifier, tmp_path):
+    """The fixed-shape compile (70-100 ms) happens in live's warm-up (on blank frames), so no
+    frame of the video waits for it."""
+    from streamcam.apps.live import live
+
+    src = tmp_path / "clip.mp4"
+    make_video(src, 6, size=(96, 64))
+    engine = OpenVinoEngine(f32_classifier, "gradcam", "float32")
+    compiled_before_frames = []
+    explain = engine.explain
+
+    def watched_explain(images, *args, **kwargs):
+        if images.any():  # a video frame, not the warm-up's blank one
+            compiled_before_frames.append(engine._compiled["pixels", "f32"].fixed_shapes)
+        return explain(images, *args, **kwargs)
+
+    engine.explain = watched_explain
+
+    class OneFrameViewer:
+        def show(self, rgb):
+            return False
+
+        def close(self):
+            pass
+
+    assert live(str(src), engine, OneFrameViewer())["frames_shown"] == 1
+    assert compiled_before_frames and set(compiled_before_frames) == {((1, 224, 224, 3),)}
+
+
 def test_flat_frames_get_zero_maps_as_on_keras(f32_classifier):
     engine = OpenVinoEngine(f32_classifier, "gradcam", "float32")
     grey = np.full((1, 224, 224, 3), 128, np.uint8)

@@ -59,3 +59,28 @@ def counting_ctrl_c(presses: Presses | None = None) -> Iterator[Presses]:
         yield presses
     finally:
         signal.signal(signal.SIGINT, current)
+
+
+@contextmanager
+def ctrl_c_after() -> Iterator[Presses]:
+    """Ctrl-C inside the block raises KeyboardInterrupt as the block ends, not where it lands; a
+    second press raises at once. For a block of library code that catches every exception:
+    Keras's `ops.shape` has a bare `except` that runs while a function is traced, so a press
+    during live's warm-up came out as a ValueError and a traceback, not exit 130. An exception
+    that leaves the block after a press is taken as the press's doing, and raised as one.
+    Outside the main thread (no signals there) the block runs as it is; inside a counting_ctrl_c
+    block, the presses go on being counted there, for that block's owner to act on."""
+    outer = getattr(signal.getsignal(signal.SIGINT), "__self__", None)
+    if isinstance(outer, Presses):
+        yield outer
+        return
+    with counting_ctrl_c() as presses:
+        presses.raise_at = 2
+        try:
+            yield presses
+        except Exception as exc:
+            if presses.count:
+                raise KeyboardInterrupt from exc
+            raise
+    if presses.count:
+        raise KeyboardInterrupt

@@ -15,12 +15,13 @@ from typing import Protocol
 import numpy as np
 
 from streamcam.apps.analyze import AnalyzeOptions, AnalyzeSummary, smoothing_summary
-from streamcam.core.ctrl_c import counting_ctrl_c
+from streamcam.core.ctrl_c import counting_ctrl_c, ctrl_c_after
 from streamcam.core.errors import OutputError
 from streamcam.core.frames import Frame
 from streamcam.core.ranking import ranking
 from streamcam.explain.engine import CamEngine
 from streamcam.explain.input_size import DEFAULT_INPUT_SIZE, InputSize
+from streamcam.explain.runtime.compiled_shapes import FIX_AFTER
 from streamcam.explain.trust import SmoothingOptions, TemporalSmoother
 from streamcam.explain.trust.smoothing import DEFAULT_SMOOTH_S
 from streamcam.outputs import render
@@ -206,7 +207,12 @@ def live(
 
 def _warm_up(engine: CamEngine, model_size: tuple[int, int], top_k: int, class_ids) -> None:
     height, width = model_size
-    engine.explain(np.zeros((1, height, width, 3), np.uint8), top_k, class_ids)
+    # FIX_AFTER calls: the OpenVINO runtime compiles a shape met again with that shape fixed
+    # (70-100 ms once, compiled_shapes.py); here, not on the session's first frame. A Ctrl-C
+    # meanwhile is raised after the calls, not inside a trace (ctrl_c_after).
+    with ctrl_c_after():
+        for _ in range(FIX_AFTER):
+            engine.explain(np.zeros((1, height, width, 3), np.uint8), top_k, class_ids)
 
 
 def _recorder(
