@@ -272,7 +272,8 @@ def settings_differ(earlier: dict, now: dict) -> list[str]:
     Either shape: run_settings' (model and method at the top) or a batch manifest's (an "engine" part)."""
     if earlier.get("source_sha256") != now["source_sha256"]:
         return ["another input"]
-    notes = _changes({k: earlier.get(k) for k in ("model", "method") if k in now}, {k: now[k] for k in ("model", "method") if k in now})
+    engine_keys = [k for k in ("model", "method") if k in now]  # absent before the model loads
+    notes = _changes({k: earlier.get(k) for k in engine_keys}, {k: now[k] for k in engine_keys})
     if "engine" in now:
         notes += _changes(earlier.get("engine") or {}, now["engine"])
     options = {k: v for k, v in (earlier.get("options") or {}).items() if k not in NOT_SETTINGS}
